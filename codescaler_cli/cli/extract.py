@@ -1,0 +1,39 @@
+"""`codescaler extract`: pull the code out of raw model responses, no model needed."""
+
+from __future__ import annotations
+
+from ..pipeline import extract_all
+from ..records import FieldNames
+from ._errors import handle_errors
+from ._input import problem_label, read_input
+from ._options import CodeField, Format, IdField, InputFile, OutputFile, OutputFormat, QuestionField, ResponseField
+from ._output import RecordWriter
+
+
+@handle_errors
+def extract(
+    input_file: InputFile = None,
+    output: OutputFile = None,
+    output_format: Format = OutputFormat.auto,
+    id_field: IdField = "id",
+    question_field: QuestionField = "question",
+    response_field: ResponseField = "response",
+    code_field: CodeField = "code",
+) -> None:
+    """Extract code from raw responses (JSONL in, JSONL out with `code` and `valid`).
+
+    Reasoning in <think> tags is dropped, the last valid Python block that defines a function or class is taken,
+    and validity is checked with tree-sitter and CPython's parser. Nothing is executed.
+
+    Examples:
+
+        codescaler extract samples.jsonl > extracted.jsonl
+
+        cat samples.jsonl | codescaler extract --response-field completion | jq .valid
+    """
+    fields = FieldNames(id=id_field, question=question_field, response=response_field, code=code_field)
+    candidates = extract_all(read_input(input_file, fields, require_question=False, command="extract"))
+    with RecordWriter(output_format, output, columns="extract") as writer:
+        for candidate in candidates:
+            writer.write([candidate.extracted_record()], problem=problem_label(candidate),
+                         locations=[str(candidate.line)])

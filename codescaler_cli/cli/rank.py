@@ -1,0 +1,119 @@
+"""`codescaler rank`: score candidates with the reward model and rank them within each problem."""
+
+from __future__ import annotations
+
+import time
+
+from ..pipeline import count_unique, extract_all, score_groups
+from ..records import Candidate, FieldNames, group_candidates
+from ..selection import top_k as keep_top_k
+from ._errors import handle_errors
+from ._input import problem_label, read_input
+from ._options import (
+    DEFAULTS,
+    CodeField,
+    DeviceOption,
+    Device,
+    DType,
+    DTypeOption,
+    Format,
+    IdField,
+    InputFile,
+    MaxBatchTokens,
+    MaxLength,
+    OutputFile,
+    OutputFormat,
+    QuestionField,
+    Quiet,
+    ResponseField,
+    Revision,
+    RewardModel,
+    TopK,
+)
+from ._output import RecordWriter, info, progress_bar, warn
+
+_MAX_TRUNCATION_WARNINGS = 5
+
+
+@handle_errors
+def rank(
+    input_file: InputFile = None,
+    reward_model: RewardModel = DEFAULTS["reward_model"],
+    revision: Revision = None,
+    device: DeviceOption = Device.auto,
+    dtype: DTypeOption = DType.auto,
+    max_length: MaxLength = DEFAULTS["max_length"],
+    max_batch_tokens: MaxBatchTokens = DEFAULTS["max_batch_tokens"],
+    top_k: TopK = None,
+    output: OutputFile = None,
+    output_format: Format = OutputFormat.auto,
+    id_field: IdField = "id",
+    question_field: QuestionField = "question",
+    response_field: ResponseField = "response",
+    code_field: CodeField = "code",
+    quiet: Quiet = False,
+) -> None:
+    """Score candidates with a CodeScaler reward model and rank them per problem.
+
+    Each record needs a `question` and a `response` (or `code`). Candidates with the same `id` (else the same
+    question) are one problem. Adds `code`, `valid`, `score` (raw logit), `reward` (softplus of the score, 0 when
+    invalid), `rank` (1 = best) and `truncated`. The whole input is checked before the model loads.
+
+    Examples:
+
+        codescaler rank candidates.jsonl -r LARK-Lab/CodeScaler-4B --top-k 1 | jq .code
+
+        cat candidates.jsonl | codescaler rank - -r ./CodeScaler-1.7B -o ranked.jsonl
+    """
+    fields = FieldNames(id=id_field, question=question_field, response=response_field, code=code_field)
+    candidates = extract_all(read_input(input_file, fields, require_question=True, command="rank"))
+    groups = group_candidates(candidates)
+    to_score = count_unique(groups)
+    with RecordWriter(output_format, output, columns="rank") as writer:
+        if not candidates:
+            return
+        scorer = None
+        if to_score:
+            from ..transformers_scorer import TransformersScorer
+
+            started = time.perf_counter()
+            scorer = TransformersScorer(reward_model, revision=revision, device=device.value, dtype=dtype.value,
+                                        max_length=max_length, max_batch_tokens=max_batch_tokens)
+            load_seconds = time.perf_counter() - started
+        truncated_seen = 0
+        try:
+            with progress_bar(to_score, "Scoring", enabled=not quiet and scorer is not None) as advance:
+                for ranked in score_groups(groups, scorer, progress=advance):
+                    truncated_seen = _warn_truncated(ranked, truncated_seen, max_length)
+                    kept = keep_top_k(ranked, top_k)
+                    writer.write([c.scored_record() for c in kept], problem=problem_label(ranked[0]),
+                                 locations=[c.location for c in kept])
+        finally:
+            if scorer is not None:
+                scorer.close()
+        if truncated_seen > _MAX_TRUNCATION_WARNINGS:
+            warn(f"{truncated_seen} candidates in all exceeded --max-length {max_length} and were truncated")
+        if not quiet:
+            _summary(candidates, groups, to_score, scorer, load_seconds if scorer else 0.0)
+
+
+def _warn_truncated(ranked: list[Candidate], seen: int, max_length: int) -> int:
+    for candidate in sorted(ranked, key=lambda c: c.index):
+        if candidate.truncated:
+            seen += 1
+            if seen <= _MAX_TRUNCATION_WARNINGS:
+                warn(f"{candidate.location}: the rendered chat is longer than --max-length {max_length} tokens; "
+                     "it was cut on the right and scored truncated")
+    return seen
+
+
+def _summary(candidates: list[Candidate], groups: list[list[Candidate]], scored: int, scorer: object,
+             load_seconds: float) -> None:
+    valid = sum(c.valid for c in candidates)
+    stats = getattr(scorer, "stats", None)
+    line = (f"ranked {len(candidates)} candidates in {len(groups)} problems: {valid} valid, {scored} unique "
+            f"programs scored")
+    if stats is not None and stats.seconds > 0:
+        line += (f" in {stats.seconds:.2f}s ({stats.tokens / stats.seconds:,.0f} tokens/s; "
+                 f"model loaded in {load_seconds:.1f}s)")
+    info(line)

@@ -1,0 +1,40 @@
+"""Domain exceptions. Library code raises these; the CLI's error layer maps them to exit codes and messages."""
+
+from __future__ import annotations
+
+
+class CodescalerError(Exception):
+    """Base class: a failure with a message meant for a person, and an optional hint saying what to do."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class InputError(CodescalerError):
+    """The user's input is wrong (bad JSONL, wrong field types, missing file). Exit status 2."""
+
+    exit_code = 2
+
+    def __init__(self, source: str, line: int | None, message: str, hint: str | None = None) -> None:
+        self.source = source
+        self.line = line
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {message}", hint)
+
+
+class UsageError(CodescalerError):
+    """A bad combination of options or arguments. Exit status 2."""
+
+    exit_code = 2
+
+
+class ModelLoadError(CodescalerError):
+    """A model could not be found or loaded (bad path, offline, wrong kind of model). Exit status 1."""
+
+
+class BackendError(CodescalerError):
+    """A backend (vLLM engine, HTTP server) failed in a way that stops the whole run. Exit status 1."""

@@ -1,0 +1,207 @@
+"""Candidate records and JSONL input/output: reading, validating and writing the records every command speaks.
+
+Input is read and validated completely before any model loads, so a bad line fails in well under a second and
+names its file and line. Output records are the input records, unchanged, plus the fields the tool adds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import InputError
+
+STDIN_NAME = "<stdin>"
+
+
+@dataclass(frozen=True)
+class FieldNames:
+    """Which input fields hold the group id, the question and the raw response (`--id-field` and friends)."""
+
+    id: str = "id"
+    question: str = "question"
+    response: str = "response"
+    code: str = "code"
+
+
+@dataclass
+class Candidate:
+    """One candidate program: the input record as read, where it came from, and what the tool computed for it."""
+
+    record: dict[str, Any]
+    source: str
+    line: int
+    index: int
+    question: str | None
+    response: str | None
+    given_code: str | None
+    group_key: tuple[str, Any] = ("", None)
+    code: str = ""
+    valid: bool = False
+    dedup_key: str = ""
+    score: float | None = None
+    reward: float = 0.0
+    rank: int | None = None
+    truncated: bool = False
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def location(self) -> str:
+        return f"{self.source}:{self.line}"
+
+    def extracted_record(self) -> dict[str, Any]:
+        """The output record of `extract`: the input plus `code` and `valid`."""
+        out = dict(self.record)
+        out["code"] = self.code
+        out["valid"] = self.valid
+        return out
+
+    def scored_record(self) -> dict[str, Any]:
+        """The output record of `rank` and `generate`: the input plus code, validity, score, reward and rank."""
+        out = self.extracted_record()
+        out.update(self.extra)
+        out["score"] = self.score
+        out["reward"] = self.reward
+        out["rank"] = self.rank
+        out["truncated"] = self.truncated
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array",
+            dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _optional_str(record: dict[str, Any], name: str, source: str, line: int) -> str | None:
+    value = record.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InputError(source, line, f"field '{name}' must be a string, got {_type_name(value)}",
+                         f"make '{name}' a JSON string")
+    return value
+
+
+def _reject_constant(token: str) -> Any:
+    # json accepts NaN/Infinity by default; they are not JSON and would not round-trip through other tools.
+    raise ValueError(f"{token} is not valid JSON")
+
+
+def iter_lines(path: str | Path | None, stdin: IO[bytes] | None = None) -> Iterator[tuple[str, int, str]]:
+    """Yield (source name, 1-based line number, decoded text) for each line of a file, or of stdin for None/'-'.
+
+    Decoding is strict UTF-8 line by line so a bad byte is reported with its line number.
+    """
+    if path is None or str(path) == "-":
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        yield from _decode_lines(STDIN_NAME, stream)
+        return
+    source = str(path)
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise InputError(source, None, "no such file", "check the path, or pass '-' to read standard input") from None
+    except IsADirectoryError:
+        raise InputError(source, None, "is a directory, not a JSONL file") from None
+    except PermissionError:
+        raise InputError(source, None, "permission denied") from None
+    with handle:
+        yield from _decode_lines(source, handle)
+
+
+def _decode_lines(source: str, stream: IO[bytes]) -> Iterator[tuple[str, int, str]]:
+    for number, raw in enumerate(stream, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(source, number, f"not valid UTF-8 (byte {exc.start + 1} of the line)",
+                             "re-encode the file as UTF-8, e.g. with iconv") from None
+        if number == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        yield source, number, text
+
+
+def parse_record(source: str, line: int, text: str) -> dict[str, Any]:
+    """Parse one JSONL line into an object, or raise InputError naming the line."""
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (json.JSONDecodeError, ValueError) as exc:
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        column = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise InputError(source, line, f"malformed JSON{column}: {detail}",
+                         "each line must be one complete JSON object") from None
+    if not isinstance(value, dict):
+        raise InputError(source, line, f"expected a JSON object, got {_type_name(value)}",
+                         "each line must be one JSON object like {\"question\": ..., \"response\": ...}")
+    return value
+
+
+def read_candidates(path: str | Path | None, fields: FieldNames = FieldNames(), *, require_question: bool,
+                    stdin: IO[bytes] | None = None) -> list[Candidate]:
+    """Read and validate every candidate record of a JSONL file (or stdin). Blank lines are skipped.
+
+    Raises InputError, naming the file and line, on the first bad record.
+    """
+    candidates: list[Candidate] = []
+    for source, line, text in iter_lines(path, stdin):
+        if not text.strip():
+            continue
+        record = parse_record(source, line, text)
+        candidates.append(candidate_from_record(record, source, line, len(candidates), fields,
+                                                require_question=require_question))
+    return candidates
+
+
+def candidate_from_record(record: dict[str, Any], source: str, line: int, index: int, fields: FieldNames, *,
+                          require_question: bool) -> Candidate:
+    """Validate one record's fields and wrap it as a Candidate."""
+    question = _optional_str(record, fields.question, source, line)
+    if question is None and require_question:
+        raise InputError(source, line, f"missing field '{fields.question}' (the problem shown to the reward model)",
+                         f"add a '{fields.question}' string, or name the field that holds it with --question-field")
+    response = _optional_str(record, fields.response, source, line)
+    given_code = _optional_str(record, fields.code, source, line)
+    if response is None and given_code is None:
+        raise InputError(source, line, f"record has neither '{fields.response}' nor '{fields.code}'",
+                         f"add the raw model output as '{fields.response}' (or extracted code as '{fields.code}'),"
+                         " or name the field with --response-field")
+    group_id = record.get(fields.id)
+    if group_id is not None and (isinstance(group_id, bool) or not isinstance(group_id, (str, int))):
+        raise InputError(source, line, f"field '{fields.id}' must be a string or an integer, got {_type_name(group_id)}",
+                         f"use a string or integer '{fields.id}', or name another field with --id-field")
+    group_key: tuple[str, Any] = ("id", group_id) if group_id is not None else ("question", question)
+    return Candidate(record=record, source=source, line=line, index=index, question=question, response=response,
+                     given_code=given_code, group_key=group_key)
+
+
+def group_candidates(candidates: Iterable[Candidate]) -> list[list[Candidate]]:
+    """Group candidates of one problem (same `id`, else same `question`), groups in first-seen order."""
+    groups: dict[tuple[str, Any], list[Candidate]] = {}
+    for candidate in candidates:
+        groups.setdefault(candidate.group_key, []).append(candidate)
+    return list(groups.values())
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """One JSONL line (no trailing newline). Non-finite floats become null so every line is valid JSON."""
+    return json.dumps(_finite(record), ensure_ascii=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value

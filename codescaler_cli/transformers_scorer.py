@@ -1,0 +1,285 @@
+"""Reward scoring with transformers, doing only the work the scores need.
+
+Each text's score equals the model card recipe applied to that text alone (chat template, tokenize, raw logit at
+the last token). What is saved: padding (length-sorted batches under a token budget), the problem statement
+encoded once per problem (its KV cache is reused for every candidate whose tokens start with it), and nothing
+is re-run after a CUDA out-of-memory error (the batch is split and retried).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ModelLoadError
+from .scoring import (
+    DEFAULT_MAX_LENGTH,
+    ProgressCallback,
+    ScoreRequest,
+    ScoreResult,
+    ScoringStats,
+    reward_conversation,
+)
+
+# Marks where the assistant's content goes when rendering the shared prefix; never appears in real text.
+_SENTINEL = "\uffffCODESCALER_CODE\uffff"
+
+
+@dataclass
+class _Item:
+    """One text prepared for the model: its token ids, and how many leading ids come from a cached prefix."""
+
+    position: int
+    ids: list[int]
+    prefix_key: str | None = None
+    prefix_length: int = 0
+
+    @property
+    def run_length(self) -> int:
+        return len(self.ids) - self.prefix_length
+
+
+def resolve_device(device: str) -> str:
+    """'auto' means CUDA when available, else CPU."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"--device {device} requested but no CUDA GPU is available",
+                             "use --device cpu (or auto)")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    """'auto' means bfloat16 on GPU and float32 on CPU (where bf16 matmuls are slow and less exact)."""
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype]
+    except KeyError:
+        raise ModelLoadError(f"unknown dtype '{dtype}'", "use auto, float32, bfloat16 or float16") from None
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom_type is not None and isinstance(exc, oom_type)) or "out of memory" in str(exc).lower()
+
+
+def load_error(kind: str, model: str, exc: BaseException) -> ModelLoadError:
+    """A one-line cause and a hint for a model that could not be loaded."""
+    cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ModelLoadError(
+        f"cannot load {kind} '{model}': {cause}",
+        "pass a local model directory, or a Hugging Face hub id reachable from this machine "
+        "(check the network, HF_HOME and HF_HUB_OFFLINE, and --revision)",
+    )
+
+
+class TransformersScorer:
+    """Scores (question, code) pairs with an AutoModelForSequenceClassification reward model (one label)."""
+
+    def __init__(self, model: str, *, revision: str | None = None, device: str = "auto", dtype: str = "auto",
+                 max_length: int = DEFAULT_MAX_LENGTH, max_batch_tokens: int = 16384, max_batch_size: int = 64,
+                 reuse_prefix: bool = True) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        # Our own progress bar is on stderr; transformers' weight-loading bars would interleave with it.
+        transformers_logging.disable_progress_bar()
+        self.model_name = model
+        self.max_length = max_length
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_size = max_batch_size
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.stats = ScoringStats()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
+            self.model = AutoModelForSequenceClassification.from_pretrained(model, revision=revision,
+                                                                            dtype=self.dtype)
+        except Exception as exc:  # transformers raises OSError, ValueError, hub errors...: all mean "cannot load"
+            raise load_error("reward model", model, exc) from exc
+        if self.model.config.num_labels != 1:
+            raise ModelLoadError(f"reward model '{model}' has {self.model.config.num_labels} labels, expected 1",
+                                 "use a sequence-classification reward model with a single score head")
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ModelLoadError(f"reward model '{model}' has no chat template",
+                                 "use a reward model whose tokenizer defines chat_template")
+        self.model.to(self.device).eval()
+        backbone = getattr(self.model, getattr(self.model, "base_model_prefix", "model"), None)
+        head = getattr(self.model, "score", None)
+        # Prefix reuse needs a decoder backbone we can feed a KV cache, and the last-token `score` head that
+        # decoder reward models (Qwen, Llama, Mistral...) use. Anything else is scored through the full model.
+        self._backbone = backbone if isinstance(head, torch.nn.Module) and backbone is not None else None
+        self._head = head if self._backbone is not None else None
+        self.reuse_prefix = reuse_prefix and self._backbone is not None
+
+    # -- preparing texts -----------------------------------------------------------------------------------------
+
+    def render(self, question: str, code: str) -> str:
+        """The model card's text: the two-turn chat rendered by the model's own template."""
+        return self.tokenizer.apply_chat_template(reward_conversation(question, code), tokenize=False)
+
+    def tokenize(self, question: str, code: str) -> tuple[list[int], bool]:
+        """Token ids of one text as the card recipe computes them, cut on the right at max_length."""
+        text = self.render(question, code)
+        ids = self.tokenizer(text)["input_ids"]
+        if len(ids) <= self.max_length:
+            return ids, False
+        # Let the tokenizer truncate, so special tokens it appends survive exactly as in the card recipe.
+        return self.tokenizer(text, truncation=True, max_length=self.max_length)["input_ids"], True
+
+    def prefix_ids(self, question: str) -> list[int] | None:
+        """Token ids of the chat up to the assistant's content, or None if the template hides where that starts."""
+        text = self.render(question, _SENTINEL)
+        cut = text.find(_SENTINEL)
+        if cut <= 0:
+            return None
+        return self.tokenizer(text[:cut])["input_ids"]
+
+    # -- scoring -------------------------------------------------------------------------------------------------
+
+    def score(self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None) -> list[ScoreResult]:
+        started = time.perf_counter()
+        results: list[ScoreResult | None] = [None] * len(requests)
+        prefixes: dict[str, list[int] | None] = {}
+        items: list[_Item] = []
+        for position, request in enumerate(requests):
+            ids, truncated = self.tokenize(request.question, request.code)
+            results[position] = ScoreResult(score=None, truncated=truncated, tokens=len(ids))
+            item = _Item(position, ids)
+            if self.reuse_prefix:
+                if request.question not in prefixes:
+                    prefixes[request.question] = self.prefix_ids(request.question)
+                prefix = prefixes[request.question]
+                # Byte-level BPE can merge across the prefix boundary; reuse only where the ids really start
+                # with the prefix's ids, so the score stays exact.
+                if prefix and len(prefix) < len(ids) and ids[: len(prefix)] == prefix:
+                    item.prefix_key, item.prefix_length = request.question, len(prefix)
+            items.append(item)
+
+        plain = [item for item in items if item.prefix_key is None]
+        self._run_all(plain, None, None, results, progress)
+        by_prefix: dict[str, list[_Item]] = {}
+        for item in items:
+            if item.prefix_key is not None:
+                by_prefix.setdefault(item.prefix_key, []).append(item)
+        for question, group in by_prefix.items():
+            prefix = prefixes[question]
+            assert prefix is not None
+            self.stats.prefix_hits += len(group)
+            if len(group) == 1:  # nothing to share: one plain pass is cheaper than prefix + suffix
+                group[0].prefix_key, group[0].prefix_length = None, 0
+                self._run_all(group, None, None, results, progress)
+                continue
+            cache = self._encode_prefix(prefix)
+            self._run_all(group, prefix, cache, results, progress)
+        self.stats.texts += len(requests)
+        self.stats.seconds += time.perf_counter() - started
+        return [result for result in results if result is not None]
+
+    def _run_all(self, items: list[_Item], prefix: list[int] | None, cache: Any,
+                 results: list[ScoreResult | None], progress: ProgressCallback | None) -> None:
+        """Run items in length-sorted batches under the token budget; halve the budget on out-of-memory."""
+        ordered = sorted(items, key=lambda item: item.run_length, reverse=True)
+        budget = self.max_batch_tokens
+        start = 0
+        while start < len(ordered):
+            batch = self._take_batch(ordered, start, budget)
+            try:
+                scores = self._forward(batch, prefix, cache)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                self._release_memory()
+                if len(batch) > 1:
+                    budget = max(1, min(budget, len(batch) * batch[0].run_length) // 2)
+                    continue
+                result = results[batch[0].position]
+                assert result is not None
+                result.error = f"out of memory scoring {len(batch[0].ids)} tokens"
+                start += 1
+                continue
+            for item, value in zip(batch, scores):
+                result = results[item.position]
+                assert result is not None
+                result.score = value
+            start += len(batch)
+            if progress is not None:
+                progress(len(batch))
+
+    def _take_batch(self, ordered: list[_Item], start: int, budget: int) -> list[_Item]:
+        # Sorted longest first, so the first item's length is the padded length of the whole batch.
+        longest = max(1, ordered[start].run_length)
+        rows = max(1, min(self.max_batch_size, budget // longest))
+        return ordered[start:start + rows]
+
+    def _release_memory(self) -> None:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _encode_prefix(self, prefix: list[int]) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            input_ids = torch.tensor([prefix], device=self.device)
+            output = self._backbone(input_ids=input_ids, use_cache=True)
+        self.stats.tokens += len(prefix)
+        self.stats.padded_tokens += len(prefix)
+        self.stats.prefix_tokens += len(prefix)
+        return [(layer.keys, layer.values) for layer in output.past_key_values.layers]
+
+    def _forward(self, batch: list[_Item], prefix: list[int] | None, cache: Any) -> list[float]:
+        """Scores of one right-padded batch: the head applied at each row's last real token."""
+        import torch
+        from transformers import DynamicCache
+
+        rows = len(batch)
+        width = max(item.run_length for item in batch)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        input_ids = torch.full((rows, width), pad_id, dtype=torch.long)
+        lengths = torch.tensor([item.run_length for item in batch])
+        for row, item in enumerate(batch):
+            input_ids[row, : item.run_length] = torch.tensor(item.ids[item.prefix_length:])
+        offset = len(prefix) if prefix is not None else 0
+        attention_mask = torch.zeros((rows, offset + width), dtype=torch.long)
+        attention_mask[:, :offset] = 1
+        attention_mask[:, offset:] = (torch.arange(width)[None, :] < lengths[:, None]).long()
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        last = (lengths - 1).to(self.device)
+        with torch.inference_mode():
+            if self._backbone is None:
+                # Encoder-style classifiers pool internally; right padding with an attention mask is exact.
+                logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+                values = logits[:, 0]
+            else:
+                kwargs: dict[str, Any] = {}
+                if cache is not None:
+                    kwargs["past_key_values"] = DynamicCache(
+                        [(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1)) for keys, values in cache])
+                    kwargs["position_ids"] = (offset + torch.arange(width, device=self.device))[None, :].expand(rows, -1)
+                hidden = self._backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=cache is not None,
+                                        **kwargs).last_hidden_state
+                picked = hidden[torch.arange(rows, device=self.device), last]
+                values = self._head(picked)[:, 0]
+        self.stats.batches += 1
+        self.stats.tokens += int(lengths.sum())
+        self.stats.padded_tokens += rows * width
+        return [float(value) for value in values.float().cpu()]
+
+    def close(self) -> None:
+        self.model = None
+        self._backbone = None
+        self._head = None
+        self._release_memory()

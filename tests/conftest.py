@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny real models built locally once per test session, and a CLI runner.
+
+Nothing here downloads anything: the hub is unreachable on test machines, so HF_HUB_OFFLINE is forced on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# vLLM's CPU engine on a small machine: 1 GiB KV cache, engine in-process (fast start, clean exit).
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+TESTS = Path(__file__).parent
+EXAMPLES = TESTS.parent / "examples"
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """{"reward": dir, "generator": dir}: random tiny Qwen3 models and a BPE tokenizer, built in seconds."""
+    from tiny_models import build_tiny_models
+
+    root = os.environ.get("CODESCALER_TEST_MODELS")
+    return build_tiny_models(Path(root) if root else tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def reward_dir(tiny_models: dict[str, Path]) -> Path:
+    return tiny_models["reward"]
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def parse_jsonl(text: str) -> list[dict[str, Any]]:
+    """Parse stdout as JSONL; fails the test if any line is not a JSON object."""
+    records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    assert all(isinstance(r, dict) for r in records), text
+    return records

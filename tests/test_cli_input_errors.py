@@ -1,0 +1,132 @@
+"""Bad input: exit status 2, a message naming the file and line, no traceback, nothing on stdout.
+
+These run against `extract` and `rank` (whose model is never loaded: input is validated first, so a bad line
+fails fast even with a reward model that does not exist).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from codescaler_cli.cli import app
+
+GOOD = {"id": 1, "question": "Add two numbers.", "response": "```python\ndef add(a, b):\n    return a + b\n```"}
+MISSING_MODEL = "/nonexistent/reward-model"
+
+runner = CliRunner()
+
+# (name, second line of the file, what the message must say)
+BAD_LINES = [
+    ("malformed-json", '{"question": "q", "response": ', "malformed JSON"),
+    ("not-an-object", "[1, 2, 3]", "expected a JSON object, got an array"),
+    ("string-value", '"just a string"', "expected a JSON object, got a string"),
+    ("missing-question", json.dumps({"response": "x = 1"}), "missing field 'question'"),
+    ("no-response-or-code", json.dumps({"question": "q"}), "neither 'response' nor 'code'"),
+    ("question-not-string", json.dumps({"question": 3, "response": "x"}), "field 'question' must be a string"),
+    ("response-not-string", json.dumps({"question": "q", "response": ["x"]}), "field 'response' must be a string"),
+    ("code-not-string", json.dumps({"question": "q", "code": {"a": 1}}), "field 'code' must be a string"),
+    ("id-wrong-type", json.dumps({"id": [1], "question": "q", "response": "x"}), "field 'id' must be a string or"),
+    ("id-boolean", json.dumps({"id": True, "question": "q", "response": "x"}), "field 'id' must be a string or"),
+    ("nan", '{"question": "q", "response": "x", "w": NaN}', "malformed JSON"),
+]
+
+
+def _assert_input_error(result, where: str, says: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert where in result.stderr and says in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ")
+
+
+CASES = [(command, *case) for command in ("rank", "extract") for case in BAD_LINES
+         if not (command == "extract" and case[0] == "missing-question")]  # extract needs no question
+
+
+@pytest.mark.parametrize("command,name,line,says", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_bad_line_exits_2_naming_file_and_line(tmp_path: Path, command: str, name: str, line: str,
+                                               says: str) -> None:
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + line + "\n" + json.dumps(GOOD) + "\n", encoding="utf-8")
+    args = [command, str(path)] + (["-r", MISSING_MODEL] if command == "rank" else [])
+    started = time.perf_counter()
+    result = runner.invoke(app, args)
+    _assert_input_error(result, f"{path}:2", says)
+    assert time.perf_counter() - started < 1.0, "bad input must fail before any model loads"
+
+
+def test_extract_needs_no_question(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"response": "x = 1"}) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["extract", str(path), "--format", "jsonl"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"response": "x = 1", "code": "x = 1", "valid": True}
+
+
+@pytest.mark.parametrize("command", ["rank", "extract"])
+def test_bytes_that_are_not_utf8(tmp_path: Path, command: str) -> None:
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b"\n" + b'{"question": "caf\xe9", "response": "x = 1"}\n')
+    result = runner.invoke(app, [command, str(path), "-r", MISSING_MODEL] if command == "rank"
+                           else [command, str(path)])
+    _assert_input_error(result, f"{path}:2", "not valid UTF-8")
+
+
+@pytest.mark.parametrize("command", ["rank", "extract"])
+def test_missing_file(tmp_path: Path, command: str) -> None:
+    path = tmp_path / "nope.jsonl"
+    result = runner.invoke(app, [command, str(path)])
+    _assert_input_error(result, str(path), "no such file")
+
+
+def test_bad_line_on_stdin_is_named_stdin() -> None:
+    result = runner.invoke(app, ["rank", "-", "-r", MISSING_MODEL], input=json.dumps(GOOD) + "\nnot json\n")
+    _assert_input_error(result, "<stdin>:2", "malformed JSON")
+
+
+@pytest.mark.parametrize("command", ["rank", "extract"])
+def test_empty_input_is_fine(tmp_path: Path, command: str) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n\n", encoding="utf-8")
+    result = runner.invoke(app, [command, str(path), "-r", MISSING_MODEL] if command == "rank"
+                           else [command, str(path)])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+
+
+def test_model_that_cannot_be_loaded_exits_1_with_cause_and_hint(tmp_path: Path) -> None:
+    path = tmp_path / "good.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["rank", str(path), "-r", MISSING_MODEL, "--format", "jsonl"])
+    assert result.exit_code == 1, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith(f"error: cannot load reward model '{MISSING_MODEL}'")
+    assert lines[1].startswith("hint: ") and "local model directory" in lines[1]
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text("{oops\n", encoding="utf-8")
+    result = runner.invoke(app, ["--debug", "extract", str(path)])
+    assert result.exit_code != 0 and result.exception is not None
+    assert "malformed JSON" in str(result.exception)
+
+
+def test_unwritable_output_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "good.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["extract", str(path), "-o", str(tmp_path / "missing-dir" / "out.jsonl")])
+    assert result.exit_code == 2 and "cannot write --output" in result.stderr and result.stdout == ""
+
+
+def test_unknown_option_is_usage_error() -> None:
+    result = runner.invoke(app, ["rank", "--top-k", "0"])
+    assert result.exit_code == 2
+    assert result.stdout == ""

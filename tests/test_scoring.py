@@ -1,0 +1,179 @@
+"""The transformers scorer against an independent implementation of the model card's recipe, on a real tiny model.
+
+A score must equal the card recipe applied to that one text alone (to 1e-4 in float32), whatever else shares
+its batch, whichever padding side the tokenizer has, and whether or not the problem's prefix cache is reused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from codescaler_cli.scoring import ScoreRequest, reward_conversation  # noqa: E402
+from codescaler_cli.transformers_scorer import TransformersScorer, is_out_of_memory  # noqa: E402
+
+SUBARRAY_QUESTION = ("Given an array of integers nums and an integer k, return the total number of subarrays "
+                     "whose sum equals to k.")
+SUBARRAY_CORRECT = """def subarraySum(nums, k):
+    count = 0
+    prefix = 0
+    seen = {0: 1}
+    for x in nums:
+        prefix += x
+        count += seen.get(prefix - k, 0)
+        seen[prefix] = seen.get(prefix, 0) + 1
+    return count"""
+SUBARRAY_WRONG = """def subarraySum(nums, k):
+    count = 0
+    for i in range(len(nums)):
+        if nums[i] == k:
+            count += 1
+    return count"""
+LONG_QUESTION = "Write a function that parses a CSV line into fields. " * 12
+
+REQUESTS = [
+    ScoreRequest(SUBARRAY_QUESTION, SUBARRAY_CORRECT),
+    ScoreRequest(SUBARRAY_QUESTION, SUBARRAY_WRONG),
+    ScoreRequest(SUBARRAY_QUESTION, "def f():\n    return 1"),
+    # Leading whitespace lets byte-level BPE merge across the prefix boundary: the exactness fallback path.
+    ScoreRequest(SUBARRAY_QUESTION, "\n    x = 1\ny = 2"),
+    ScoreRequest(LONG_QUESTION, "import csv\n\ndef parse(line):\n    return next(csv.reader([line]))"),
+    ScoreRequest(LONG_QUESTION, "def parse(line):\n    return line.split(',')\n" * 8),
+    ScoreRequest("Short?", "print(1)"),
+]
+
+
+def card_recipe(model_dir: Path, pairs: list[tuple[str, str]], *, max_length: int = 4096,
+                padding_side: str = "right") -> list[float]:
+    """The model card's scoring code, written out independently of the library."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = padding_side
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
+    texts = [tokenizer.apply_chat_template([{"role": "user", "content": q}, {"role": "assistant", "content": c}],
+                                           tokenize=False) for q, c in pairs]
+    inputs = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length)
+    with torch.no_grad():
+        return model(**inputs).logits.squeeze(-1).tolist()
+
+
+@pytest.fixture(scope="module")
+def reference(reward_dir: Path) -> list[float]:
+    """Each request scored alone by the card recipe."""
+    return [card_recipe(reward_dir, [(r.question, r.code)])[0] for r in REQUESTS]
+
+
+@pytest.fixture(scope="module")
+def scorer(reward_dir: Path) -> TransformersScorer:
+    return TransformersScorer(str(reward_dir), device="cpu")
+
+
+def test_card_recipe_is_batch_and_padding_independent(reward_dir: Path, reference: list[float]) -> None:
+    # The premise of the contract, checked on the tiny model: right and left padding give the same logits.
+    pairs = [(r.question, r.code) for r in REQUESTS]
+    for side in ("right", "left"):
+        batched = card_recipe(reward_dir, pairs, padding_side=side)
+        assert batched == pytest.approx(reference, abs=1e-4)
+
+
+def test_scores_have_real_spread(reference: list[float]) -> None:
+    # Otherwise the exactness tests below could pass with a model that scores everything alike.
+    assert max(reference) - min(reference) > 0.5
+
+
+@pytest.mark.parametrize("reuse_prefix", [True, False])
+@pytest.mark.parametrize("max_batch_tokens", [1, 64, 100000])
+def test_scores_equal_card_recipe_alone(reward_dir: Path, reference: list[float], reuse_prefix: bool,
+                                        max_batch_tokens: int) -> None:
+    scorer = TransformersScorer(str(reward_dir), device="cpu", max_batch_tokens=max_batch_tokens,
+                                reuse_prefix=reuse_prefix)
+    results = scorer.score(REQUESTS)
+    assert [r.score for r in results] == pytest.approx(reference, abs=1e-4)
+    assert not any(r.truncated for r in results)
+    if reuse_prefix:
+        assert scorer.stats.prefix_tokens > 0
+    else:
+        assert scorer.stats.prefix_tokens == 0
+
+
+def test_left_padding_tokenizer_does_not_change_scores(scorer: TransformersScorer, reference: list[float]) -> None:
+    scorer.tokenizer.padding_side = "left"
+    try:
+        assert [r.score for r in scorer.score(REQUESTS)] == pytest.approx(reference, abs=1e-4)
+    finally:
+        scorer.tokenizer.padding_side = "right"
+
+
+def test_prefix_is_reused_only_where_token_ids_match(scorer: TransformersScorer) -> None:
+    prefix = scorer.prefix_ids(SUBARRAY_QUESTION)
+    assert prefix is not None
+    merged, _ = scorer.tokenize(SUBARRAY_QUESTION, "\n    x = 1\ny = 2")
+    clean, _ = scorer.tokenize(SUBARRAY_QUESTION, SUBARRAY_CORRECT)
+    assert clean[: len(prefix)] == prefix
+    # This is the case the fallback exists for; if the tokenizer ever stops merging here the test says so.
+    assert merged[: len(prefix)] != prefix
+
+
+def test_scores_do_not_depend_on_batch_company(scorer: TransformersScorer, reference: list[float]) -> None:
+    alone = scorer.score([REQUESTS[0]])[0].score
+    with_others = scorer.score(list(reversed(REQUESTS)))[-1].score
+    assert alone == pytest.approx(reference[0], abs=1e-4)
+    assert with_others == pytest.approx(reference[0], abs=1e-4)
+
+
+def test_truncation_matches_card_recipe_at_max_length(reward_dir: Path) -> None:
+    long_code = "def f(x):\n" + "".join(f"    x = x + {i}\n" for i in range(120)) + "    return x"
+    request = ScoreRequest(SUBARRAY_QUESTION, long_code)
+    scorer = TransformersScorer(str(reward_dir), device="cpu", max_length=128)
+    result = scorer.score([request, REQUESTS[2]])
+    assert result[0].truncated and not result[1].truncated
+    assert result[0].tokens == 128
+    expected = card_recipe(reward_dir, [(request.question, request.code)], max_length=128)[0]
+    assert result[0].score == pytest.approx(expected, abs=1e-4)
+
+
+def test_cuda_out_of_memory_halves_the_budget_and_keeps_every_score(reward_dir: Path,
+                                                                    reference: list[float]) -> None:
+    # Fault injection around a real model: batches of more than two rows "run out of memory".
+    class Cramped(TransformersScorer):
+        attempts: list[int] = []
+
+        def _forward(self, batch, prefix, cache):  # type: ignore[no-untyped-def]
+            self.attempts.append(len(batch))
+            if len(batch) > 2:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return super()._forward(batch, prefix, cache)
+
+    scorer = Cramped(str(reward_dir), device="cpu", max_batch_tokens=100000)
+    results = scorer.score(REQUESTS)
+    assert [r.score for r in results] == pytest.approx(reference, abs=1e-4)
+    assert any(n > 2 for n in scorer.attempts) and all(r.error is None for r in results)
+
+
+def test_single_text_out_of_memory_is_a_per_item_error(reward_dir: Path) -> None:
+    class Hopeless(TransformersScorer):
+        def _forward(self, batch, prefix, cache):  # type: ignore[no-untyped-def]
+            if any(len(item.ids) > 60 for item in batch):
+                raise torch.OutOfMemoryError("CUDA out of memory")
+            return super()._forward(batch, prefix, cache)
+
+    scorer = Hopeless(str(reward_dir), device="cpu", reuse_prefix=False)
+    results = scorer.score([REQUESTS[0], REQUESTS[6]])
+    assert results[0].score is None and "out of memory" in (results[0].error or "")
+    assert results[1].score is not None and results[1].error is None
+
+
+def test_out_of_memory_detection() -> None:
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
+    assert is_out_of_memory(RuntimeError("CUDA error: out of memory"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_conversation_is_question_then_code_only() -> None:
+    assert reward_conversation("Q", "code") == [{"role": "user", "content": "Q"},
+                                                 {"role": "assistant", "content": "code"}]
