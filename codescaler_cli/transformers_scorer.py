@@ -20,12 +20,8 @@ from .scoring import (
     ScoreRequest,
     ScoreResult,
     ScoringStats,
-    reward_conversation,
 )
-
-# Marks where the assistant's content goes when rendering the shared prefix; never appears in real text.
-_SENTINEL = "\uffffCODESCALER_CODE\uffff"
-
+from .reward_texts import RewardTexts
 
 @dataclass
 class _Item:
@@ -114,6 +110,7 @@ class TransformersScorer:
         if not getattr(self.tokenizer, "chat_template", None):
             raise ModelLoadError(f"reward model '{model}' has no chat template",
                                  "use a reward model whose tokenizer defines chat_template")
+        self.texts = RewardTexts(self.tokenizer, max_length)
         self.model.to(self.device).eval()
         backbone = getattr(self.model, getattr(self.model, "base_model_prefix", "model"), None)
         head = getattr(self.model, "score", None)
@@ -123,28 +120,14 @@ class TransformersScorer:
         self._head = head if self._backbone is not None else None
         self.reuse_prefix = reuse_prefix and self._backbone is not None
 
-    # -- preparing texts -----------------------------------------------------------------------------------------
-
     def render(self, question: str, code: str) -> str:
-        """The model card's text: the two-turn chat rendered by the model's own template."""
-        return self.tokenizer.apply_chat_template(reward_conversation(question, code), tokenize=False)
+        return self.texts.render(question, code)
 
     def tokenize(self, question: str, code: str) -> tuple[list[int], bool]:
-        """Token ids of one text as the card recipe computes them, cut on the right at max_length."""
-        text = self.render(question, code)
-        ids = self.tokenizer(text)["input_ids"]
-        if len(ids) <= self.max_length:
-            return ids, False
-        # Let the tokenizer truncate, so special tokens it appends survive exactly as in the card recipe.
-        return self.tokenizer(text, truncation=True, max_length=self.max_length)["input_ids"], True
+        return self.texts.tokenize(question, code)
 
     def prefix_ids(self, question: str) -> list[int] | None:
-        """Token ids of the chat up to the assistant's content, or None if the template hides where that starts."""
-        text = self.render(question, _SENTINEL)
-        cut = text.find(_SENTINEL)
-        if cut <= 0:
-            return None
-        return self.tokenizer(text[:cut])["input_ids"]
+        return self.texts.prefix_ids(question)
 
     # -- scoring -------------------------------------------------------------------------------------------------
 

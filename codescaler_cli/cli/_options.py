@@ -18,6 +18,11 @@ class OutputFormat(str, Enum):
     table = "table"
 
 
+class ScorerKind(str, Enum):
+    transformers = "transformers"
+    vllm = "vllm"
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -79,6 +84,37 @@ MaxBatchTokens = Annotated[
 TopK = Annotated[
     Optional[int],
     typer.Option("--top-k", "-k", min=1, help="Keep only ranks <= K in each problem.", show_default=False),
+]
+
+ScorerOption = Annotated[
+    ScorerKind,
+    typer.Option("--scorer", help="Reward backend: transformers, or vLLM's pooling runner in-process.",
+                 case_sensitive=False),
+]
+RewardUrl = Annotated[
+    Optional[list[str]],
+    typer.Option("--reward-url", help="Score on a vLLM server started with --runner pooling (repeat the option "
+                 "to spread the load over several servers).", show_default=False),
+]
+ApiKey = Annotated[
+    Optional[str],
+    typer.Option("--api-key", envvar="OPENAI_API_KEY", help="Bearer token for the servers.", show_default=False),
+]
+Concurrency = Annotated[
+    int, typer.Option("--concurrency", min=1, help="Requests in flight per server."),
+]
+RequestTimeout = Annotated[
+    float, typer.Option("--timeout", min=1.0, help="Seconds before one HTTP request is given up (then retried)."),
+]
+MaxRetries = Annotated[
+    int, typer.Option("--max-retries", min=0, help="Retries of a request on connection errors, 429 and 5xx."),
+]
+TensorParallel = Annotated[
+    int, typer.Option("--tensor-parallel-size", min=1, help="GPUs per vLLM engine (tensor parallelism)."),
+]
+GpuMemory = Annotated[
+    float,
+    typer.Option("--gpu-memory-utilization", min=0.05, max=1.0, help="Fraction of GPU memory a vLLM engine may use."),
 ]
 
 DEFAULTS = {"reward_model": DEFAULT_REWARD_MODEL, "max_length": DEFAULT_MAX_LENGTH, "max_batch_tokens": 16384}

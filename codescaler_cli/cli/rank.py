@@ -6,11 +6,21 @@ import time
 
 from ..pipeline import count_unique, extract_all, score_groups
 from ..records import Candidate, FieldNames, group_candidates
+from ..scorers import ScorerConfig, open_scorer
 from ..selection import top_k as keep_top_k
 from ._errors import handle_errors
 from ._input import problem_label, read_input
 from ._options import (
     DEFAULTS,
+    ApiKey,
+    Concurrency,
+    GpuMemory,
+    MaxRetries,
+    RequestTimeout,
+    RewardUrl,
+    ScorerKind,
+    ScorerOption,
+    TensorParallel,
     CodeField,
     DeviceOption,
     Device,
@@ -44,6 +54,14 @@ def rank(
     dtype: DTypeOption = DType.auto,
     max_length: MaxLength = DEFAULTS["max_length"],
     max_batch_tokens: MaxBatchTokens = DEFAULTS["max_batch_tokens"],
+    scorer_kind: ScorerOption = ScorerKind.transformers,
+    reward_url: RewardUrl = None,
+    api_key: ApiKey = None,
+    concurrency: Concurrency = 4,
+    timeout: RequestTimeout = 600.0,
+    max_retries: MaxRetries = 4,
+    tensor_parallel_size: TensorParallel = 1,
+    gpu_memory_utilization: GpuMemory = 0.9,
     top_k: TopK = None,
     output: OutputFile = None,
     output_format: Format = OutputFormat.auto,
@@ -64,6 +82,10 @@ def rank(
         codescaler rank candidates.jsonl -r LARK-Lab/CodeScaler-4B --top-k 1 | jq .code
 
         cat candidates.jsonl | codescaler rank - -r ./CodeScaler-1.7B -o ranked.jsonl
+
+        codescaler rank candidates.jsonl --scorer vllm
+
+        codescaler rank candidates.jsonl --reward-url http://gpu1:8001 --reward-url http://gpu2:8001
     """
     fields = FieldNames(id=id_field, question=question_field, response=response_field, code=code_field)
     candidates = extract_all(read_input(input_file, fields, require_question=True, command="rank"))
@@ -74,11 +96,12 @@ def rank(
             return
         scorer = None
         if to_score:
-            from ..transformers_scorer import TransformersScorer
-
             started = time.perf_counter()
-            scorer = TransformersScorer(reward_model, revision=revision, device=device.value, dtype=dtype.value,
-                                        max_length=max_length, max_batch_tokens=max_batch_tokens)
+            scorer = open_scorer(ScorerConfig(
+                model=reward_model, kind=scorer_kind.value, revision=revision, device=device.value, dtype=dtype.value,
+                max_length=max_length, max_batch_tokens=max_batch_tokens, urls=list(reward_url or []),
+                api_key=api_key, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
+                tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization))
             load_seconds = time.perf_counter() - started
         truncated_seen = 0
         try:

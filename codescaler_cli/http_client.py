@@ -1,0 +1,183 @@
+"""HTTP calls to OpenAI-compatible (vLLM) servers: several replicas, bounded concurrency, timeouts, retries.
+
+Requests are spread across the given base URLs; a request that fails on a connection error, a timeout, a 429 or
+a 5xx is retried with exponential backoff (on the next replica when there are several). Other 4xx answers are
+the request's own fault and are not retried.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from .errors import BackendError, UsageError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class RequestFailed(Exception):
+    """One request failed for good (after retries, or with a non-retryable status)."""
+
+    def __init__(self, url: str, cause: str, status: int | None = None) -> None:
+        super().__init__(f"{url}: {cause}")
+        self.url = url
+        self.cause = cause
+        self.status = status
+
+
+def normalise_base_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"'{url}' is not an http(s) URL", "give a URL like http://127.0.0.1:8000/v1")
+    return url
+
+
+def server_root(url: str) -> str:
+    """A vLLM server's root: pooling endpoints (/classify, /health) live there, not under /v1."""
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
+class EndpointPool:
+    """POSTs JSON to a set of replicas with retries; `map` runs many requests with bounded concurrency."""
+
+    def __init__(self, base_urls: Sequence[str], *, api_key: str | None = None, timeout: float = 600.0,
+                 max_retries: int = 4, backoff: float = 0.5, concurrency: int = 16) -> None:
+        import httpx
+
+        if not base_urls:
+            raise UsageError("no server URL given")
+        self.base_urls = [normalise_base_url(url) for url in base_urls]
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.concurrency = max(1, concurrency)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        limits = httpx.Limits(max_connections=self.concurrency * len(self.base_urls),
+                              max_keepalive_connections=self.concurrency * len(self.base_urls))
+        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=10.0), limits=limits)
+        self._next = itertools.count()
+        self._lock = threading.Lock()
+
+    def _pick(self) -> int:
+        with self._lock:
+            return next(self._next) % len(self.base_urls)
+
+    def get(self, base_url: str, path: str) -> Any:
+        """One GET without retries (for start-up checks); raises RequestFailed."""
+        import httpx
+
+        url = base_url + path
+        try:
+            response = self._client.get(url, timeout=10.0)
+        except httpx.HTTPError as exc:
+            raise RequestFailed(url, _describe(exc)) from None
+        if response.status_code >= 400:
+            raise RequestFailed(url, f"HTTP {response.status_code}: {_body(response)}", response.status_code)
+        try:
+            return response.json()
+        except ValueError:
+            return response.text
+
+    def post(self, path: str, payload: dict[str, Any], *, root: bool = False) -> Any:
+        """POST JSON to one replica (rotating), retrying transient failures; returns the decoded JSON."""
+        import httpx
+
+        start = self._pick()
+        last: RequestFailed | None = None
+        for attempt in range(self.max_retries + 1):
+            base = self.base_urls[(start + attempt) % len(self.base_urls)]
+            url = (server_root(base) if root else base) + path
+            try:
+                response = self._client.post(url, json=payload)
+            except httpx.HTTPError as exc:
+                last = RequestFailed(url, _describe(exc))
+            else:
+                if response.status_code < 400:
+                    try:
+                        return response.json()
+                    except ValueError:
+                        last = RequestFailed(url, "the server's answer is not JSON")
+                else:
+                    last = RequestFailed(url, f"HTTP {response.status_code}: {_body(response)}",
+                                         response.status_code)
+                    if response.status_code not in RETRY_STATUS:
+                        raise last
+                    retry_after = _retry_after(response)
+                    if retry_after is not None and attempt < self.max_retries:
+                        time.sleep(retry_after)
+                        continue
+            if attempt < self.max_retries:
+                # Exponential backoff with jitter, so many workers do not hammer a recovering server in step.
+                time.sleep(self.backoff * (2 ** attempt) * (0.5 + random.random() / 2))
+        assert last is not None
+        raise last
+
+    def map(self, function: Callable[[T], R], items: Sequence[T],
+            on_done: Callable[[int, R | None, BaseException | None], None] | None = None) -> list[R | BaseException]:
+        """Apply `function` to items with bounded concurrency; results in order, exceptions returned in place."""
+        results: list[R | BaseException] = [RuntimeError("not run")] * len(items)
+
+        def run(index: int) -> None:
+            try:
+                value = function(items[index])
+            except Exception as exc:  # one failed item must not sink the others
+                results[index] = exc
+                if on_done:
+                    on_done(index, None, exc)
+            else:
+                results[index] = value
+                if on_done:
+                    on_done(index, value, None)
+
+        workers = min(len(items), self.concurrency * len(self.base_urls)) or 1
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(run, range(len(items))))
+        return results
+
+    def check_servers(self, what: str) -> dict[str, Any]:
+        """Fail fast, naming the URL, when a server is down at start; returns each server's /v1/models answer."""
+        answers: dict[str, Any] = {}
+        for base in self.base_urls:
+            try:
+                answers[base] = self.get(server_root(base), "/v1/models")
+            except RequestFailed as exc:
+                raise BackendError(f"{what} server {base} is not reachable: {exc.cause}",
+                                   "check that the vLLM server is running and the URL, port and --api-key are "
+                                   "right (e.g. curl " + server_root(base) + "/v1/models)") from None
+        return answers
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def served_model(models_answer: Any) -> str | None:
+    """The first model id a /v1/models answer lists."""
+    try:
+        return str(models_answer["data"][0]["id"])
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _body(response: Any) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return text[:300] + ("…" if len(text) > 300 else "")
+
+
+def _retry_after(response: Any) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return min(30.0, max(0.0, float(value))) if value is not None else None
+    except ValueError:
+        return None

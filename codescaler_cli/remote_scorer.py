@@ -1,0 +1,99 @@
+"""Reward scoring against vLLM servers started with `--runner pooling`, through their `/classify` endpoint.
+
+Texts are rendered and tokenized locally with the reward model's tokenizer (the same ids every scorer uses, cut
+at `max_length`) and sent as token ids with `use_activation: false`, so the server returns the raw logit.
+Several servers share the load; each request is retried on transient failures (see `http_client`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import BackendError
+from .http_client import EndpointPool, RequestFailed, served_model
+from .reward_texts import RewardTexts
+from .scoring import DEFAULT_MAX_LENGTH, ProgressCallback, ScoreRequest, ScoreResult, ScoringStats
+from .transformers_scorer import load_error
+
+# Texts per /classify request: large enough to batch on the server, small enough to spread over replicas.
+DEFAULT_REQUEST_SIZE = 16
+
+
+class RemoteScorer:
+    """Scores (question, code) pairs on one or more vLLM pooling servers."""
+
+    def __init__(self, urls: Sequence[str], model: str, *, revision: str | None = None,
+                 max_length: int = DEFAULT_MAX_LENGTH, api_key: str | None = None, concurrency: int = 4,
+                 timeout: float = 600.0, max_retries: int = 4, request_size: int = DEFAULT_REQUEST_SIZE,
+                 backoff: float = 0.5) -> None:
+        from transformers import AutoTokenizer
+
+        self.stats = ScoringStats()
+        self.request_size = max(1, request_size)
+        self.pool = EndpointPool(urls, api_key=api_key, timeout=timeout, max_retries=max_retries,
+                                 concurrency=concurrency, backoff=backoff)
+        answers = self.pool.check_servers("reward")
+        # The name the servers serve the model under (often the path they were started with).
+        self.served_name = served_model(next(iter(answers.values()))) or model
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
+        except Exception as exc:
+            raise load_error("reward model tokenizer", model, exc) from exc
+        self.texts = RewardTexts(tokenizer, max_length)
+        self._lock = threading.Lock()
+
+    def score(self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None) -> list[ScoreResult]:
+        started = time.perf_counter()
+        results: list[ScoreResult] = []
+        ids_list: list[list[int]] = []
+        for request in requests:
+            ids, truncated = self.texts.tokenize(request.question, request.code)
+            results.append(ScoreResult(score=None, truncated=truncated, tokens=len(ids)))
+            ids_list.append(ids)
+        chunks = [list(range(i, min(i + self.request_size, len(ids_list))))
+                  for i in range(0, len(ids_list), self.request_size)]
+
+        def classify(chunk: list[int]) -> list[float]:
+            payload = {"model": self.served_name, "input": [ids_list[i] for i in chunk], "use_activation": False}
+            answer = self.pool.post("/classify", payload, root=True)
+            return parse_classify(answer, len(chunk))
+
+        def done(index: int, value: Any, error: BaseException | None) -> None:
+            if progress is not None:
+                with self._lock:
+                    progress(len(chunks[index]))
+
+        outcomes = self.pool.map(classify, chunks, on_done=done)
+        for chunk, outcome in zip(chunks, outcomes):
+            if isinstance(outcome, BaseException):
+                message = str(outcome) if isinstance(outcome, (RequestFailed, BackendError)) else repr(outcome)
+                for i in chunk:
+                    results[i].error = f"scoring request failed: {message}"
+                continue
+            for i, value in zip(chunk, outcome):
+                results[i].score = value
+                self.stats.tokens += results[i].tokens
+                self.stats.padded_tokens += results[i].tokens
+        self.stats.texts += len(requests)
+        self.stats.batches += len(chunks)
+        self.stats.seconds += time.perf_counter() - started
+        return results
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def parse_classify(answer: Any, expected: int) -> list[float]:
+    """Raw logits from a /classify answer: data[i].probs[0], ordered by data[i].index."""
+    try:
+        data = sorted(answer["data"], key=lambda item: item.get("index", 0))
+        values = [float(item["probs"][0]) for item in data]
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise BackendError(f"unexpected /classify answer: {str(answer)[:200]}",
+                           "is the server a vLLM server started with --runner pooling?") from None
+    if len(values) != expected:
+        raise BackendError(f"/classify returned {len(values)} scores for {expected} texts")
+    return values

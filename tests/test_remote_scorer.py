@@ -1,0 +1,95 @@
+"""`--reward-url`: scoring on a real vLLM server (`--runner pooling`) on 127.0.0.1, with retries and failover."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("vllm")
+
+from conftest import EXAMPLES, parse_jsonl  # noqa: E402
+from servers import FaultProxy, free_port, vllm_server  # noqa: E402
+from test_scoring import REQUESTS, card_recipe  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from codescaler_cli.cli import app  # noqa: E402
+from codescaler_cli.remote_scorer import RemoteScorer  # noqa: E402
+
+pytestmark = pytest.mark.vllm
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def reward_server(reward_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    log = tmp_path_factory.mktemp("server") / "reward-server.log"
+    with vllm_server(reward_dir, "--runner", "pooling", "--max-model-len", "1024", log=log) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def expected(reward_dir: Path) -> list[float]:
+    return [card_recipe(reward_dir, [(r.question, r.code)])[0] for r in REQUESTS]
+
+
+def test_remote_scores_equal_card_recipe(reward_server: str, reward_dir: Path, expected: list[float]) -> None:
+    scorer = RemoteScorer([reward_server], str(reward_dir), request_size=3)
+    try:
+        results = scorer.score(REQUESTS)
+    finally:
+        scorer.close()
+    assert [r.score for r in results] == pytest.approx(expected, abs=1e-4)
+    assert all(r.error is None for r in results)
+
+
+def test_server_errors_and_drops_are_retried_on_the_next_replica(reward_server: str, reward_dir: Path,
+                                                                  expected: list[float]) -> None:
+    # Every request to the flaky replica fails (500, 429 or a dropped connection); the healthy one answers.
+    faults = [500, "drop", 429]
+    flaky = FaultProxy(reward_server.removesuffix("/v1"), lambda n, path: faults[n % len(faults)])
+    healthy = FaultProxy(reward_server.removesuffix("/v1"), lambda n, path: None)
+    scorer = RemoteScorer([flaky.url, healthy.url], str(reward_dir), request_size=1, backoff=0.01)
+    try:
+        results = scorer.score(REQUESTS)
+    finally:
+        scorer.close()
+        flaky.close()
+        healthy.close()
+    assert [r.score for r in results] == pytest.approx(expected, abs=1e-4)
+    assert {action for _, action in flaky.seen if _ == "/classify"} >= {500, "drop", 429}
+    assert len([p for p, _ in healthy.seen if p == "/classify"]) >= len(REQUESTS)
+
+
+def test_a_request_that_keeps_failing_is_a_per_item_error(reward_server: str, reward_dir: Path) -> None:
+    # The first request fails for good (400 is not retried); the others are scored.
+    proxy = FaultProxy(reward_server.removesuffix("/v1"), lambda n, path: 400 if n == 1 else None)
+    scorer = RemoteScorer([proxy.url], str(reward_dir), request_size=1, concurrency=1, backoff=0.01)
+    try:
+        results = scorer.score(REQUESTS[:3])
+    finally:
+        scorer.close()
+        proxy.close()
+    assert results[0].score is None and "HTTP 400" in (results[0].error or "")
+    assert all(r.score is not None for r in results[1:])
+
+
+def test_rank_cli_against_two_urls(reward_server: str, reward_dir: Path) -> None:
+    args = ["rank", str(EXAMPLES / "candidates.jsonl"), "-r", str(reward_dir), "-f", "jsonl", "-q"]
+    remote = runner.invoke(app, [*args, "--reward-url", reward_server, "--reward-url",
+                                 reward_server.removesuffix("/v1")])
+    assert remote.exit_code == 0, remote.stderr
+    local = runner.invoke(app, args)
+    for a, b in zip(parse_jsonl(remote.stdout), parse_jsonl(local.stdout)):
+        assert a["rank"] == b["rank"] and a["code"] == b["code"]
+        if a["score"] is not None:
+            assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+
+
+def test_server_down_at_start_exits_1_naming_the_url(reward_dir: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = runner.invoke(app, ["rank", str(EXAMPLES / "candidates.jsonl"), "-r", str(reward_dir),
+                                 "--reward-url", url, "-f", "jsonl"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert f"reward server {url} is not reachable" in result.stderr and "hint:" in result.stderr
+    assert "Traceback" not in result.stderr
