@@ -62,9 +62,12 @@ def vllm_server(model: Path, *extra: str, log: Path, startup_timeout: float = 24
 
 
 class FaultProxy:
-    """Forwards HTTP requests to `target`; `fault(n, path)` may return 'drop', an HTTP status, or None to forward."""
+    """Forwards HTTP requests to `target`; `fault(n, path, body)` returns 'drop', an HTTP status, or None to forward.
 
-    def __init__(self, target: str, fault: Callable[[int, str], object]) -> None:
+    `n` counts the requests that can be faulted (start-up checks of /health and /v1/models are always forwarded).
+    """
+
+    def __init__(self, target: str, fault: Callable[[int, str, bytes], object]) -> None:
         import httpx
 
         self.target = target.rstrip("/")
@@ -87,7 +90,7 @@ class FaultProxy:
                     with lock:
                         proxy.count += 1
                         number = proxy.count
-                    action = proxy.fault(number, self.path)
+                    action = proxy.fault(number, self.path, body)
                 proxy.seen.append((self.path, action))
                 if action == "drop":
                     self.connection.shutdown(socket.SHUT_RDWR)

@@ -46,8 +46,8 @@ def test_server_errors_and_drops_are_retried_on_the_next_replica(reward_server: 
                                                                   expected: list[float]) -> None:
     # Every request to the flaky replica fails (500, 429 or a dropped connection); the healthy one answers.
     faults = [500, "drop", 429]
-    flaky = FaultProxy(reward_server.removesuffix("/v1"), lambda n, path: faults[n % len(faults)])
-    healthy = FaultProxy(reward_server.removesuffix("/v1"), lambda n, path: None)
+    flaky = FaultProxy(reward_server.removesuffix("/v1"), lambda n, path, body: faults[n % len(faults)])
+    healthy = FaultProxy(reward_server.removesuffix("/v1"), lambda n, path, body: None)
     scorer = RemoteScorer([flaky.url, healthy.url], str(reward_dir), request_size=1, backoff=0.01)
     try:
         results = scorer.score(REQUESTS)
@@ -62,7 +62,7 @@ def test_server_errors_and_drops_are_retried_on_the_next_replica(reward_server: 
 
 def test_a_request_that_keeps_failing_is_a_per_item_error(reward_server: str, reward_dir: Path) -> None:
     # The first request fails for good (400 is not retried); the others are scored.
-    proxy = FaultProxy(reward_server.removesuffix("/v1"), lambda n, path: 400 if n == 1 else None)
+    proxy = FaultProxy(reward_server.removesuffix("/v1"), lambda n, path, body: 400 if n == 1 else None)
     scorer = RemoteScorer([proxy.url], str(reward_dir), request_size=1, concurrency=1, backoff=0.01)
     try:
         results = scorer.score(REQUESTS[:3])

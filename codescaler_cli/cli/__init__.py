@@ -11,6 +11,7 @@ import typer
 from .. import __version__
 from ._errors import report, set_debug
 from .extract import extract
+from .generate import generate
 from .rank import rank
 
 app = typer.Typer(
@@ -49,7 +50,7 @@ def _help(command: object) -> str:
     return "\n\n".join(paragraphs)
 
 
-for _name, _command in (("extract", extract), ("rank", rank)):
+for _name, _command in (("extract", extract), ("rank", rank), ("generate", generate)):
     app.command(_name, help=_help(_command))(_command)
 
 

@@ -18,6 +18,19 @@ class OutputFormat(str, Enum):
     table = "table"
 
 
+class GenerateFormat(str, Enum):
+    auto = "auto"
+    code = "code"
+    jsonl = "jsonl"
+    json = "json"
+    table = "table"
+
+
+class Endpoint(str, Enum):
+    chat = "chat"
+    completions = "completions"
+
+
 class ScorerKind(str, Enum):
     transformers = "transformers"
     vllm = "vllm"

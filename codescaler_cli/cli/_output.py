@@ -54,8 +54,9 @@ class RecordWriter:
     JSONL to stdout and `--output` is flushed after every group, so an interrupted run keeps what it finished.
     """
 
-    def __init__(self, fmt: OutputFormat, output_file: Path | None, *, columns: str) -> None:
+    def __init__(self, fmt: OutputFormat, output_file: Path | None, *, columns: str, stdout: bool = True) -> None:
         self.format = resolve_format(fmt)
+        self.stdout = stdout
         self.columns = columns
         self._collected: list[dict[str, Any]] = []
         self._file: IO[str] | None = None
@@ -72,12 +73,18 @@ class RecordWriter:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def write(self, records: list[dict[str, Any]], *, problem: str = "", locations: list[str] | None = None) -> None:
-        """Write one group's records; `problem` and `locations` label table rows only, never the JSON."""
+    def write(self, records: list[dict[str, Any]], *, problem: str = "", locations: list[str] | None = None,
+              file_records: list[dict[str, Any]] | None = None) -> None:
+        """Write one group's records; `problem` and `locations` label table rows only, never the JSON.
+
+        `file_records`, when given, go to --output instead of `records` (e.g. all candidates, not just the top-k).
+        """
         if self._file is not None:
-            for record in records:
+            for record in records if file_records is None else file_records:
                 self._file.write(dumps(record) + "\n")
             self._file.flush()
+        if not self.stdout:
+            return
         if self.format is OutputFormat.jsonl:
             out = sys.stdout
             for record in records:
@@ -93,7 +100,9 @@ class RecordWriter:
     def close(self) -> None:
         """Emit collected output (JSON array or table) and close the output file."""
         try:
-            if self.format is OutputFormat.json:
+            if not self.stdout:
+                pass
+            elif self.format is OutputFormat.json:
                 json.dump(json.loads("[" + ",".join(dumps(r) for r in self._collected) + "]"), sys.stdout,
                           ensure_ascii=False, indent=2)
                 sys.stdout.write("\n")

@@ -1,0 +1,127 @@
+"""`codescaler generate --base-url`: a real vLLM OpenAI-compatible server on 127.0.0.1, with injected faults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("vllm")
+
+from conftest import parse_jsonl, write_jsonl  # noqa: E402
+from servers import FaultProxy, free_port, vllm_server  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from codescaler_cli.cli import app  # noqa: E402
+
+pytestmark = pytest.mark.vllm
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def coder_dir(tiny_models: dict[str, Path]) -> Path:
+    return tiny_models["coder"]
+
+
+@pytest.fixture(scope="module")
+def generator_server(coder_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    log = tmp_path_factory.mktemp("server") / "generator-server.log"
+    with vllm_server(coder_dir, "--max-model-len", "512", log=log) as url:
+        yield url
+
+
+def generate(*args: str, **kwargs):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, ["generate", *args], **kwargs)
+
+
+def common(coder_dir: Path, reward_dir: Path) -> list[str]:
+    return ["-m", str(coder_dir), "-r", str(reward_dir), "--max-tokens", "48", "--seed", "0"]
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_server_backend_is_reproducible(generator_server: str, coder_dir: Path, reward_dir: Path,
+                                        endpoint: str) -> None:
+    args = ["Write add(a, b)", "--n", "4", "--base-url", generator_server, "--endpoint", endpoint,
+            "--format", "jsonl", *common(coder_dir, reward_dir)]
+    first = generate(*args)
+    assert first.exit_code == 0, first.stderr
+    records = parse_jsonl(first.stdout)
+    assert sorted(r["rank"] for r in records) == [1, 2, 3, 4]
+    assert sorted(r["seed"] for r in records) == [0, 1, 2, 3]
+    assert any(r["valid"] for r in records)
+    second = generate(*args)
+    assert parse_jsonl(second.stdout) == records
+
+
+def test_problems_file_prints_one_top_record_per_problem(generator_server: str, coder_dir: Path,
+                                                         reward_dir: Path, tmp_path: Path) -> None:
+    problems = write_jsonl(tmp_path / "problems.jsonl", [
+        {"id": "add", "question": "Write add(a, b)", "source": "unit"},
+        {"id": "sum", "question": "Write add(a, b) returning the sum.", "starter_code": "def add(a, b):"},
+        {"id": "plus", "question": "Add two integers a and b."},
+    ])
+    out = tmp_path / "all.jsonl"
+    # Two "replicas" (the same server twice) share the requests.
+    result = generate("--problems", str(problems), "--n", "3", "--base-url", generator_server,
+                      "--base-url", generator_server.removesuffix("/v1") + "/v1/", "-o", str(out),
+                      *common(coder_dir, reward_dir))
+    assert result.exit_code == 0, result.stderr
+    top = parse_jsonl(result.stdout)
+    assert [r["id"] for r in top] == ["add", "sum", "plus"] and all(r["rank"] == 1 for r in top)
+    assert top[0]["source"] == "unit"
+    everything = parse_jsonl(out.read_text(encoding="utf-8"))
+    assert len(everything) == 9 and len({r["seed"] for r in everything}) == 9
+    assert "3 problems: sampled 9" in result.stderr
+
+
+def test_transient_server_errors_are_retried(generator_server: str, coder_dir: Path, reward_dir: Path) -> None:
+    proxy = FaultProxy(generator_server.removesuffix("/v1"), lambda n, path, body: {1: 503, 2: "drop"}.get(n))
+    try:
+        result = generate("Write add(a, b)", "--n", "2", "--base-url", proxy.url + "/v1", "--format", "jsonl",
+                          *common(coder_dir, reward_dir))
+    finally:
+        proxy.close()
+    assert result.exit_code == 0, result.stderr
+    assert [action for _, action in proxy.seen][:3] == [503, "drop", None]
+    assert len(parse_jsonl(result.stdout)) == 2
+
+
+def test_a_request_that_keeps_failing_marks_its_records_and_exits_1(generator_server: str, coder_dir: Path,
+                                                                    reward_dir: Path, tmp_path: Path) -> None:
+    problems = write_jsonl(tmp_path / "problems.jsonl", [{"id": "ok", "question": "Write add(a, b)"},
+                                                         {"id": "doomed", "question": "FAIL ME"}])
+    proxy = FaultProxy(generator_server.removesuffix("/v1"), lambda n, path, body: 500 if b"FAIL ME" in body else None)
+    out = tmp_path / "all.jsonl"
+    try:
+        result = generate("--problems", str(problems), "--n", "2", "--base-url", proxy.url + "/v1",
+                          "--max-retries", "1", "--concurrency", "1", "-o", str(out),
+                          *common(coder_dir, reward_dir))
+    finally:
+        proxy.close()
+    assert result.exit_code == 1
+    everything = parse_jsonl(out.read_text(encoding="utf-8"))
+    doomed = [r for r in everything if r["id"] == "doomed"]
+    fine = [r for r in everything if r["id"] == "ok"]
+    assert len(doomed) == 2 and all("HTTP 500" in r["error"] and r["valid"] is False for r in doomed)
+    assert len(fine) == 2 and all("error" not in r for r in fine)
+    assert [r["id"] for r in parse_jsonl(result.stdout)] == ["ok", "doomed"]
+    assert "2 of 4 samples failed" in result.stderr
+
+
+def test_prompt_too_long_for_the_server_is_a_per_item_error(generator_server: str, coder_dir: Path,
+                                                            reward_dir: Path, tmp_path: Path) -> None:
+    problems = write_jsonl(tmp_path / "problems.jsonl", [{"id": "long", "question": "word " * 2000},
+                                                         {"id": "ok", "question": "Write add(a, b)"}])
+    result = generate("--problems", str(problems), "--n", "2", "--base-url", generator_server,
+                      "--format", "jsonl", "--top-k", "2", *common(coder_dir, reward_dir))
+    assert result.exit_code == 1
+    records = parse_jsonl(result.stdout)
+    assert [r["id"] for r in records] == ["long", "long", "ok", "ok"]
+    assert all("HTTP 400" in r["error"] for r in records[:2]) and all("error" not in r for r in records[2:])
+
+
+def test_server_down_at_start_exits_1_naming_the_url(coder_dir: Path, reward_dir: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    result = generate("Write add(a, b)", "--base-url", url, *common(coder_dir, reward_dir))
+    assert result.exit_code == 1 and result.stdout == ""
+    assert f"generator server {url} is not reachable" in result.stderr and "Traceback" not in result.stderr
