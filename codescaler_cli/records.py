@@ -10,7 +10,7 @@ import json
 import math
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,7 +49,6 @@ class Candidate:
     rank: int | None = None
     truncated: bool = False
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def location(self) -> str:
@@ -65,7 +64,6 @@ class Candidate:
     def scored_record(self) -> dict[str, Any]:
         """The output record of `rank` and `generate`: the input plus code, validity, score, reward and rank."""
         out = self.extracted_record()
-        out.update(self.extra)
         out["score"] = self.score
         out["reward"] = self.reward
         out["rank"] = self.rank

@@ -74,7 +74,7 @@ class RecordWriter:
         self.close()
 
     def write(self, records: list[dict[str, Any]], *, problem: str = "", locations: list[str] | None = None,
-              file_records: list[dict[str, Any]] | None = None) -> None:
+              file_records: list[dict[str, Any]] | None = None, flush: bool = True) -> None:
         """Write one group's records; `problem` and `locations` label table rows only, never the JSON.
 
         `file_records`, when given, go to --output instead of `records` (e.g. all candidates, not just the top-k).
@@ -82,20 +82,28 @@ class RecordWriter:
         if self._file is not None:
             for record in records if file_records is None else file_records:
                 self._file.write(dumps(record) + "\n")
-            self._file.flush()
+            if flush:
+                self._file.flush()
         if not self.stdout:
             return
         if self.format is OutputFormat.jsonl:
             out = sys.stdout
             for record in records:
                 out.write(dumps(record) + "\n")
-            out.flush()
+            if flush:
+                out.flush()
         elif self.format is OutputFormat.json:
             self._collected.extend(records)
         else:
             for position, record in enumerate(records):
                 where = locations[position] if locations else ""
                 self._collected.append({**record, "_problem": problem, "_line": where})
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+        if self.stdout and self.format is OutputFormat.jsonl:
+            sys.stdout.flush()
 
     def close(self) -> None:
         """Emit collected output (JSON array or table) and close the output file."""

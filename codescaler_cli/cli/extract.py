@@ -9,6 +9,8 @@ from ._input import problem_label, read_input
 from ._options import CodeField, Format, IdField, InputFile, OutputFile, OutputFormat, QuestionField, ResponseField
 from ._output import RecordWriter
 
+_WRITE_CHUNK = 1000  # records between flushes: streamed, without a system call per line
+
 
 @handle_errors
 def extract(
@@ -34,6 +36,9 @@ def extract(
     fields = FieldNames(id=id_field, question=question_field, response=response_field, code=code_field)
     candidates = extract_all(read_input(input_file, fields, require_question=False, command="extract"))
     with RecordWriter(output_format, output, columns="extract") as writer:
-        for candidate in candidates:
-            writer.write([candidate.extracted_record()], problem=problem_label(candidate),
-                         locations=[str(candidate.line)])
+        for start in range(0, len(candidates), _WRITE_CHUNK):
+            chunk = candidates[start:start + _WRITE_CHUNK]
+            for candidate in chunk:
+                writer.write([candidate.extracted_record()], problem=problem_label(candidate),
+                             locations=[str(candidate.line)], flush=False)
+            writer.flush()
