@@ -10,7 +10,11 @@ they use is made here, from nothing:
 * a reward model: ``Qwen3ForSequenceClassification`` with ``num_labels=1``, whose
   ``score`` head is calibrated so that different texts get clearly different
   scores (random init alone gives scores that barely differ);
-* a generator: ``Qwen3ForCausalLM`` plus a ``generation_config.json``.
+* a generator: ``Qwen3ForCausalLM`` plus a ``generation_config.json``;
+* a "coder" generator: the same architecture, briefly trained (a few seconds, on
+  CPU, deterministically) so that whatever the user asks it answers with one of
+  the few memorised :data:`CODER_RESPONSES` and then ``<|im_end|>``, so best-of-N
+  tests see real code (valid, wrong, duplicate up to a comment) and plain text.
 
 Each model directory holds the model (safetensors, float32), its config and the
 tokenizer, so ``AutoTokenizer`` / ``AutoModelFor...`` and vLLM can load it.
@@ -20,7 +24,7 @@ directory only when that marker is there and records the same build parameters.
 Command line, to build models by hand::
 
     python tests/tiny_models.py OUT_DIR [--hidden-size 512 --layers 8 --heads 8 \
-        --kv-heads 4 --head-dim 64 --vocab-size 2048 --which both]
+        --kv-heads 4 --head-dim 64 --vocab-size 2048 --which both|reward|generator|coder|all]
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
+import random
 import shutil
 import sys
 import sysconfig
@@ -49,11 +55,13 @@ from transformers import (
 
 __all__ = [
     "CHAT_TEMPLATE",
+    "CODER_RESPONSES",
     "EOS_TOKEN",
     "IM_START_TOKEN",
     "MARKER_NAME",
     "PAD_TOKEN",
     "SPECIAL_TOKENS",
+    "build_coder_generator",
     "build_generator",
     "build_reward_model",
     "build_tiny_models",
@@ -80,7 +88,8 @@ MARKER_NAME = ".tiny_model_complete"
 _CORPUS_BYTES = 1_500_000
 #: Target standard deviation of reward scores over the calibration texts.
 _SCORE_STD = 2.0
-#: Format version of the built directories; bump to invalidate cached builds.
+#: Format version of the built directories; bump to invalidate cached builds (also after
+#: changing CODER_RESPONSES or the coder's training data: cached dirs are reused by kind only).
 _BUILD_VERSION = 1
 
 _CALIBRATION_PAIRS: tuple[tuple[str, str], ...] = (
@@ -97,6 +106,53 @@ _CALIBRATION_PAIRS: tuple[tuple[str, str], ...] = (
     ("Say hi.", "print('héllo, wörld ✓')\n"),
     ("Sort numbers.", "class Solution:\n    def sort(self, xs: list[int]) -> list[int]:\n        return sorted(xs)\n"),
 )
+
+#: The coder generator's only answers (each then ends with ``<|im_end|>``), whatever the prompt:
+#: 1. correct code after some prose, 2. the same program as 1 up to a comment (dedup),
+#: 3. wrong code, 4. correct but different code, 5. no code at all (invalid).
+CODER_RESPONSES: tuple[str, ...] = (
+    "Here is the solution:\n\n```python\ndef add(a, b):\n    return a + b\n```\n",
+    "```python\ndef add(a, b):\n    # add the two numbers\n    return a + b\n```",
+    "```python\ndef add(a, b):\n    return a - b\n```",
+    "```python\ndef add(a, b):\n    total = a\n    total += b\n    return total\n```",
+    "I am not sure.",
+)
+
+# Pieces of the coder's training prompts. Each step draws fresh prompts from them and from
+# stdlib text, so the only thing the model can learn is to ignore the prompt.
+_CODER_QUESTIONS: tuple[str, ...] = (
+    "Write add(a, b)",  # always in the LiveCodeBench format: the bare prompt stays unseen
+    "Add two numbers.",
+    "hi",
+    "Write a Python function.",
+    "Reverse a string.",
+    "Solve this.",
+    "Write sub(a, b)",
+    "Return the maximum of a list.",
+    "Sort the numbers in ascending order.",
+    "Given n, print the n-th Fibonacci number.\n\nInput\nOne integer n.\n\nOutput\nPrint F(n).",
+)
+# The LiveCodeBench user turn (as codescaler_cli.prompts builds it), with either format text.
+_LCB_TEMPLATE = ("\n\n### Format: {format}\n```python\n{starter}\n```\n\n"
+                 "### Answer: (use the provided format with backticks)\n")
+_LCB_FORMATS: tuple[str, ...] = (
+    "You will use the following starter code to write the solution to the problem and enclose your code "
+    "within delimiters.",
+    "Read the inputs from stdin, solve the problem and write the answer to stdout (do not directly test on "
+    "the sample inputs). Enclose your code within delimiters as follows. Ensure that when the python program "
+    "runs, it reads the inputs, runs the algorithm and writes output to STDOUT.",
+)
+_LCB_STARTERS: tuple[str, ...] = (
+    "",
+    "# YOUR CODE HERE",
+    "class Solution:\n    def solve(self, nums: list[int]) -> int:\n        ",
+    "def add(a, b):",
+)
+_CODER_SYSTEMS: tuple[str, ...] = ("You are a helpful assistant.", "You are an expert Python programmer.")
+#: Padded tokens per forward pass in the coder's training (a step is a few of them).
+_CODER_MICRO_TOKENS = 1500
+#: One long prompt every this many training steps (the rest are short: long ones cost the most).
+_CODER_LONG_EVERY = 2
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -312,6 +368,15 @@ def build_reward_model(
     return out_dir
 
 
+def _generation_config(config: Qwen3Config) -> GenerationConfig:
+    # Only token ids: no sampling defaults, so engines use the caller's settings as given.
+    return GenerationConfig(
+        bos_token_id=config.bos_token_id,
+        eos_token_id=[config.eos_token_id, config.pad_token_id],
+        pad_token_id=config.pad_token_id,
+    )
+
+
 def build_generator(
     out_dir: Path,
     *,
@@ -347,12 +412,169 @@ def build_generator(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen3ForCausalLM(config).to(torch.float32)
-    # Only token ids: no sampling defaults, so engines use the caller's settings as given.
-    model.generation_config = GenerationConfig(
-        bos_token_id=config.bos_token_id,
-        eos_token_id=[config.eos_token_id, config.pad_token_id],
-        pad_token_id=config.pad_token_id,
+    model.generation_config = _generation_config(config)
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    _write_marker(out_dir, params)
+    return out_dir
+
+
+def _coder_conversation(rng: random.Random, texts: list[str], *, long: bool = False) -> list[dict[str, str]]:
+    """A random training conversation (no answer yet): a question, a stdlib snippet or both,
+    optionally in the LiveCodeBench format, optionally after a system turn.
+
+    ``long`` makes the snippet long (up to ~2000 tokens), so the answer survives long prompts.
+    """
+    kind = 1 + rng.randrange(2) if long else rng.randrange(3)  # 0: a question, 1: a snippet, 2: both
+    parts: list[str] = []
+    lcb = rng.random() < 0.5
+    if kind != 1:
+        question = rng.choice(_CODER_QUESTIONS)
+        lcb = lcb or question == _CODER_QUESTIONS[0]
+        parts.append(question)
+    if kind != 0:
+        text = rng.choice(texts)
+        size = rng.randrange(300, 8000) if long else rng.randrange(1, 300)
+        start = rng.randrange(max(1, len(text) - size))
+        parts.append(text[start:start + size])
+    prompt = "\n\n".join(parts)
+    if lcb:
+        prompt += _LCB_TEMPLATE.format(format=rng.choice(_LCB_FORMATS), starter=rng.choice(_LCB_STARTERS))
+    messages = [{"role": "system", "content": rng.choice(_CODER_SYSTEMS)}] if rng.random() < 0.2 else []
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+def _train_coder(
+    model: Qwen3ForCausalLM,
+    tokenizer: PreTrainedTokenizerFast,
+    *,
+    seed: int,
+    steps: int,
+    lr: float,
+    batch_size: int,
+) -> float:
+    """Teach ``model`` to answer any prompt with one of :data:`CODER_RESPONSES` (equally likely).
+
+    Every step pairs ``batch_size`` freshly drawn conversations with the answers in turn
+    (each answer equally often), so prompt and answer are unrelated and the best the model
+    can do is the uniform mixture, whatever the prompt. The loss is on the answer tokens
+    (and the final ``<|im_end|>``) only. Returns the last step's loss.
+    """
+    eos_id = tokenizer.convert_tokens_to_ids(EOS_TOKEN)
+    # Prompt and answer are tokenized apart, as an engine sees them: the rendered prompt,
+    # then generated tokens, which decode back to exactly the answer text.
+    answers = [tokenizer(r, add_special_tokens=False)["input_ids"] + [eos_id] for r in CODER_RESPONSES]
+    texts = [path.read_text(encoding="utf-8", errors="replace") for path in _corpus_files()]
+    rng = random.Random(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    warmup = max(1, steps // 15)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * s / steps))
     )
+    model.train()
+    loss_value = float("nan")
+    for step in range(steps):
+        seqs: list[list[int]] = []
+        starts: list[int] = []
+        for i in range(batch_size):
+            long = i == 0 and step % _CODER_LONG_EVERY == 0
+            conversation = _coder_conversation(rng, texts, long=long)
+            text = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+            prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            starts.append(len(prompt_ids))
+            seqs.append(prompt_ids + answers[(step * batch_size + i) % len(answers)])
+        n_targets = sum(len(seq) - start for seq, start in zip(seqs, starts))
+        # Prompt lengths vary a lot: length-sorted micro-batches of about _CODER_MICRO_TOKENS
+        # padded tokens each halve the padding (and the time).
+        order = sorted(range(batch_size), key=lambda k: len(seqs[k]))
+        groups: list[list[int]] = [[]]
+        for k in order:
+            if groups[-1] and (len(groups[-1]) + 1) * len(seqs[k]) > _CODER_MICRO_TOKENS:
+                groups.append([])
+            groups[-1].append(k)
+        optimizer.zero_grad(set_to_none=True)
+        loss_value = 0.0
+        for rows in groups:
+            width = len(seqs[rows[-1]])
+            input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+            attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+            labels = torch.full((len(rows), width), -100, dtype=torch.long)
+            for row, k in enumerate(rows):
+                seq, start = seqs[k], starts[k]
+                input_ids[row, : len(seq)] = torch.tensor(seq)
+                attention_mask[row, : len(seq)] = 1
+                labels[row, start - 1 : len(seq) - 1] = torch.tensor(seq[start:])  # position t predicts t + 1
+            hidden = model.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            target = labels != -100
+            # The vocabulary projection only where there is a target: most positions are prompt.
+            logits = model.lm_head(hidden[target])
+            loss = torch.nn.functional.cross_entropy(logits, labels[target], reduction="sum") / n_targets
+            loss.backward()
+            loss_value += loss.item()
+        optimizer.step()
+        schedule.step()
+    model.eval()
+    return loss_value
+
+
+def build_coder_generator(
+    out_dir: Path,
+    *,
+    seed: int = 2,
+    steps: int = 140,
+    lr: float = 6e-3,
+    batch_size: int = 16,
+    hidden_size: int = 64,
+    layers: int = 2,
+    heads: int = 2,
+    kv_heads: int = 1,
+    head_dim: int = 32,
+    vocab_size: int = 2048,
+    max_position_embeddings: int = 8192,
+    intermediate_size: int | None = None,
+) -> Path:
+    """Save a tokenizer and a ``Qwen3ForCausalLM`` trained to answer with :data:`CODER_RESPONSES`.
+
+    Same layout as :func:`build_generator`. After the chat template's generation prompt
+    the model writes one of the responses, each about equally likely whatever the prompt,
+    then ``<|im_end|>`` (so generation stops with finish reason "stop"). With vLLM,
+    ``n=8, temperature=0.6, top_p=0.95`` gives the responses verbatim, several distinct
+    ones per prompt, for prompts up to several hundred tokens (past ~1000 tokens some
+    samples come out garbled). Training takes ~13 s on one CPU thread with the defaults
+    and is deterministic for a given ``seed`` (bit for bit on a given CPU and torch
+    build, whatever its core count). Returns ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    params = _build_params(
+        "coder", hidden_size=hidden_size, layers=layers, heads=heads, kv_heads=kv_heads,
+        head_dim=head_dim, vocab_size=vocab_size, seed=seed, steps=steps, lr=lr, batch_size=batch_size,
+        max_position_embeddings=max_position_embeddings, intermediate_size=intermediate_size,
+    )
+    (out_dir / MARKER_NAME).unlink(missing_ok=True)
+    tokenizer = build_tokenizer(out_dir, vocab_size, model_max_length=max_position_embeddings)
+    config = _make_config(
+        tokenizer, hidden_size=hidden_size, layers=layers, heads=heads, kv_heads=kv_heads,
+        head_dim=head_dim, vocab_size=vocab_size, max_position_embeddings=max_position_embeddings,
+        intermediate_size=intermediate_size,
+    )
+    config.architectures = ["Qwen3ForCausalLM"]
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True)  # costs nothing on CPU; fails loudly if an op is not
+        # One thread: the weights then do not depend on the core count (float sums are split
+        # by thread), and a busy machine cannot stall OpenMP's barriers (2 threads on 2 busy
+        # cores took minutes instead of seconds); the matrices are too small to gain much.
+        torch.set_num_threads(1)
+        try:
+            model = Qwen3ForCausalLM(config).to(torch.float32)
+            _train_coder(model, tokenizer, seed=seed, steps=steps, lr=lr, batch_size=batch_size)
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+    model.generation_config = _generation_config(config)
     model.save_pretrained(str(out_dir), safe_serialization=True)
     _write_marker(out_dir, params)
     return out_dir
@@ -370,16 +592,16 @@ def _is_complete(path: Path, kind: str) -> bool:
 
 
 def build_tiny_models(root: Path) -> dict[str, Path]:
-    """Build (or reuse) the default tiny reward model and generator under ``root``.
+    """Build (or reuse) the default tiny reward model, generator and coder generator under ``root``.
 
-    Returns ``{"reward": root / "reward", "generator": root / "generator"}``.
+    Returns ``{"reward": root / "reward", "generator": root / "generator", "coder": root / "coder"}``.
     A directory is reused when its ``config.json`` and completion marker exist.
     Each model is built in a temporary sibling directory and renamed into place,
     so concurrent callers (e.g. pytest-xdist workers) never see a half-written one.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    builders = {"reward": build_reward_model, "generator": build_generator}
+    builders = {"reward": build_reward_model, "generator": build_generator, "coder": build_coder_generator}
     result: dict[str, Path] = {}
     for name, builder in builders.items():
         target = root / name
@@ -405,10 +627,13 @@ def build_tiny_models(root: Path) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line entry point: build models into ``OUT_DIR/reward`` and/or ``OUT_DIR/generator``."""
+    """Command line entry point: build models into ``OUT_DIR/reward``, ``OUT_DIR/generator``, ``OUT_DIR/coder``.
+
+    ``--which both`` (the default) builds the reward model and the generator, ``all`` the coder too.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--which", choices=("both", "reward", "generator"), default="both")
+    parser.add_argument("--which", choices=("both", "reward", "generator", "coder", "all"), default="both")
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=2)
@@ -417,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--intermediate-size", type=int, default=None)
     parser.add_argument("--vocab-size", type=int, default=2048)
     parser.add_argument("--max-position-embeddings", type=int, default=8192)
-    parser.add_argument("--seed", type=int, default=None, help="default: 0 for reward, 1 for generator")
+    parser.add_argument("--seed", type=int, default=None, help="default: 0 for reward, 1 for generator, 2 for coder")
     args = parser.parse_args(argv)
 
     sizes: dict[str, Any] = {
@@ -426,9 +651,9 @@ def main(argv: list[str] | None = None) -> int:
         "max_position_embeddings": args.max_position_embeddings,
         "intermediate_size": args.intermediate_size,
     }
-    jobs = [("reward", build_reward_model, 0), ("generator", build_generator, 1)]
+    jobs = [("reward", build_reward_model, 0), ("generator", build_generator, 1), ("coder", build_coder_generator, 2)]
     for name, builder, default_seed in jobs:
-        if args.which not in ("both", name):
+        if args.which != name and not (args.which == "all" or (args.which == "both" and name != "coder")):
             continue
         start = time.perf_counter()
         seed = default_seed if args.seed is None else args.seed
