@@ -79,6 +79,17 @@ def load_error(kind: str, model: str, exc: BaseException) -> ModelLoadError:
     )
 
 
+def check_reward_config(model: str, config: Any) -> None:
+    """A reward model here is a sequence classifier with exactly one label."""
+    architectures = list(getattr(config, "architectures", None) or [])
+    if architectures and not any(name.endswith("ForSequenceClassification") for name in architectures):
+        raise ModelLoadError(f"'{model}' is a {architectures[0]}, not a sequence-classification reward model",
+                             "pass a reward model (e.g. LARK-Lab/CodeScaler-4B) with -r; the generator goes to -m")
+    if getattr(config, "num_labels", 1) != 1:
+        raise ModelLoadError(f"reward model '{model}' has {config.num_labels} labels, expected 1",
+                             "use a sequence-classification reward model with a single score head")
+
+
 class TransformersScorer:
     """Scores (question, code) pairs with an AutoModelForSequenceClassification reward model (one label)."""
 
@@ -86,7 +97,7 @@ class TransformersScorer:
                  max_length: int = DEFAULT_MAX_LENGTH, max_batch_tokens: int = 16384, max_batch_size: int = 64,
                  reuse_prefix: bool = True) -> None:
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
         # Our own progress bar is on stderr; transformers' weight-loading bars would interleave with it.
@@ -99,14 +110,16 @@ class TransformersScorer:
         self.dtype = resolve_dtype(dtype, self.device)
         self.stats = ScoringStats()
         try:
+            config = AutoConfig.from_pretrained(model, revision=revision)
+            # Check before loading weights: a causal LM would load with a fresh random head and a noisy report.
+            check_reward_config(model, config)
             self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
             self.model = AutoModelForSequenceClassification.from_pretrained(model, revision=revision,
                                                                             dtype=self.dtype)
+        except ModelLoadError:
+            raise
         except Exception as exc:  # transformers raises OSError, ValueError, hub errors...: all mean "cannot load"
             raise load_error("reward model", model, exc) from exc
-        if self.model.config.num_labels != 1:
-            raise ModelLoadError(f"reward model '{model}' has {self.model.config.num_labels} labels, expected 1",
-                                 "use a sequence-classification reward model with a single score head")
         if not getattr(self.tokenizer, "chat_template", None):
             raise ModelLoadError(f"reward model '{model}' has no chat template",
                                  "use a reward model whose tokenizer defines chat_template")

@@ -198,3 +198,11 @@ def test_help_and_extract_do_not_import_heavy_libraries(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_a_generator_passed_as_reward_model_is_refused_before_loading(candidates: Path,
+                                                                      tiny_models: dict[str, Path]) -> None:
+    result = runner.invoke(app, ["rank", str(candidates), "-r", str(tiny_models["generator"]), "-f", "jsonl"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "is a Qwen3ForCausalLM, not a sequence-classification reward model" in result.stderr
+    assert "LOAD REPORT" not in result.stderr
