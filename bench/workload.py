@@ -5,8 +5,8 @@ Everything is synthesised from templates with a seeded `random.Random`, no downl
 * problem statements in LiveCodeBench / LeetCode style (title, story, examples, constraints, a "### Format:"
   section with a starter-code fence, "### Answer:"), a few hundred tokens each;
 * N candidate responses per problem, written the way a chat LLM answers: optional <think> reasoning, prose,
-  a ```python fence, then an explanation. Program length has a long tail: most 10-60 lines, some 60-150, a
-  few 150-330 lines (past 2,000 tokens);
+  a ```python fence, then an explanation. Program length has a long tail: most 10-60 lines, some 60-120, a
+  few 150-300 lines (past 2,000 tokens; about one problem in six is sure to have one);
 * about a quarter of the candidates are duplicates: an earlier candidate of the same problem re-emitted with
   added comments, blank lines and different spacing (same program by `dedup_key`), wrapped in new prose;
 * about a tenth have no valid code: prose only, a syntax error in the fence, or a truncated answer.
@@ -98,7 +98,7 @@ def make_question(rng: random.Random, index: int) -> tuple[str, str, str]:
         title = f"{title} {['II', 'III', 'IV', 'V'][(index // len(_TOPICS) - 1) % 4]}"
     param_list = [p.strip() for p in params.split(", ") if p.strip()]
     inputs = " and ".join(f"{'an integer' if p.endswith(': int') else 'a value'} {p.partition(':')[0]}" for p in param_list)
-    story = [_STORY[0].format(inputs=inputs, asks=asks)] + rng.sample(_STORY[1:], rng.randint(1, 2))
+    story = [_STORY[0].format(inputs=inputs, asks=asks)] + rng.sample(_STORY[1:], rng.randint(0, 2))
     lines = [f"### Question: {title}", "", " ".join(story), ""]
     for number in range(1, 3):
         values = ", ".join(_example_value(rng, p) for p in param_list)
@@ -122,10 +122,12 @@ def make_question(rng: random.Random, index: int) -> tuple[str, str, str]:
 
 # --------------------------------------------------------------------------------------------- programs
 
-_VARS = ["total", "best", "count", "lo", "hi", "cur", "acc", "window", "answer", "steps"]
+_VARS = ["best", "lo", "cur", "result", "value", "key", "index", "start", "end", "size", "ans", "pos", "width"]
 _COMMENTS = ["keep the running total", "shrink the window from the left", "update the best answer so far",
              "this handles the edge case", "move both pointers", "memoise the intermediate result",
-             "invariant: lo <= hi", "standard two-pointer trick", "accumulate modulo the prime", "early exit"]
+             "invariant: lo <= end", "standard two-pointer trick", "accumulate modulo the prime", "early exit"]
+_INIT = ["best = lo = cur = result = value = key = index = start = end = size = ans = pos = width = 0",
+         "seen, out, prefix = {}, [], [0] * (n + 1)"]
 
 
 @dataclass
@@ -140,11 +142,10 @@ class _Writer:
         r = self.rng
         a, b = r.choice(_VARS), r.choice(_VARS)
         k = r.randint(1, 97)
-        idx = loop or "n // 2"
         return r.choice([
-            f"{a} + {k}", f"{a} * {k} % MOD", f"abs({a} - {b})", f"min({a}, {b} + {k})", f"max({a}, {b})",
-            f"nums[{idx} % n] if n else 0", f"({a} + nums[{idx} % n]) % MOD if n else {a}", f"len(stack) + {a}",
-            f"counts.get({a}, 0) + {k}", f"{a} ^ {b}", f"({a} << 1) - {b}", f"sum(prefix[:{k}]) % MOD",
+            f"{a} + {k}", f"{a} * {k} % MOD", f"abs({a} - {b})", f"min({a}, {b})", f"max({a}, {b})",
+            f"data[{loop}]" if loop else f"data[{a} % n]", f"{a} + data[{loop}]" if loop else f"{a} - {b}",
+            "len(out)", f"seen.get({a}, 0)", f"{a} ^ {b}", f"{a} << 1", f"prefix[{loop}]" if loop else "prefix[-1]",
         ])
 
     def block(self, depth: int, budget: int, loop: str | None, nesting: int) -> None:
@@ -157,7 +158,7 @@ class _Writer:
     def statement(self, depth: int, left: int, loop: str | None, nesting: int) -> None:
         r = self.rng
         kinds = ["assign", "assign", "aug", "append", "count", "comprehension", "comment"]
-        if nesting < 3 and left >= 3:
+        if nesting < 2 and left >= 3:
             kinds += ["for", "if", "while", "for", "if"]
         kind = r.choice(kinds)
         v = r.choice(_VARS)
@@ -166,19 +167,19 @@ class _Writer:
         elif kind == "aug":
             self.emit(depth, f"{v} += {self.expr(loop)}")
         elif kind == "append":
-            self.emit(depth, f"stack.append({self.expr(loop)})")
+            self.emit(depth, f"out.append({self.expr(loop)})")
         elif kind == "count":
-            self.emit(depth, f"counts[{v}] = counts.get({v}, 0) + 1")
+            self.emit(depth, f"seen[{v}] = seen.get({v}, 0) + 1")
         elif kind == "comprehension":
-            self.emit(depth, f"{v} = len([x for x in nums if x % {r.randint(2, 9)} == {r.randint(0, 1)}])")
+            self.emit(depth, f"{v} = sum(1 for x in data if x % {r.randint(2, 9)} == {r.randint(0, 1)})")
         elif kind == "comment":
             self.emit(depth, f"# {r.choice(_COMMENTS)}")
         else:
             inner = min(left - 1, r.randint(2, 8))
-            var = "ijkm"[nesting]
+            var = "ij"[nesting]
             if kind == "for":
                 self.emit(depth, r.choice([f"for {var} in range(n):", f"for {var} in range({v}, n):",
-                                           f"for {var}, value in enumerate(nums):"]))
+                                           f"for {var}, x in enumerate(data):"]))
                 self.block(depth + 1, inner, var, nesting + 1)
             elif kind == "if":
                 self.emit(depth, f"if {v} {r.choice(['<', '>', '<=', '==', '!='])} {self.expr(loop)}:")
@@ -187,8 +188,8 @@ class _Writer:
                     self.emit(depth, "else:")
                     self.block(depth + 1, inner // 2, loop, nesting + 1)
             else:
-                self.emit(depth, f"while {v} < n and steps < {r.randint(10, 999)}:")
-                self.emit(depth + 1, "steps += 1")
+                self.emit(depth, f"while {v} < n and pos < {r.randint(10, 99)}:")
+                self.emit(depth + 1, "pos += 1")
                 self.block(depth + 1, inner - 1, loop, nesting + 1)
                 self.emit(depth + 1, f"{v} += 1")
 
@@ -204,22 +205,22 @@ def make_program(rng: random.Random, method: str, params: str, lines: int) -> st
     helpers = max(0, (lines - 40) // 45)  # long programs split their work into helper methods
     w.lines.append("class Solution:")
     for h in range(helpers):
-        w.emit(1, f"def _phase_{h}(self, nums, n, {_VARS[h % len(_VARS)]}):")
+        w.emit(1, f"def _phase_{h}(self, data, n, {_VARS[h % len(_VARS)]}):")
         w.emit(2, f'"""Phase {h}: {rng.choice(_COMMENTS)}."""')
-        w.emit(2, "total = best = count = lo = hi = cur = acc = window = answer = steps = 0")
-        w.emit(2, "counts, stack, prefix = {}, [], [0] * (n + 1)")
+        for init in _INIT:
+            w.emit(2, init)
         w.block(2, rng.randint(30, 45), None, 0)
         w.emit(2, f"return {rng.choice(_VARS)}")
         w.lines.append("")
     w.emit(1, f"def {method}(self, {params}) -> int:")
     if rng.random() < 0.5:
         w.emit(2, f'"""{rng.choice(_COMMENTS).capitalize()}."""')
-    w.emit(2, f"nums = list({first}) if not isinstance({first}, int) else list(range({first}))")
-    w.emit(2, "n = len(nums)")
-    w.emit(2, "total = best = count = lo = hi = cur = acc = window = answer = steps = 0")
-    w.emit(2, "counts, stack, prefix = {}, [], [0] * (n + 1)")
+    w.emit(2, f"data = list({first}) if not isinstance({first}, int) else list(range({first}))")
+    w.emit(2, "n = len(data)")
+    for init in _INIT:
+        w.emit(2, init)
     for h in range(helpers):
-        w.emit(2, f"answer += self._phase_{h}(nums, n, {rng.choice(_VARS)})")
+        w.emit(2, f"ans += self._phase_{h}(data, n, {rng.choice(_VARS)})")
     body = lines - len(w.lines) - 1
     w.block(2, max(3, body), None, 0)
     w.emit(2, f"return {rng.choice(_VARS)}")
@@ -227,13 +228,13 @@ def make_program(rng: random.Random, method: str, params: str, lines: int) -> st
 
 
 def program_lines(rng: random.Random) -> int:
-    """Long-tailed program length: most 10-60 lines, some 60-150, a few 150-330."""
+    """Long-tailed program length: most (90%) 10-60 lines, some (9%) 60-120, a few (1%) 150-300."""
     x = rng.random()
-    if x < 0.80:
+    if x < 0.90:
         return rng.randint(10, 60)
-    if x < 0.95:
-        return rng.randint(60, 150)
-    return rng.randint(150, 330)
+    if x < 0.99:
+        return rng.randint(60, 120)
+    return rng.randint(150, 300)
 
 
 def restyle(rng: random.Random, code: str) -> str:
@@ -310,7 +311,7 @@ def break_code(rng: random.Random, code: str) -> str:
         lines[i] = lines[i].rstrip()[:-1]
     elif how == "bracket":
         i = rng.randrange(len(lines))
-        lines[i] = lines[i] + " (nums[0"
+        lines[i] = lines[i] + " (data[0"
     else:
         i = rng.randrange(len(lines))
         lines[i] = lines[i] + " else then"
@@ -333,6 +334,9 @@ def build_workload(path: Path, *, problems: int, n: int, seed: int) -> WorkloadS
     """Write `problems * n` candidate records (JSONL: id, question, response, kind) to `path`."""
     rng = random.Random(seed)
     summary = WorkloadSummary(problems=problems)
+    # The tail is rare, so make sure some programs pass 2,000 tokens: in about one problem in six, one fresh
+    # candidate (not the first) is 200-300 lines long.
+    forced_long = set(rng.sample(range(problems), k=max(1, round(problems / 6))))
     with open(path, "w", encoding="utf-8") as out:
         for p in range(problems):
             question, method, params = make_question(rng, p)
@@ -346,11 +350,13 @@ def build_workload(path: Path, *, problems: int, n: int, seed: int) -> WorkloadS
             kinds.insert(0, kinds.pop(first_fresh))  # a duplicate needs an earlier original
             originals: list[tuple[str, str]] = []  # (code, dedup key)
             keys: set[str] = set()
+            long_slot = next((j for j, kind in enumerate(kinds) if j > 0 and kind == "fresh"), 0) \
+                if p in forced_long else -1
             for j, kind in enumerate(kinds):
                 thinking = rng.random() < 0.3
                 if kind == "fresh":
                     while True:
-                        lines = program_lines(rng)
+                        lines = rng.randint(200, 300) if j == long_slot else program_lines(rng)
                         code = make_program(rng, method, params, lines)
                         response = wrap_response(rng, code, thinking=thinking)
                         got = extract_code(response)

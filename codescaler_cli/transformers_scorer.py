@@ -23,6 +23,10 @@ from .scoring import (
 )
 from .reward_texts import RewardTexts
 
+# Largest share of padded tokens a batch may have (padding is compute spent on nothing).
+MAX_PADDING = 0.05
+
+
 @dataclass
 class _Item:
     """One text prepared for the model: its token ids, and how many leading ids come from a cached prefix."""
@@ -214,9 +218,20 @@ class TransformersScorer:
                 progress(len(batch))
 
     def _take_batch(self, ordered: list[_Item], start: int, budget: int) -> list[_Item]:
-        # Sorted longest first, so the first item's length is the padded length of the whole batch.
-        longest = max(1, ordered[start].run_length)
-        rows = max(1, min(self.max_batch_size, budget // longest))
+        """The next batch: rows of similar length under the token budget.
+
+        Sorted longest first, so the first item's length is the padded width of the batch. A row joins only while
+        the batch stays within the budget and its padding within MAX_PADDING of the padded tokens: one long
+        program must not make a batch of short ones run at its length.
+        """
+        width = max(1, ordered[start].run_length)
+        rows, real = 1, width
+        while start + rows < len(ordered) and rows < self.max_batch_size and (rows + 1) * width <= budget:
+            following = ordered[start + rows].run_length
+            if real + following < (1 - MAX_PADDING) * (rows + 1) * width:
+                break
+            real += following
+            rows += 1
         return ordered[start:start + rows]
 
     def _release_memory(self) -> None:

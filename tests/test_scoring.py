@@ -14,7 +14,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from codescaler_cli.scoring import ScoreRequest, reward_conversation  # noqa: E402
-from codescaler_cli.transformers_scorer import TransformersScorer, is_out_of_memory  # noqa: E402
+from codescaler_cli import transformers_scorer  # noqa: E402
+from codescaler_cli.transformers_scorer import TransformersScorer, _Item, is_out_of_memory  # noqa: E402
 
 SUBARRAY_QUESTION = ("Given an array of integers nums and an integer k, return the total number of subarrays "
                      "whose sum equals to k.")
@@ -137,9 +138,10 @@ def test_truncation_matches_card_recipe_at_max_length(reward_dir: Path) -> None:
     assert result[0].score == pytest.approx(expected, abs=1e-4)
 
 
-def test_cuda_out_of_memory_halves_the_budget_and_keeps_every_score(reward_dir: Path,
-                                                                    reference: list[float]) -> None:
+def test_cuda_out_of_memory_halves_the_budget_and_keeps_every_score(reward_dir: Path, reference: list[float],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     # Fault injection around a real model: batches of more than two rows "run out of memory".
+    monkeypatch.setattr(transformers_scorer, "MAX_PADDING", 1.0)  # let rows of any length share a batch
     class Cramped(TransformersScorer):
         attempts: list[int] = []
 
@@ -166,6 +168,20 @@ def test_single_text_out_of_memory_is_a_per_item_error(reward_dir: Path) -> None
     results = scorer.score([REQUESTS[0], REQUESTS[6]])
     assert results[0].score is None and "out of memory" in (results[0].error or "")
     assert results[1].score is not None and results[1].error is None
+
+
+def test_batches_stay_within_budget_and_padding_bound(scorer: TransformersScorer) -> None:
+    lengths = [900, 880, 870, 400, 390, 385, 380, 50, 49]
+    ordered = [_Item(position, [0] * length) for position, length in enumerate(lengths)]
+    batches, start = [], 0
+    while start < len(ordered):
+        batch = scorer._take_batch(ordered, start, budget=2000)
+        batches.append([item.run_length for item in batch])
+        start += len(batch)
+    assert batches == [[900, 880], [870], [400, 390, 385, 380], [50, 49]]
+    for batch in batches:
+        assert len(batch) * batch[0] <= 2000 or len(batch) == 1
+        assert sum(batch) >= (1 - transformers_scorer.MAX_PADDING) * len(batch) * batch[0]
 
 
 def test_out_of_memory_detection() -> None:
