@@ -93,3 +93,19 @@ def test_server_down_at_start_exits_1_naming_the_url(reward_dir: Path) -> None:
     assert result.stdout == ""
     assert f"reward server {url} is not reachable" in result.stderr and "hint:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_rank_cli_writes_everything_and_exits_1_when_scoring_fails(reward_server: str, reward_dir: Path) -> None:
+    proxy = FaultProxy(reward_server.removesuffix("/v1"), lambda n, path, body: 400)
+    try:
+        result = runner.invoke(app, ["rank", str(EXAMPLES / "candidates.jsonl"), "-r", str(reward_dir),
+                                     "--reward-url", proxy.url, "-f", "jsonl", "--max-retries", "0"])
+    finally:
+        proxy.close()
+    assert result.exit_code == 1
+    records = parse_jsonl(result.stdout)
+    assert len(records) == 9  # nothing is lost: every record is written, the failed ones say why
+    for record in records:
+        assert record["score"] is None and record["reward"] == 0.0
+        assert ("HTTP 400" in record["error"]) if record["valid"] else ("error" not in record)
+    assert "could not be scored" in result.stderr and "Traceback" not in result.stderr

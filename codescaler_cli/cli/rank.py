@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import typer
+
 from ..pipeline import count_unique, extract_all, score_groups
 from ..records import Candidate, FieldNames, group_candidates
 from ..scorers import ScorerConfig, open_scorer
@@ -118,6 +120,13 @@ def rank(
             warn(f"{truncated_seen} candidates in all exceeded --max-length {max_length} and were truncated")
         if not quiet:
             _summary(candidates, groups, to_score, scorer, load_seconds if scorer else 0.0)
+    failed = [c for c in candidates if c.error is not None]
+    if failed:
+        for candidate in failed[:_MAX_TRUNCATION_WARNINGS]:
+            warn(f"{candidate.location}: not scored: {candidate.error}")
+        info(f"error: {len(failed)} of {len(candidates)} candidates could not be scored (their records carry an "
+             "'error' and rank with the invalid ones); the rest were written")
+        raise typer.Exit(1)
 
 
 def _warn_truncated(ranked: list[Candidate], seen: int, max_length: int) -> int:
