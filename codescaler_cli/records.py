@@ -133,6 +133,9 @@ def parse_record(source: str, line: int, text: str) -> dict[str, Any]:
     """Parse one JSONL line into an object, or raise InputError naming the line."""
     try:
         value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise InputError(source, line, "JSON nested too deeply to read",
+                         "flatten the record; candidates need only a few flat fields") from None
     except (json.JSONDecodeError, ValueError) as exc:
         detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         column = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
@@ -163,7 +166,8 @@ def read_candidates(path: str | Path | None, fields: FieldNames = FieldNames(), 
 def candidate_from_record(record: dict[str, Any], source: str, line: int, index: int, fields: FieldNames, *,
                           require_question: bool) -> Candidate:
     """Validate one record's fields and wrap it as a Candidate."""
-    question = _optional_str(record, fields.question, source, line)
+    # extract never reads the question: there it is just another field passed through.
+    question = _optional_str(record, fields.question, source, line) if require_question else None
     if question is None and require_question:
         raise InputError(source, line, f"missing field '{fields.question}' (the problem shown to the reward model)",
                          f"add a '{fields.question}' string, or name the field that holds it with --question-field")
@@ -191,8 +195,18 @@ def group_candidates(candidates: Iterable[Candidate]) -> list[list[Candidate]]:
 
 
 def dumps(record: dict[str, Any]) -> str:
-    """One JSONL line (no trailing newline). Non-finite floats become null so every line is valid JSON."""
-    return json.dumps(_finite(record), ensure_ascii=False)
+    """One JSONL line (no trailing newline). Non-finite floats become null so every line is valid JSON.
+
+    Text stays readable UTF-8; a record holding a lone surrogate (legal as a JSON escape, not encodable as
+    UTF-8) is written with escapes instead, so it passes through unchanged rather than failing the output.
+    """
+    value = _finite(record)
+    line = json.dumps(value, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(value, ensure_ascii=True)
+    return line
 
 
 def _finite(value: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import ModelLoadError
@@ -76,6 +77,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def load_error(kind: str, model: str, exc: BaseException) -> ModelLoadError:
     """A one-line cause and a hint for a model that could not be loaded."""
     cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().exists():
+        cause = "no such directory"
     return ModelLoadError(
         f"cannot load {kind} '{model}': {cause}",
         "pass a local model directory, or a Hugging Face hub id reachable from this machine "

@@ -45,7 +45,8 @@ def _assert_input_error(result, where: str, says: str) -> None:  # type: ignore[
 
 
 CASES = [(command, *case) for command in ("rank", "extract") for case in BAD_LINES
-         if not (command == "extract" and case[0] == "missing-question")]  # extract needs no question
+         # extract never reads the question, so its absence or type is not an error there.
+         if not (command == "extract" and case[0] in ("missing-question", "question-not-string"))]
 
 
 @pytest.mark.parametrize("command,name,line,says", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
@@ -62,10 +63,14 @@ def test_bad_line_exits_2_naming_file_and_line(tmp_path: Path, command: str, nam
 
 def test_extract_needs_no_question(tmp_path: Path) -> None:
     path = tmp_path / "q.jsonl"
-    path.write_text(json.dumps({"response": "x = 1"}) + "\n", encoding="utf-8")
+    path.write_text(json.dumps({"response": "x = 1"}) + "\n" + json.dumps({"question": 5, "response": "y = 2"})
+                    + "\n", encoding="utf-8")
     result = runner.invoke(app, ["extract", str(path), "--format", "jsonl"])
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"response": "x = 1", "code": "x = 1", "valid": True}
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {"response": "x = 1", "code": "x = 1", "valid": True},
+        {"question": 5, "response": "y = 2", "code": "y = 2", "valid": True},  # passed through, not read
+    ]
 
 
 @pytest.mark.parametrize("command", ["rank", "extract"])
@@ -106,17 +111,45 @@ def test_model_that_cannot_be_loaded_exits_1_with_cause_and_hint(tmp_path: Path)
     assert result.exit_code == 1, result.stderr
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
-    assert lines[0].startswith(f"error: cannot load reward model '{MISSING_MODEL}'")
+    assert lines[0] == f"error: cannot load reward model '{MISSING_MODEL}': no such directory"
     assert lines[1].startswith("hint: ") and "local model directory" in lines[1]
     assert "Traceback" not in result.stderr
 
 
-def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_debug_shows_the_traceback_and_keeps_the_status(tmp_path: Path, how: str) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text("{oops\n", encoding="utf-8")
-    result = runner.invoke(app, ["--debug", "extract", str(path)])
-    assert result.exit_code != 0 and result.exception is not None
-    assert "malformed JSON" in str(result.exception)
+    args = ["--debug", "extract", str(path)] if how == "flag" else ["extract", str(path)]
+    result = runner.invoke(app, args, env={"CODESCALER_DEBUG": "1"} if how == "env" else None)
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr and "InputError" in result.stderr and "malformed JSON" in result.stderr
+    assert result.stdout == ""
+
+
+def test_deeply_nested_json_is_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"response": "x = 1", "a": ' + "[" * 100_000 + "]" * 100_000 + "}\n", encoding="utf-8")
+    _assert_input_error(runner.invoke(app, ["extract", str(path)]), f"{path}:1", "nested too deeply")
+
+
+def test_lone_surrogate_passes_through(tmp_path: Path) -> None:
+    path = tmp_path / "surrogate.jsonl"
+    path.write_text('{"response": "x = 1", "note": "\\udfff"}\n', encoding="utf-8")
+    result = runner.invoke(app, ["extract", str(path), "-f", "jsonl", "-o", str(tmp_path / "out.jsonl")])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["note"] == "\udfff"
+    assert json.loads((tmp_path / "out.jsonl").read_text(encoding="utf-8"))["note"] == "\udfff"
+
+
+def test_markup_in_user_data_is_shown_literally_in_tables(tmp_path: Path) -> None:
+    path = tmp_path / "markup.jsonl"
+    path.write_text(json.dumps({"id": "[/]", "response": "x = 1"}) + "\n"
+                    + json.dumps({"id": "nums[i] and [bold]", "response": "y = [i for i in z]"}) + "\n",
+                    encoding="utf-8")
+    result = runner.invoke(app, ["extract", str(path), "-f", "table"])
+    assert result.exit_code == 0, result.stderr
+    assert "[/]" in result.stdout and "nums[i] and [bold]" in result.stdout
 
 
 def test_unwritable_output_is_a_usage_error(tmp_path: Path) -> None:

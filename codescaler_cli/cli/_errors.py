@@ -1,7 +1,7 @@
 """The CLI's one error layer: domain exceptions become a message on stderr and an exit status, never a traceback.
 
-Exit 2 for bad usage or bad input, 1 for any other failure. `--debug` or CODESCALER_DEBUG=1 re-raises instead,
-so the traceback is there when someone needs it.
+Exit 2 for bad usage or bad input, 1 for any other failure. `--debug` or CODESCALER_DEBUG=1 prints the traceback
+too, when someone needs it; the exit status stays the same.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -48,7 +49,7 @@ def handle_errors(command: F) -> F:
             raise
         except CodescalerError as exc:
             if debug_enabled():
-                raise
+                traceback.print_exc()  # the traceback, and still the status the error deserves
             report(exc.message, exc.hint)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
@@ -60,7 +61,7 @@ def handle_errors(command: F) -> F:
             raise typer.Exit(0) from None
         except Exception as exc:
             if debug_enabled():
-                raise
+                traceback.print_exc()
             report(f"internal error: {type(exc).__name__}: {exc}",
                    "this is a bug in codescaler; rerun with --debug (or CODESCALER_DEBUG=1) for a traceback "
                    "and report it")

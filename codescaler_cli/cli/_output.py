@@ -136,7 +136,7 @@ class RecordWriter:
             previous = None
             for record in self._collected:
                 problem = record.get("_problem")
-                table.add_row(problem if problem != previous else "", str(record.get("rank", "")),
+                table.add_row(_text(problem) if problem != previous else "", str(record.get("rank", "")),
                               _number(record.get("score")), _number(record.get("reward")),
                               "[green]yes[/]" if record.get("valid") else "[red]no[/]", _preview(record.get("code")))
                 previous = problem
@@ -147,10 +147,17 @@ class RecordWriter:
                                  max_width=_COLUMN_WIDTHS.get(name), min_width=len(name))
             for record in self._collected:
                 code = record.get("code") or ""
-                table.add_row(str(record.get("_line", "")), str(record.get("_problem", "")),
+                table.add_row(_text(record.get("_line", "")), _text(record.get("_problem", "")),
                               "[green]yes[/]" if record.get("valid") else "[red]no[/]",
                               str(len(code.splitlines())), _preview(code))
         Console(file=sys.stdout).print(table)
+
+
+def _text(value: Any) -> str:
+    """User data shown in a table: never interpreted as rich markup (a question may well contain "[i]")."""
+    from rich.markup import escape
+
+    return escape(str(value))
 
 
 def _number(value: Any) -> str:
