@@ -37,6 +37,12 @@ def reward_dir(tiny_models: dict[str, Path]) -> Path:
     return tiny_models["reward"]
 
 
+@pytest.fixture(scope="session")
+def coder_dir(tiny_models: dict[str, Path]) -> Path:
+    """A tiny generator trained to answer any prompt with one of tiny_models.CODER_RESPONSES."""
+    return tiny_models["coder"]
+
+
 def write_jsonl(path: Path, records: list[Any]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path

@@ -22,11 +22,6 @@ SETTINGS = SamplingSettings(n=4, temperature=0.6, top_p=0.95, max_tokens=48)
 
 
 @pytest.fixture(scope="module")
-def coder_dir(tiny_models: dict[str, Path]) -> Path:
-    return tiny_models["coder"]
-
-
-@pytest.fixture(scope="module")
 def generator(coder_dir: Path):  # type: ignore[no-untyped-def]
     engine = VllmGenerator(str(coder_dir), max_model_len=512)
     yield engine

@@ -20,11 +20,6 @@ pytestmark = pytest.mark.vllm
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def coder_dir(tiny_models: dict[str, Path]) -> Path:
-    return tiny_models["coder"]
-
-
 def test_generate_cli_jsonl_is_reproducible_and_round_trips_through_rank(coder_dir: Path, reward_dir: Path,
                                                                          tmp_path: Path) -> None:
     args = ["generate", "Write add(a, b)", "--n", "4", "-m", str(coder_dir), "-r", str(reward_dir),

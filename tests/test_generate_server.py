@@ -19,11 +19,6 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def coder_dir(tiny_models: dict[str, Path]) -> Path:
-    return tiny_models["coder"]
-
-
-@pytest.fixture(scope="module")
 def generator_server(coder_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     log = tmp_path_factory.mktemp("server") / "generator-server.log"
     with vllm_server(coder_dir, "--max-model-len", "512", log=log) as url:
