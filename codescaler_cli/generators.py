@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .errors import ModelLoadError
@@ -56,7 +56,6 @@ class GenerationStats:
     completion_tokens: int = 0
     failures: int = 0
     seconds: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 ProgressCallback = Callable[[int], None]

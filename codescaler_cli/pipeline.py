@@ -54,11 +54,12 @@ def score_groups(groups: Sequence[list[Candidate]], scorer: Scorer | None, *, pr
     candidates are never scored (score None, reward 0.0) and rank after every valid one. `scorer` may be None
     only when no group has a valid candidate (then no model needs loading).
     """
-    chunk: list[list[Candidate]] = []
+    chunk: list[tuple[list[Candidate], dict[str, Candidate]]] = []
     pending = 0
     for group in groups:
-        chunk.append(group)
-        pending += len(unique_programs(group))
+        unique = unique_programs(group)
+        chunk.append((group, unique))
+        pending += len(unique)
         if pending >= chunk_requests:
             yield from _score_chunk(chunk, scorer, progress)
             chunk, pending = [], 0
@@ -66,14 +67,9 @@ def score_groups(groups: Sequence[list[Candidate]], scorer: Scorer | None, *, pr
         yield from _score_chunk(chunk, scorer, progress)
 
 
-def _score_chunk(chunk: list[list[Candidate]], scorer: Scorer | None,
+def _score_chunk(chunk: list[tuple[list[Candidate], dict[str, Candidate]]], scorer: Scorer | None,
                  progress: ProgressCallback | None) -> Iterator[list[Candidate]]:
-    representatives: list[Candidate] = []
-    per_group: list[dict[str, Candidate]] = []
-    for group in chunk:
-        unique = unique_programs(group)
-        per_group.append(unique)
-        representatives.extend(unique.values())
+    representatives = [c for _, unique in chunk for c in unique.values()]
     requests = [ScoreRequest(question=c.question or "", code=c.code) for c in representatives]
     if requests and scorer is None:
         raise ValueError("valid candidates need a scorer")
@@ -82,7 +78,7 @@ def _score_chunk(chunk: list[list[Candidate]], scorer: Scorer | None,
         apply_score(representative, result.score)
         representative.truncated = result.truncated
         representative.error = result.error
-    for group, unique in zip(chunk, per_group):
+    for group, unique in chunk:
         for candidate in group:
             if not candidate.valid:
                 apply_score(candidate, None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 DEFAULT_REWARD_MODEL = "LARK-Lab/CodeScaler-4B"
@@ -44,10 +44,8 @@ class ScoringStats:
     tokens: int = 0
     padded_tokens: int = 0
     prefix_tokens: int = 0
-    prefix_hits: int = 0
     batches: int = 0
     seconds: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class Scorer(Protocol):

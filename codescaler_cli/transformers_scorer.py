@@ -140,15 +140,6 @@ class TransformersScorer:
         self._head = head if self._backbone is not None else None
         self.reuse_prefix = reuse_prefix and self._backbone is not None
 
-    def render(self, question: str, code: str) -> str:
-        return self.texts.render(question, code)
-
-    def tokenize(self, question: str, code: str) -> tuple[list[int], bool]:
-        return self.texts.tokenize(question, code)
-
-    def prefix_ids(self, question: str) -> list[int] | None:
-        return self.texts.prefix_ids(question)
-
     # -- scoring -------------------------------------------------------------------------------------------------
 
     def score(self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None) -> list[ScoreResult]:
@@ -157,12 +148,12 @@ class TransformersScorer:
         prefixes: dict[str, list[int] | None] = {}
         items: list[_Item] = []
         for position, request in enumerate(requests):
-            ids, truncated = self.tokenize(request.question, request.code)
+            ids, truncated = self.texts.tokenize(request.question, request.code)
             results[position] = ScoreResult(score=None, truncated=truncated, tokens=len(ids))
             item = _Item(position, ids)
             if self.reuse_prefix:
                 if request.question not in prefixes:
-                    prefixes[request.question] = self.prefix_ids(request.question)
+                    prefixes[request.question] = self.texts.prefix_ids(request.question)
                 prefix = prefixes[request.question]
                 # Byte-level BPE can merge across the prefix boundary; reuse only where the ids really start
                 # with the prefix's ids, so the score stays exact.
@@ -179,7 +170,6 @@ class TransformersScorer:
         for question, group in by_prefix.items():
             prefix = prefixes[question]
             assert prefix is not None
-            self.stats.prefix_hits += len(group)
             if len(group) == 1:  # nothing to share: one plain pass is cheaper than prefix + suffix
                 group[0].prefix_key, group[0].prefix_length = None, 0
                 self._run_all(group, None, None, results, progress)

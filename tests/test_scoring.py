@@ -111,10 +111,10 @@ def test_left_padding_tokenizer_does_not_change_scores(scorer: TransformersScore
 
 
 def test_prefix_is_reused_only_where_token_ids_match(scorer: TransformersScorer) -> None:
-    prefix = scorer.prefix_ids(SUBARRAY_QUESTION)
+    prefix = scorer.texts.prefix_ids(SUBARRAY_QUESTION)
     assert prefix is not None
-    merged, _ = scorer.tokenize(SUBARRAY_QUESTION, "\n    x = 1\ny = 2")
-    clean, _ = scorer.tokenize(SUBARRAY_QUESTION, SUBARRAY_CORRECT)
+    merged, _ = scorer.texts.tokenize(SUBARRAY_QUESTION, "\n    x = 1\ny = 2")
+    clean, _ = scorer.texts.tokenize(SUBARRAY_QUESTION, SUBARRAY_CORRECT)
     assert clean[: len(prefix)] == prefix
     # This is the case the fallback exists for; if the tokenizer ever stops merging here the test says so.
     assert merged[: len(prefix)] != prefix

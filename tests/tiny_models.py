@@ -322,6 +322,21 @@ def _build_params(kind: str, **params: Any) -> dict[str, Any]:
     return {"kind": kind, "version": _BUILD_VERSION, **params}
 
 
+def _start_build(out_dir: Path, kind: str, architecture: str, *, seed: int, num_labels: int | None = None,
+                 build_extras: dict[str, Any] | None = None, **sizes: Any) -> tuple[PreTrainedTokenizerFast,
+                                                                            Qwen3Config, dict[str, Any]]:
+    """What every builder does first: forget any earlier build, save a tokenizer, make the config.
+
+    Returns the tokenizer, the config and the build record that `_write_marker` stores once the model is saved.
+    """
+    params = _build_params(kind, **sizes, seed=seed, **(build_extras or {}))
+    (out_dir / MARKER_NAME).unlink(missing_ok=True)
+    tokenizer = build_tokenizer(out_dir, sizes["vocab_size"], model_max_length=sizes["max_position_embeddings"])
+    config = _make_config(tokenizer, **sizes, **({"num_labels": num_labels} if num_labels is not None else {}))
+    config.architectures = [architecture]
+    return tokenizer, config, params
+
+
 def _write_marker(out_dir: Path, params: dict[str, Any]) -> None:
     (out_dir / MARKER_NAME).write_text(json.dumps(params, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -346,19 +361,12 @@ def build_reward_model(
     Returns ``out_dir``.
     """
     out_dir = Path(out_dir)
-    params = _build_params(
-        "reward", hidden_size=hidden_size, layers=layers, heads=heads, kv_heads=kv_heads,
-        head_dim=head_dim, vocab_size=vocab_size, seed=seed,
+    tokenizer, config, params = _start_build(
+        out_dir, "reward", "Qwen3ForSequenceClassification", hidden_size=hidden_size, layers=layers, heads=heads,
+        kv_heads=kv_heads, head_dim=head_dim, vocab_size=vocab_size, seed=seed,
         max_position_embeddings=max_position_embeddings, intermediate_size=intermediate_size,
+        num_labels=1,
     )
-    (out_dir / MARKER_NAME).unlink(missing_ok=True)
-    tokenizer = build_tokenizer(out_dir, vocab_size, model_max_length=max_position_embeddings)
-    config = _make_config(
-        tokenizer, hidden_size=hidden_size, layers=layers, heads=heads, kv_heads=kv_heads,
-        head_dim=head_dim, vocab_size=vocab_size, max_position_embeddings=max_position_embeddings,
-        intermediate_size=intermediate_size, num_labels=1,
-    )
-    config.architectures = ["Qwen3ForSequenceClassification"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen3ForSequenceClassification(config).to(torch.float32)
@@ -396,19 +404,11 @@ def build_generator(
     load and sample from. Deterministic for a given ``seed``. Returns ``out_dir``.
     """
     out_dir = Path(out_dir)
-    params = _build_params(
-        "generator", hidden_size=hidden_size, layers=layers, heads=heads, kv_heads=kv_heads,
-        head_dim=head_dim, vocab_size=vocab_size, seed=seed,
+    tokenizer, config, params = _start_build(
+        out_dir, "generator", "Qwen3ForCausalLM", hidden_size=hidden_size, layers=layers, heads=heads,
+        kv_heads=kv_heads, head_dim=head_dim, vocab_size=vocab_size, seed=seed,
         max_position_embeddings=max_position_embeddings, intermediate_size=intermediate_size,
     )
-    (out_dir / MARKER_NAME).unlink(missing_ok=True)
-    tokenizer = build_tokenizer(out_dir, vocab_size, model_max_length=max_position_embeddings)
-    config = _make_config(
-        tokenizer, hidden_size=hidden_size, layers=layers, heads=heads, kv_heads=kv_heads,
-        head_dim=head_dim, vocab_size=vocab_size, max_position_embeddings=max_position_embeddings,
-        intermediate_size=intermediate_size,
-    )
-    config.architectures = ["Qwen3ForCausalLM"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen3ForCausalLM(config).to(torch.float32)
@@ -545,19 +545,12 @@ def build_coder_generator(
     build, whatever its core count). Returns ``out_dir``.
     """
     out_dir = Path(out_dir)
-    params = _build_params(
-        "coder", hidden_size=hidden_size, layers=layers, heads=heads, kv_heads=kv_heads,
-        head_dim=head_dim, vocab_size=vocab_size, seed=seed, steps=steps, lr=lr, batch_size=batch_size,
+    tokenizer, config, params = _start_build(
+        out_dir, "coder", "Qwen3ForCausalLM", hidden_size=hidden_size, layers=layers, heads=heads,
+        kv_heads=kv_heads, head_dim=head_dim, vocab_size=vocab_size, seed=seed,
         max_position_embeddings=max_position_embeddings, intermediate_size=intermediate_size,
+        build_extras={"steps": steps, "lr": lr, "batch_size": batch_size},
     )
-    (out_dir / MARKER_NAME).unlink(missing_ok=True)
-    tokenizer = build_tokenizer(out_dir, vocab_size, model_max_length=max_position_embeddings)
-    config = _make_config(
-        tokenizer, hidden_size=hidden_size, layers=layers, heads=heads, kv_heads=kv_heads,
-        head_dim=head_dim, vocab_size=vocab_size, max_position_embeddings=max_position_embeddings,
-        intermediate_size=intermediate_size,
-    )
-    config.architectures = ["Qwen3ForCausalLM"]
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     threads = torch.get_num_threads()

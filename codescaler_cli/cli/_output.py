@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import typer
+
 from ..errors import UsageError
-from ..records import dumps
+from ..records import Candidate, dumps
 from ._options import OutputFormat
 
 _CODE_PREVIEW = 60
@@ -42,6 +44,37 @@ def resolve_format(requested: OutputFormat) -> OutputFormat:
 
 def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
+
+
+# Per-item warnings shown before they are only counted: enough to see the pattern, not a wall of text.
+MAX_ITEM_WARNINGS = 5
+
+
+def warn_truncated(ranked: list[Candidate], seen: int, max_length: int, describe: Callable[[Candidate], str]) -> int:
+    """Warn about candidates cut at --max-length (the first few by name); returns the running count."""
+    for candidate in sorted(ranked, key=lambda c: c.index):
+        if candidate.truncated:
+            seen += 1
+            if seen <= MAX_ITEM_WARNINGS:
+                warn(f"{describe(candidate)}: the rendered chat is longer than --max-length {max_length} tokens; "
+                     "it was cut on the right and scored truncated")
+    return seen
+
+
+def finish_truncation_warnings(seen: int, max_length: int) -> None:
+    if seen > MAX_ITEM_WARNINGS:
+        warn(f"{seen} candidates in all exceeded --max-length {max_length} and were truncated")
+
+
+def exit_on_item_errors(candidates: list[Candidate], describe: Callable[[Candidate], str], what: str) -> None:
+    """After everything was written: name the first failed items, count them all, and exit 1."""
+    failed = [c for c in candidates if c.error is not None]
+    if not failed:
+        return
+    for candidate in failed[:MAX_ITEM_WARNINGS]:
+        warn(f"{describe(candidate)}: {candidate.error}")
+    info(f"error: {len(failed)} of {len(candidates)} {what} (their records carry an 'error'); the rest were written")
+    raise typer.Exit(1)
 
 
 def info(message: str) -> None:

@@ -44,7 +44,15 @@ from ._options import (
     ScorerOption,
     TensorParallel,
 )
-from ._output import RecordWriter, info, progress_bar, stdout_is_terminal, warn
+from ._output import (
+    RecordWriter,
+    exit_on_item_errors,
+    finish_truncation_warnings,
+    info,
+    progress_bar,
+    stdout_is_terminal,
+    warn_truncated,
+)
 
 
 @handle_errors
@@ -158,10 +166,12 @@ def generate(
                 max_retries=max_retries, tensor_parallel_size=tensor_parallel_size,
                 gpu_memory_utilization=gpu_memory_utilization))
         best: list[Candidate] = []
+        truncated_seen = 0
         try:
             with progress_bar(to_score, "Scoring", enabled=show and scorer is not None) as advance:
                 for ranked in score_groups(groups, scorer, progress=advance):
                     best.append(ranked[0])
+                    truncated_seen = warn_truncated(ranked, truncated_seen, max_length, _sample_name)
                     writer.write([c.scored_record() for c in keep_top_k(ranked, keep)],
                                  problem=str(ranked[0].record.get("id")),
                                  file_records=[c.scored_record() for c in ranked])
@@ -169,21 +179,20 @@ def generate(
             if scorer is not None:
                 scorer.close()
 
-    failures = [c for c in candidates if c.error is not None]
+    finish_truncation_warnings(truncated_seen, max_length)
     if fmt is GenerateFormat.code:
         _print_code(best[0])
     if show:
         _summary(candidates, groups, to_score, best, generation, getattr(scorer, "stats", None), base_seed)
-    for candidate in failures[:3]:
-        warn(f"problem {candidate.record.get('id')!r} sample {candidate.record.get('sample')}: {candidate.error}")
-    if failures:
-        info(f"error: {len(failures)} of {len(candidates)} samples failed (their records carry an 'error'); "
-             "the rest were written")
-        raise typer.Exit(1)
+    exit_on_item_errors(candidates, _sample_name, "samples failed")
     if fmt is GenerateFormat.code and not best[0].valid:
         info(f"error: none of the {len(candidates)} samples contained valid Python code")
         info("hint: raise --max-tokens or --n, or check the generator with --format jsonl")
         raise typer.Exit(1)
+
+
+def _sample_name(candidate: Candidate) -> str:
+    return f"problem {candidate.record.get('id')!r} sample {candidate.record.get('sample')}"
 
 
 def _read_problems(question: str | None, problems_file: str | None) -> list[Problem]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import typer
-
 from ..pipeline import count_unique, extract_all, score_groups
 from ..records import Candidate, FieldNames, group_candidates
 from ..scorers import ScorerConfig, open_scorer
@@ -42,9 +40,14 @@ from ._options import (
     RewardModel,
     TopK,
 )
-from ._output import RecordWriter, info, progress_bar, warn
-
-_MAX_TRUNCATION_WARNINGS = 5
+from ._output import (
+    RecordWriter,
+    exit_on_item_errors,
+    finish_truncation_warnings,
+    info,
+    progress_bar,
+    warn_truncated,
+)
 
 
 @handle_errors
@@ -109,34 +112,21 @@ def rank(
         try:
             with progress_bar(to_score, "Scoring", enabled=not quiet and scorer is not None) as advance:
                 for ranked in score_groups(groups, scorer, progress=advance):
-                    truncated_seen = _warn_truncated(ranked, truncated_seen, max_length)
+                    truncated_seen = warn_truncated(ranked, truncated_seen, max_length, _location)
                     kept = keep_top_k(ranked, top_k)
                     writer.write([c.scored_record() for c in kept], problem=problem_label(ranked[0]),
                                  locations=[c.location for c in kept])
         finally:
             if scorer is not None:
                 scorer.close()
-        if truncated_seen > _MAX_TRUNCATION_WARNINGS:
-            warn(f"{truncated_seen} candidates in all exceeded --max-length {max_length} and were truncated")
+        finish_truncation_warnings(truncated_seen, max_length)
         if not quiet:
             _summary(candidates, groups, to_score, scorer, load_seconds if scorer else 0.0)
-    failed = [c for c in candidates if c.error is not None]
-    if failed:
-        for candidate in failed[:_MAX_TRUNCATION_WARNINGS]:
-            warn(f"{candidate.location}: not scored: {candidate.error}")
-        info(f"error: {len(failed)} of {len(candidates)} candidates could not be scored (their records carry an "
-             "'error' and rank with the invalid ones); the rest were written")
-        raise typer.Exit(1)
+    exit_on_item_errors(candidates, _location, "candidates could not be scored and rank with the invalid ones")
 
 
-def _warn_truncated(ranked: list[Candidate], seen: int, max_length: int) -> int:
-    for candidate in sorted(ranked, key=lambda c: c.index):
-        if candidate.truncated:
-            seen += 1
-            if seen <= _MAX_TRUNCATION_WARNINGS:
-                warn(f"{candidate.location}: the rendered chat is longer than --max-length {max_length} tokens; "
-                     "it was cut on the right and scored truncated")
-    return seen
+def _location(candidate: Candidate) -> str:
+    return candidate.location
 
 
 def _summary(candidates: list[Candidate], groups: list[list[Candidate]], scored: int, scorer: object,
