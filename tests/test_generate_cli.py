@@ -44,13 +44,17 @@ def test_generate_cli_jsonl_is_reproducible_and_round_trips_through_rank(coder_d
 
 def test_generate_prints_the_best_code_when_piped(coder_dir: Path, reward_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "all.jsonl"
+    # --max-length 24 cuts every rendered chat: flagged on the records and warned about on stderr, as in rank.
     result = runner.invoke(app, ["generate", "-m", str(coder_dir), "-r", str(reward_dir), "--n", "4",
-                                 "--max-tokens", "48", "--seed", "0", "-o", str(out)], input="Write add(a, b)\n")
+                                 "--max-tokens", "48", "--seed", "0", "--max-length", "24", "-o", str(out)],
+                           input="Write add(a, b)\n")
     assert result.exit_code == 0, result.stderr
     everything = parse_jsonl(out.read_text(encoding="utf-8"))
     best = next(r for r in everything if r["rank"] == 1)
     assert best["valid"] and result.stdout == best["code"] + "\n"
     assert len(everything) == 4
+    assert all(r["truncated"] for r in everything if r["valid"])
+    assert "longer than --max-length 24 tokens" in result.stderr
 
 
 def test_problems_file_errors_are_input_errors(tmp_path: Path) -> None:
