@@ -445,11 +445,11 @@ def accounting_pass(kind: str, workload: Path, model_dir: Path, url: str | None)
     candidates = extract_all(read_candidates(str(workload), require_question=True))
     groups = group_candidates(candidates)
     try:
-        from codescaler_cli.scorers import ScorerConfig, open_scorer
+        from codescaler_cli.scoring import ScorerConfig, open_scorer
     except ImportError:  # before the scorer registry existed
         if kind != "transformers":
             raise
-        from codescaler_cli.transformers_scorer import TransformersScorer
+        from codescaler_cli.scoring.transformers_backend import TransformersScorer
 
         scorer = TransformersScorer(str(model_dir), device="cpu", max_length=MAX_LENGTH)
     else:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from .extraction import check_code, dedup_key, extract_code
 from .records import Candidate
-from .scoring import ProgressCallback, Scorer, ScoreRequest
+from .scoring.base import ProgressCallback, Scorer, ScoreRequest
 from .selection import apply_score, assign_ranks
 
 # Unique programs handed to the scorer per call: large enough to batch well, small enough to stream results.

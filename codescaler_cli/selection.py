@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .records import Candidate
-from .scoring import softplus
+from .scoring.base import softplus
 
 
 def apply_score(candidate: Candidate, score: float | None) -> None:

@@ -68,7 +68,7 @@ def shutdown_engine(llm: Any) -> None:
 def create_engine(kind: str, model: str, *, revision: str | None, dtype: str, tensor_parallel_size: int,
                   gpu_memory_utilization: float, enforce_eager: bool | None, **options: Any) -> Any:
     """A `vllm.LLM`; a model that cannot be loaded becomes a ModelLoadError naming it."""
-    from .transformers_scorer import load_error
+    from .loading import load_error
 
     vllm = import_vllm()
     # On CPU, CUDA graphs do not exist and torch.compile costs tens of seconds per start: run eagerly.

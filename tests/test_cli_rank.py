@@ -79,7 +79,7 @@ def test_duplicates_share_one_score(candidates: Path, reward_dir: Path) -> None:
 
 def test_scores_match_the_scorer_on_each_text_alone(candidates: Path, reward_dir: Path) -> None:
     from codescaler_cli.scoring import ScoreRequest
-    from codescaler_cli.transformers_scorer import TransformersScorer
+    from codescaler_cli.scoring.transformers_backend import TransformersScorer
 
     records = parse_jsonl(rank(str(candidates), "-r", str(reward_dir), "-f", "jsonl").stdout)
     scorer = TransformersScorer(str(reward_dir), device="cpu", reuse_prefix=False)

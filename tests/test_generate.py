@@ -13,9 +13,10 @@ import pytest
 pytest.importorskip("vllm")
 
 
-from codescaler_cli.best_of_n import Problem, sample_candidates  # noqa: E402
-from codescaler_cli.generators import SamplingSettings, VllmGenerator  # noqa: E402
-from codescaler_cli.prompts import build_prompt  # noqa: E402
+from codescaler_cli.generation import Problem, sample_candidates  # noqa: E402
+from codescaler_cli.generation import SamplingSettings
+from codescaler_cli.generation.vllm_engine import VllmGenerator  # noqa: E402
+from codescaler_cli.generation import build_prompt  # noqa: E402
 
 pytestmark = pytest.mark.vllm
 SETTINGS = SamplingSettings(n=4, temperature=0.6, top_p=0.95, max_tokens=48)

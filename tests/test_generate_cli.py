@@ -12,7 +12,7 @@ pytest.importorskip("vllm")
 from conftest import parse_jsonl, write_jsonl  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from codescaler_cli.best_of_n import read_problems  # noqa: E402
+from codescaler_cli.generation import read_problems  # noqa: E402
 from codescaler_cli.cli import app  # noqa: E402
 from codescaler_cli.errors import InputError  # noqa: E402
 

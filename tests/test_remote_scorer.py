@@ -14,7 +14,7 @@ from test_scoring import REQUESTS, card_recipe  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from codescaler_cli.cli import app  # noqa: E402
-from codescaler_cli.remote_scorer import RemoteScorer  # noqa: E402
+from codescaler_cli.scoring.remote import RemoteScorer  # noqa: E402
 
 pytestmark = pytest.mark.vllm
 runner = CliRunner()

@@ -14,8 +14,9 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from codescaler_cli.scoring import ScoreRequest, reward_conversation  # noqa: E402
-from codescaler_cli import transformers_scorer  # noqa: E402
-from codescaler_cli.transformers_scorer import TransformersScorer, _Item, is_out_of_memory  # noqa: E402
+from codescaler_cli.scoring import transformers_backend as transformers_scorer  # noqa: E402
+from codescaler_cli.loading import is_out_of_memory
+from codescaler_cli.scoring.transformers_backend import TransformersScorer, _Item  # noqa: E402
 
 SUBARRAY_QUESTION = ("Given an array of integers nums and an integer k, return the total number of subarrays "
                      "whose sum equals to k.")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from codescaler_cli.cli import app  # noqa: E402
 from codescaler_cli.scoring import ScoreRequest  # noqa: E402
-from codescaler_cli.vllm_scorer import VllmScorer  # noqa: E402
+from codescaler_cli.scoring.vllm_backend import VllmScorer  # noqa: E402
 
 pytestmark = pytest.mark.vllm
 

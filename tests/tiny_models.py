@@ -132,7 +132,7 @@ _CODER_QUESTIONS: tuple[str, ...] = (
     "Sort the numbers in ascending order.",
     "Given n, print the n-th Fibonacci number.\n\nInput\nOne integer n.\n\nOutput\nPrint F(n).",
 )
-# The LiveCodeBench user turn (as codescaler_cli.prompts builds it), with either format text.
+# The LiveCodeBench user turn (as codescaler_cli.generation.prompts builds it), with either format text.
 _LCB_TEMPLATE = ("\n\n### Format: {format}\n```python\n{starter}\n```\n\n"
                  "### Answer: (use the provided format with backticks)\n")
 _LCB_FORMATS: tuple[str, ...] = (

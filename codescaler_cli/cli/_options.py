@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..scoring import DEFAULT_MAX_LENGTH, DEFAULT_REWARD_MODEL
+from ..scoring.base import DEFAULT_MAX_LENGTH, DEFAULT_REWARD_MODEL
 
 
 class OutputFormat(str, Enum):

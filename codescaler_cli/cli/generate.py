@@ -9,13 +9,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..best_of_n import Problem, problem_seeds, read_problems, sample_candidates
+from ..generation.problems import Problem, problem_seeds, read_problems, sample_candidates
 from ..errors import UsageError
-from ..generators import DEFAULT_GENERATOR_MODEL, SamplingSettings
+from ..generation import DEFAULT_GENERATOR_MODEL, SamplingSettings
 from ..pipeline import count_unique, extract_all, score_groups
-from ..prompts import load_template
+from ..generation.prompts import load_template
 from ..records import Candidate, group_candidates
-from ..scorers import ScorerConfig, open_scorer
+from ..scoring import ScorerConfig, open_scorer
 from ..selection import top_k as keep_top_k
 from ._errors import handle_errors
 from ._input import stdin_is_terminal
@@ -217,11 +217,11 @@ def _open_generator(model: str, base_url: list[str] | None, endpoint: Endpoint, 
                     gpu_memory_utilization: float, max_model_len: int | None, *, revision: str | None,
                     show_progress: bool):  # type: ignore[no-untyped-def]
     if base_url:
-        from ..generators import OpenAIGenerator
+        from ..generation.openai_server import OpenAIGenerator
 
         return OpenAIGenerator(base_url, model, endpoint=endpoint.value, api_key=api_key, concurrency=concurrency,
                                timeout=timeout, max_retries=max_retries, revision=revision)
-    from ..generators import VllmGenerator
+    from ..generation.vllm_engine import VllmGenerator
 
     return VllmGenerator(model, revision=revision, dtype=dtype.value, tensor_parallel_size=tensor_parallel_size,
                          gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,

@@ -6,7 +6,7 @@ import time
 
 from ..pipeline import count_unique, extract_all, score_groups
 from ..records import Candidate, FieldNames, group_candidates
-from ..scorers import ScorerConfig, open_scorer
+from ..scoring import ScorerConfig, open_scorer
 from ..selection import top_k as keep_top_k
 from ._errors import handle_errors
 from ._input import problem_label, read_input

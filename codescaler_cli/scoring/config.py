@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import UsageError
-from .scoring import DEFAULT_MAX_LENGTH, DEFAULT_REWARD_MODEL, Scorer
+from ..errors import UsageError
+from .base import DEFAULT_MAX_LENGTH, DEFAULT_REWARD_MODEL, Scorer
 
 SCORER_KINDS = ("transformers", "vllm")
 
@@ -39,19 +39,19 @@ class ScorerConfig:
 def open_scorer(config: ScorerConfig) -> Scorer:
     """Load the configured backend (heavy imports happen here, not at module import)."""
     if config.urls:
-        from .remote_scorer import RemoteScorer
+        from .remote import RemoteScorer
 
         return RemoteScorer(config.urls, config.model, revision=config.revision, max_length=config.max_length,
                             api_key=config.api_key, concurrency=config.concurrency, timeout=config.timeout,
                             max_retries=config.max_retries)
     if config.kind == "vllm":
-        from .vllm_scorer import VllmScorer
+        from .vllm_backend import VllmScorer
 
         return VllmScorer(config.model, revision=config.revision, dtype=config.dtype, max_length=config.max_length,
                           tensor_parallel_size=config.tensor_parallel_size,
                           gpu_memory_utilization=config.gpu_memory_utilization)
     if config.kind == "transformers":
-        from .transformers_scorer import TransformersScorer
+        from .transformers_backend import TransformersScorer
 
         return TransformersScorer(config.model, revision=config.revision, device=config.device, dtype=config.dtype,
                                   max_length=config.max_length, max_batch_tokens=config.max_batch_tokens)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .scoring import reward_conversation
+from .base import reward_conversation
 
 # Marks where the assistant's content goes when rendering the shared prefix; never appears in real text.
 _SENTINEL = "\uffffCODESCALER_CODE\uffff"

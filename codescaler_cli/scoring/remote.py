@@ -12,11 +12,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import BackendError
-from .http_client import EndpointPool, RequestFailed, served_model
-from .reward_texts import RewardTexts
-from .scoring import DEFAULT_MAX_LENGTH, ProgressCallback, ScoreRequest, ScoreResult, ScoringStats
-from .transformers_scorer import load_error
+from ..errors import BackendError
+from ..http_client import EndpointPool, RequestFailed, served_model
+from .texts import RewardTexts
+from .base import DEFAULT_MAX_LENGTH, ProgressCallback, ScoreRequest, ScoreResult, ScoringStats
+from ..loading import load_error
 
 # Texts per /classify request: large enough to batch on the server, small enough to spread over replicas.
 DEFAULT_REQUEST_SIZE = 16

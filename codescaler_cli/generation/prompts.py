@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 FORMAT_WITH_STARTER = ("You will use the following starter code to write the solution to the problem and enclose "
                        "your code within delimiters.")

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import InputError
-from .generators import GenerationRequest, Generator, ProgressCallback, SamplingSettings
+from ..errors import InputError
+from .base import GenerationRequest, Generator, ProgressCallback, SamplingSettings
 from .prompts import build_prompt, chat_messages
-from .records import Candidate, iter_lines, parse_record
+from ..records import Candidate, iter_lines, parse_record
 
 
 @dataclass

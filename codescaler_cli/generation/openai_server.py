@@ -1,0 +1,123 @@
+"""Sampling from OpenAI-compatible servers (vLLM's) through /chat/completions or /completions.
+
+A problem's samples can be split into chunks (the chunk starting at sample j0 gets seed s+j0, as vLLM's own
+seed+j) and spread over replicas without changing what is sampled. A failed request fails only its samples.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..http_client import EndpointPool, RequestFailed, served_model
+from .base import GenerationRequest, GenerationStats, ProgressCallback, Sample, SamplingSettings, failed_samples
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    request: int
+    first: int
+    n: int
+
+
+class OpenAIGenerator:
+    """Samples from OpenAI-compatible servers (vLLM's), through /chat/completions or /completions."""
+
+    def __init__(self, urls: Sequence[str], model: str, *, endpoint: str = "chat", api_key: str | None = None,
+                 concurrency: int = 8, timeout: float = 600.0, max_retries: int = 4, backoff: float = 0.5,
+                 revision: str | None = None) -> None:
+        self.stats = GenerationStats()
+        self.endpoint = endpoint
+        self.pool = EndpointPool(urls, api_key=api_key, timeout=timeout, max_retries=max_retries,
+                                 concurrency=concurrency, backoff=backoff)
+        answers = self.pool.check_servers("generator")
+        served = [m.get("id") for answer in answers.values() for m in (answer.get("data") or [])
+                  if isinstance(answer, dict) and isinstance(m, dict)]
+        # Ask for the model by the name the servers know it under.
+        self.model = model if model in served else (served_model(next(iter(answers.values()))) or model)
+        self.tokenizer = None
+        if endpoint == "completions":
+            from transformers import AutoTokenizer
+
+            from ..loading import load_error
+
+            try:
+                self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
+            except Exception as exc:
+                raise load_error("generator tokenizer (needed to render prompts for /completions)", model,
+                                 exc) from exc
+
+    def _chunks(self, requests: Sequence[GenerationRequest]) -> list[_Chunk]:
+        # With fewer problems than replicas, split each problem's samples so every replica has work.
+        replicas = len(self.pool.base_urls)
+        chunks = []
+        for index, request in enumerate(requests):
+            size = request.n if len(requests) >= replicas else max(1, math.ceil(request.n / replicas))
+            for first in range(0, request.n, size):
+                chunks.append(_Chunk(index, first, min(size, request.n - first)))
+        return chunks
+
+    def _payload(self, request: GenerationRequest, chunk: _Chunk, settings: SamplingSettings) -> dict[str, Any]:
+        payload: dict[str, Any] = {"model": self.model, "n": chunk.n, "seed": request.seed + chunk.first,
+                                   "temperature": settings.temperature, "top_p": settings.top_p,
+                                   "max_tokens": settings.max_tokens}
+        if self.endpoint == "chat":
+            payload["messages"] = request.messages
+        else:
+            assert self.tokenizer is not None
+            payload["prompt"] = self.tokenizer.apply_chat_template(request.messages, tokenize=False,
+                                                                   add_generation_prompt=True)
+        return payload
+
+    def generate(self, requests: Sequence[GenerationRequest], settings: SamplingSettings,
+                 progress: ProgressCallback | None = None) -> list[list[Sample]]:
+        started = time.perf_counter()
+        chunks = self._chunks(requests)
+        path = "/chat/completions" if self.endpoint == "chat" else "/completions"
+
+        def run(chunk: _Chunk) -> list[Sample]:
+            answer = self.pool.post(path, self._payload(requests[chunk.request], chunk, settings))
+            return parse_choices(answer, chunk.n, chat=self.endpoint == "chat")
+
+        def done(index: int, value: Any, error: BaseException | None) -> None:
+            if progress is not None:
+                progress(chunks[index].n)
+
+        outcomes = self.pool.map(run, chunks, on_done=done)
+        results: list[list[Sample]] = [[] for _ in requests]
+        for chunk, outcome in zip(chunks, outcomes):
+            if isinstance(outcome, BaseException):
+                cause = str(outcome) if isinstance(outcome, RequestFailed) else f"{type(outcome).__name__}: {outcome}"
+                samples = failed_samples(chunk.n, f"generation request failed: {cause}")
+            else:
+                samples = outcome
+            results[chunk.request].extend(samples)
+            self.stats.completion_tokens += sum(s.tokens for s in samples)
+            self.stats.failures += sum(s.error is not None for s in samples)
+            self.stats.samples += len(samples)
+        self.stats.requests += len(chunks)
+        self.stats.seconds += time.perf_counter() - started
+        return results
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def parse_choices(answer: Any, n: int, *, chat: bool) -> list[Sample]:
+    """Samples from a (chat) completions answer, ordered by choice index; token counts from `usage`."""
+    try:
+        choices = sorted(answer["choices"], key=lambda choice: choice.get("index", 0))
+        texts = [choice["message"]["content"] if chat else choice["text"] for choice in choices]
+        reasons = [choice.get("finish_reason") for choice in choices]
+    except (KeyError, TypeError):
+        raise RequestFailed("", f"unexpected answer: {str(answer)[:200]}") from None
+    total = int((answer.get("usage") or {}).get("completion_tokens") or 0)
+    share, rest = divmod(total, max(1, len(texts)))  # servers report one total; keep the sum exact
+    samples = [Sample(text=text or "", finish_reason=reason, tokens=share + (rest if i == 0 else 0))
+               for i, (text, reason) in enumerate(zip(texts, reasons))]
+    if len(samples) != n:
+        raise RequestFailed("", f"asked for {n} samples, got {len(samples)}")
+    return samples
