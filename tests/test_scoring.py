@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch
 
-from codescaler_cli.scoring import ScoreRequest, reward_conversation  # noqa: E402
-from codescaler_cli.scoring import transformers_backend as transformers_scorer  # noqa: E402
+from codescaler_cli.scoring import ScoreRequest, reward_conversation
+from codescaler_cli.scoring import transformers_backend as transformers_scorer
 from codescaler_cli.loading import is_out_of_memory
-from codescaler_cli.scoring.transformers_backend import TransformersScorer, _Item  # noqa: E402
+from codescaler_cli.scoring.transformers_backend import TransformersScorer, _Item
 
 SUBARRAY_QUESTION = ("Given an array of integers nums and an integer k, return the total number of subarrays "
                      "whose sum equals to k.")
