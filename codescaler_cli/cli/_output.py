@@ -289,5 +289,7 @@ def progress_phases(*, enabled: bool = True) -> Iterator[_Phases]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
+                  TimeElapsedColumn(), console=console, transient=True,
+                  # rich's live display would otherwise capture stdout writes and print them on stderr.
+                  redirect_stdout=False, redirect_stderr=False) as progress:
         yield _Phases(progress)
