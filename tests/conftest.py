@@ -38,24 +38,17 @@ def _vllm_missing() -> str | None:
     return None
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    gated = [item for item in items if item.get_closest_marker("vllm")]
-    if not gated:
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before any fixture of a vLLM-backed test: skip it without vLLM on a developer's machine, fail it under CI."""
+    if item.get_closest_marker("vllm") is None:
         return
     missing = _vllm_missing()
     if missing is None:
         return
-    for item in gated:
-        if _vllm_required():
-            item.add_marker(pytest.mark.usefixtures("_fail_without_vllm"))
-        else:
-            item.add_marker(pytest.mark.skip(reason=f"{missing}; install the `cpu` or `vllm` extra"))
-
-
-@pytest.fixture()
-def _fail_without_vllm() -> None:
-    pytest.fail(f"{_vllm_missing()}, but CI requires the vLLM tests to run: install the `cpu` (CPU) or `vllm` "
-                "(GPU) extra", pytrace=False)
+    if _vllm_required():
+        pytest.fail(f"{missing}, but CI requires the vLLM tests to run: install the `cpu` (CPU) or `vllm` (GPU) "
+                    "extra", pytrace=False)
+    pytest.skip(f"{missing}; install the `cpu` or `vllm` extra")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -60,3 +60,29 @@ def test_missing_generator_exits_1(reward_dir: Path) -> None:
                                  "-r", str(reward_dir)])
     assert result.exit_code == 1 and result.stdout == ""
     assert "cannot load generator model" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_readme_python_api_example_runs(coder_dir: Path, reward_dir: Path) -> None:
+    """The README's best-of-N snippet, with the tiny local models in place of the hub ids."""
+    import re
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    snippet = re.search(r"```python\n(from codescaler_cli import GeneratorConfig.*?)```", readme, re.S)
+    assert snippet, "README lost its best_of_n example"
+    code = (snippet.group(1).replace('"Qwen/Qwen2.5-Coder-7B-Instruct"', repr(str(coder_dir)))
+            .replace('"LARK-Lab/CodeScaler-4B"', repr(str(reward_dir)))
+            .replace("SamplingSettings(n=16)", "SamplingSettings(n=4, max_tokens=48)"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip(), "the example printed nothing"
+
+
+def test_top_k_with_code_format_warns(coder_dir: Path, reward_dir: Path) -> None:
+    result = runner.invoke(app, ["generate", "Write add(a, b)", "--n", "2", "-m", str(coder_dir), "-r",
+                                 str(reward_dir), "--max-tokens", "48", "--seed", "0", "--top-k", "1",
+                                 "--concurrency", "3"])
+    assert result.exit_code == 0, result.stderr
+    assert "warning: --top-k is ignored with --format code" in result.stderr
+    assert "warning: --concurrency is ignored without --base-url" in result.stderr
