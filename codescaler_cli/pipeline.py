@@ -7,8 +7,10 @@ chunk is scored, so a caller can write results as they come and nothing computed
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .extraction import check_code, dedup_key, extract_code
 from .generation import GenerationStats, Generator, Problem, SamplingSettings, problem_seeds, sample_candidates
@@ -17,6 +19,8 @@ from .records import Candidate, group_candidates
 from .scoring.base import ProgressCallback, Scorer, ScoreRequest, ScoringStats
 from .scoring.config import ScorerConfig, check_scorer, open_scorer
 from .selection import apply_score, assign_ranks
+
+StatsT = TypeVar("StatsT", GenerationStats, ScoringStats)
 
 # Unique programs handed to the scorer per call: large enough to batch well, small enough to stream results.
 DEFAULT_CHUNK_REQUESTS = 256
@@ -149,13 +153,14 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
     if isinstance(scorer, ScorerConfig):
         check_scorer(scorer)
     opened = open_generator(generator) if isinstance(generator, GeneratorConfig) else generator
+    before = dataclasses.replace(opened.stats)
     try:
         run.candidates = sample_candidates(items, opened, settings, seed=run.seed, template=template, system=system,
                                            progress=sampling_progress)
     finally:
         if opened is not generator:
             opened.close()
-    run.generation = opened.stats
+    run.generation = _stats_since(before, opened.stats)
     extract_all(run.candidates)
     if on_sampled is not None:
         on_sampled(run.candidates)
@@ -164,15 +169,22 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
     active: Scorer | None = None
     if run.to_score:
         active = open_scorer(scorer) if isinstance(scorer, ScorerConfig) else scorer
+    scoring_before = dataclasses.replace(active.stats) if active is not None else None
     try:
         for ranked in score_groups(groups, active, progress=scoring_progress):
             run.groups.append(ranked)
             yield ranked
     finally:
-        if active is not None:
-            run.scoring = active.stats
+        if active is not None and scoring_before is not None:
+            run.scoring = _stats_since(scoring_before, active.stats)
             if active is not scorer:
                 active.close()
+
+
+def _stats_since(before: StatsT, after: StatsT) -> StatsT:
+    """What a backend did during this run (a backend passed in may have served other runs before)."""
+    return dataclasses.replace(after, **{f.name: getattr(after, f.name) - getattr(before, f.name)
+                                         for f in dataclasses.fields(after)})  # type: ignore[arg-type]
 
 
 def best_of_n(problems: Sequence[Problem | str], generator: Generator | GeneratorConfig,
