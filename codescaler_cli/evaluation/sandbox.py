@@ -40,6 +40,7 @@ KILLED = "killed"
 
 # Where a sandbox looks for an interpreter the unprivileged sandbox user can execute, after our own.
 _SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3")
+_SYSTEM_BIN = ("/usr/bin", "/bin", "/usr/sbin", "/sbin")
 # Output kept per stream: enough for any test's expected output; the rest is cut (and the file limit caps it).
 _MAX_CAPTURE_BYTES = 4 * 1024 * 1024
 # Seconds a process gets beyond its own timeout to start the interpreter and exit.
@@ -111,6 +112,8 @@ class Sandbox:
             self._slots.put(base + slot)
         self._process_baseline = 0 if self._as_root else _processes_of_user(os.getuid())
         self.reason = ""
+        self._bwrap: str | None = None
+        self._setpriv = shutil.which("setpriv", path=os.pathsep.join([os.environ.get("PATH", ""), *_SYSTEM_BIN]))
         self.isolation, self.python = self._choose(isolation, python)
 
     # -- choosing how to isolate ------------------------------------------------------------------------------
@@ -118,9 +121,11 @@ class Sandbox:
     def _choose(self, requested: str, python: str | None) -> tuple[str, str]:
         candidates = [python] if python else _interpreters()
         if requested in ("auto", "bwrap"):
-            bwrap = shutil.which("bwrap")
-            if bwrap is None:
+            self._bwrap = shutil.which("bwrap")
+            if self._bwrap is None:
                 self.reason = "bubblewrap (bwrap) is not installed"
+            elif self._as_root and self._setpriv is None:
+                self.reason = "setpriv (util-linux) is needed to run bwrap as an unprivileged user"
             else:
                 for interpreter in candidates:
                     problem = self._probe("bwrap", interpreter)
@@ -214,12 +219,12 @@ class Sandbox:
         python = [self.python, "-I", "-B", program.entry]
         if self.isolation != "bwrap":
             return python
-        bwrap = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+        bwrap = [self._bwrap or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
                  "--bind", str(work), str(work), "--unshare-net", "--unshare-pid", "--unshare-ipc",
                  "--unshare-uts", "--die-with-parent", "--new-session", "--chdir", str(work), *python]
         if self._as_root:
             # Unprivileged first, so the process limit applies (see the module docstring).
-            return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *bwrap]
+            return [self._setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *bwrap]
         return bwrap
 
     def _execute(self, program: Program, work: Path, uid: int, stdin: object, stdout: object,
@@ -264,8 +269,7 @@ class Sandbox:
         if self._as_root and self.isolation != "bwrap":
             # Every process of the slot's uid is ours (the uid is fresh): sweep them all. Under bwrap the PID
             # namespace dies with its first process instead.
-            subprocess.run(["kill", "-KILL", "-1"], user=uid, group=uid, extra_groups=[], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, check=False)
+            _kill_every_process_of(uid)
         process.wait()
 
     def close(self) -> None:
@@ -285,6 +289,20 @@ class Sandbox:
         why = f" ({self.reason})" if self.reason else ""
         return (f"fallback{why}: own temporary directory, scrubbed environment and resource limits only; "
                 f"programs CAN use the network and write outside their directory; {self.jobs} parallel")
+
+
+def _kill_every_process_of(uid: int) -> None:
+    """kill(-1) as `uid`: signals every process of that uid except the caller. The child only makes syscalls."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
 
 
 def _limiter(limits: Limits, processes: int) -> Callable[[], None]:
