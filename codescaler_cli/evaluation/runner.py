@@ -12,7 +12,7 @@ from ..pipeline import score_groups
 from ..records import group_candidates
 from ..scoring.base import Scorer
 from .candidates import EvalCandidate
-from .execution import DEFAULT_TEST_TIMEOUT, TestsResult, run_tests
+from .execution import DEFAULT_TEST_TIMEOUT, ERROR, TestsResult, run_tests
 from .problems import EvalProblem, Test
 from .sandbox import Limits, Sandbox
 
@@ -54,6 +54,17 @@ def run_all_tests(candidates: Sequence[EvalCandidate], sandbox: Sandbox, *, publ
     started = time.perf_counter()
     unique: dict[tuple[str, str], list[EvalCandidate]] = {}
     for candidate in candidates:
+        if not candidate.candidate.valid:
+            # Nothing to run: a response without valid Python code fails every test without taking a process.
+            tests = candidate.problem.public_tests if public else candidate.problem.tests
+            verdict = TestsResult(ERROR, 0, len(tests), 0.0, "no valid Python code to run")
+            if public:
+                candidate.public = verdict
+            else:
+                candidate.result = verdict
+            if progress is not None:
+                progress(1)
+            continue
         unique.setdefault((candidate.problem.key, candidate.program), []).append(candidate)
 
     def task(problem: EvalProblem, program: str, tests: list[Test]) -> Callable[[], TestsResult]:
