@@ -48,8 +48,8 @@ def run_all_tests(candidates: Sequence[EvalCandidate], sandbox: Sandbox, *, publ
                   progress: ProgressCallback | None = None) -> tuple[float, float]:
     """Run each candidate's public tests (`public=True`) or all its tests, `sandbox.jobs` programs at a time.
 
-    A program that appears several times in a problem runs once. Fills `public` or `result` of every candidate;
-    returns (wall seconds, seconds summed over runs).
+    A program that appears several times in a problem (one dedup key) runs once. Fills `public` or `result`
+    of every candidate; returns (wall seconds, seconds summed over runs).
     """
     started = time.perf_counter()
     unique: dict[tuple[str, str], list[EvalCandidate]] = {}
@@ -65,16 +65,17 @@ def run_all_tests(candidates: Sequence[EvalCandidate], sandbox: Sandbox, *, publ
             if progress is not None:
                 progress(1)
             continue
-        unique.setdefault((candidate.problem.key, candidate.program), []).append(candidate)
+        # Programs that differ only in comments and spacing (one dedup key) get one run.
+        unique.setdefault((candidate.problem.key, candidate.candidate.dedup_key), []).append(candidate)
 
     def task(problem: EvalProblem, program: str, tests: list[Test]) -> Callable[[], TestsResult]:
         return lambda: run_tests(sandbox, problem, program, tests, test_timeout=test_timeout, limits=limits)
 
     tasks = []
-    for (_, program), same in unique.items():
+    for same in unique.values():
         problem = same[0].problem
         tests = problem.public_tests if public else problem.tests
-        tasks.append(task(problem, program, list(tests)))
+        tasks.append(task(problem, same[0].program, list(tests)))
     total = 0.0
     for same, result in zip(unique.values(), sandbox.map(tasks)):
         assert isinstance(result, TestsResult)
