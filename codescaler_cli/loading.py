@@ -1,12 +1,41 @@
 """Loading models the same way in every backend: device and dtype choices, config checks, and load errors that say
-what went wrong and what to do about it."""
+what went wrong and what to do about it.
+
+A model can fail to load for a handful of reasons that need different fixes (a typo in the path, no network, a
+gated model, too little memory, a model of the wrong kind, damaged files, a library too old for the model).
+`load_error` tells them apart from the exception types and the exception chain first and the message text second,
+so the hint printed under the error names the fix for that cause, not a generic checklist.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import ModelLoadError
+
+# The causes `load_error` tells apart (the `cause_class` of the error it returns).
+NOT_FOUND = "not_found"
+NO_NETWORK = "no_network"
+GATED = "gated"
+MEMORY = "memory"
+ARCHITECTURE = "architecture"
+CORRUPT = "corrupt"
+VERSION = "version"
+UNKNOWN = "unknown"
+CAUSE_CLASSES = (NOT_FOUND, NO_NETWORK, GATED, MEMORY, ARCHITECTURE, CORRUPT, VERSION, UNKNOWN)
+
+
+class ClassifiedLoadError(ModelLoadError):
+    """A ModelLoadError that knows which kind of cause it has (one of CAUSE_CLASSES)."""
+
+    def __init__(self, message: str, hint: str | None, cause_class: str) -> None:
+        super().__init__(message, hint)
+        self.cause_class = cause_class
 
 
 def resolve_device(device: str) -> str:
@@ -41,16 +70,212 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return (oom_type is not None and isinstance(exc, oom_type)) or "out of memory" in str(exc).lower()
 
 
+# -- classifying load failures ---------------------------------------------------------------------------------
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and everything it was raised from or during, outermost first, each once."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+
+
+def _type_names(exc: BaseException) -> set[str]:
+    # By name, so classifying never imports torch, safetensors or huggingface_hub just to get a class object.
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def _offline() -> bool:
+    return any(os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _looks_like_path(model: str) -> bool:
+    """Hub ids are `name` or `owner/name`; anything else (or an existing path) is meant as a directory."""
+    return (model.startswith(("/", "./", "../", "~", ".\\")) or model.count("/") > 1 or "\\" in model
+            or Path(model).expanduser().exists())
+
+
+# Message fragments, lower case, per cause. Checked only when no exception type settled the cause.
+_MEMORY_TEXT = ("out of memory", "less than desired cpu memory utilization", "no available memory for the cache",
+                "kv cache is needed", "less than requested memory for kv", "cannot allocate memory",
+                "insufficient memory", "not enough memory")
+_GATED_TEXT = ("gated repo", "access to model", "is restricted", "401 client error", "403 client error",
+               "unauthorized", "you are trying to access a gated")
+_VERSION_TEXT = ("does not recognize this architecture", "your version of transformers is out of date",
+                 "requires transformers", "please upgrade", "newer version of transformers")
+_ARCHITECTURE_TEXT = ("are not supported for now", "unrecognized configuration class", "is not supported",
+                      "cannot find model module", "no model architecture", "not a sequence-classification")
+_CORRUPT_TEXT = ("error while deserializing header", "incomplete metadata", "file not fully covered",
+                 "headertoolarge", "invalidheader", "metadataincompletebuffer", "not a valid json file",
+                 "unexpected end of file", "invalid load key", "pytorchstreamreader failed", "unable to load weights",
+                 "safetensors_rust", "is corrupted")
+_NETWORK_TEXT = ("couldn't connect to", "connection refused", "connection error", "failed to establish",
+                 "name or service not known", "temporary failure in name resolution", "network is unreachable",
+                 "timed out", "max retries exceeded", "connecterror")
+_NOT_FOUND_TEXT = ("repository not found", "does not appear to have a file named config.json", "no such file",
+                   "is not a local folder and is not a valid model identifier", "repo id must be in the form",
+                   "invalid repository id", "revision not found", "404 client error")
+
+
+def _classify(model: str, exc: BaseException) -> tuple[str, BaseException]:
+    """(cause class, the exception in the chain that shows it)."""
+    chain = list(_chain(exc))
+    # Exception types first: they are exact where the message text is a guess.
+    for link in chain:
+        names = _type_names(link)
+        if names & {"OutOfMemoryError", "MemoryError"}:
+            return MEMORY, link
+        if "GatedRepoError" in names:  # a subclass of RepositoryNotFoundError: check it first
+            return GATED, link
+        if names & {"RepositoryNotFoundError", "RevisionNotFoundError", "EntryNotFoundError",
+                    "RemoteEntryNotFoundError", "HFValidationError"}:
+            return NOT_FOUND, link
+        if names & {"OfflineModeIsEnabled", "LocalEntryNotFoundError"}:
+            # Not in the local cache: either downloads are switched off (the model may well exist) or the
+            # hub could not be reached.
+            return (NOT_FOUND if _offline() or "OfflineModeIsEnabled" in names else NO_NETWORK), link
+        if names & {"SafetensorError", "SafetensorsParsingError", "JSONDecodeError", "UnpicklingError",
+                    "BadZipFile"}:
+            return CORRUPT, link
+        if names & {"ConnectError", "ConnectionError", "ConnectTimeout", "Timeout", "ProxyError"}:
+            return NO_NETWORK, link
+        if "HfHubHTTPError" in names:
+            status = getattr(getattr(link, "response", None), "status_code", None)
+            if status in (401, 403):
+                return GATED, link
+            if status == 404:
+                return NOT_FOUND, link
+    # Then message text, the most specific causes first ("does not recognize this architecture" is a version
+    # problem, not an architecture one).
+    for cause_class, fragments in ((MEMORY, _MEMORY_TEXT), (GATED, _GATED_TEXT), (VERSION, _VERSION_TEXT),
+                                   (CORRUPT, _CORRUPT_TEXT), (ARCHITECTURE, _ARCHITECTURE_TEXT),
+                                   (NOT_FOUND, _NOT_FOUND_TEXT), (NO_NETWORK, _NETWORK_TEXT)):
+        for link in chain:
+            text = f"{type(link).__name__}: {link}".lower()
+            if any(fragment in text for fragment in fragments):
+                if cause_class == NO_NETWORK and _offline():
+                    return NOT_FOUND, link
+                return cause_class, link
+    return UNKNOWN, exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """The line of an exception's message that says what happened, at most about 200 characters."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    line = lines[0]
+    # pydantic (vLLM's configs) starts with "1 validation error for ModelConfig" and puts the reason below.
+    if re.match(r"\d+ validation errors? for ", line) and len(lines) > 1:
+        line = re.sub(r"^(Value|Assertion) error, ", "", lines[1])
+    line = re.sub(r"\s*Supported architectures:.*$", "", line)  # vLLM lists ~300 names
+    if len(line) > 200:
+        cut = line.find(". ", 40)
+        line = line[: cut + 1] if 0 < cut < 200 else line[:197] + "..."
+    return line
+
+
+def _config_value(model: str, key: str) -> Any:
+    """A value from a local model directory's config.json, or None."""
+    try:
+        return json.loads((Path(model).expanduser() / "config.json").read_text(encoding="utf-8")).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _installed(distribution: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(distribution)
+    except Exception:
+        return "not installed"
+
+
+def _memory_hint(kind: str, text: str) -> str:
+    text = text.lower()
+    if "less than desired cpu memory utilization" in text:
+        return ("on CPU, --gpu-memory-utilization is the share of this machine's RAM vLLM reserves, and that much "
+                "is not free: leave the option unset (codescaler then sizes the KV cache from "
+                "VLLM_CPU_KVCACHE_SPACE, 1 GiB by default), pass a lower value such as 0.5, or free memory")
+    if "kv cache is needed" in text or "maximum model length" in text:
+        longest = re.search(r"estimated maximum model length is (\d+)", text)
+        room = f" (the memory holds about {longest.group(1)} tokens)" if longest else ""
+        return (f"lower --max-model-len{room}, or give the KV cache more memory: a higher --gpu-memory-utilization "
+                "on a GPU, a larger VLLM_CPU_KVCACHE_SPACE (GiB) on CPU")
+    if "less than requested memory for kv" in text or "no available memory for the cache" in text:
+        return ("the KV cache does not fit in the free memory: lower VLLM_CPU_KVCACHE_SPACE (GiB) on CPU or "
+                "--gpu-memory-utilization on a GPU, lower --max-model-len, or free memory held by other processes")
+    if "(vllm)" in kind:
+        return ("the model does not fit: lower --max-model-len, lower --gpu-memory-utilization if another process "
+                "shares the GPU, use more GPUs with --tensor-parallel-size, or a smaller model")
+    return ("the model does not fit in memory: lower --max-batch-tokens, use --dtype bfloat16 on a GPU, "
+            "a smaller model, or --device cpu")
+
+
 def load_error(kind: str, model: str, exc: BaseException) -> ModelLoadError:
-    """A one-line cause and a hint for a model that could not be loaded."""
-    cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().exists():
-        cause = "no such directory"
-    return ModelLoadError(
-        f"cannot load {kind} '{model}': {cause}",
-        "pass a local model directory, or a Hugging Face hub id reachable from this machine "
-        "(check the network, HF_HOME and HF_HUB_OFFLINE, and --revision)",
-    )
+    """A one-line cause and a hint for a model that could not be loaded, matched to the kind of failure.
+
+    The returned error has `cause_class`, one of CAUSE_CLASSES.
+    """
+    if _looks_like_path(model) and not Path(model).expanduser().exists():
+        return ClassifiedLoadError(
+            f"cannot load {kind} '{model}': no such directory",
+            "check the path (a directory with config.json and the weights), or pass a Hugging Face hub id "
+            "such as Qwen/Qwen2.5-Coder-7B-Instruct", NOT_FOUND)
+    cause_class, link = _classify(model, exc)
+    cause = _first_line(link)
+    local = Path(model).expanduser().is_dir()
+    if cause_class == NOT_FOUND:
+        if local and not (Path(model).expanduser() / "config.json").is_file():
+            cause, hint = "not a model directory (no config.json)", \
+                "pass the directory that holds config.json and the weights (a local model or a hub snapshot)"
+        elif "RevisionNotFoundError" in _type_names(link) or "revision" in cause.lower():
+            hint = "check --revision: a branch, tag or commit that exists in the model's hub repository"
+        elif _offline():
+            cause = "not in the local Hugging Face cache, and HF_HUB_OFFLINE forbids downloading it"
+            hint = ("check the id's spelling; download it once with network access (unset HF_HUB_OFFLINE, "
+                    f"e.g. `hf download {model}`), or point HF_HOME at the cache that holds it")
+        else:
+            hint = ("check the spelling of the hub id (owner/name) or the directory; a private model needs "
+                    "`hf auth login` (or HF_TOKEN)")
+    elif cause_class == NO_NETWORK:
+        hint = ("the Hugging Face hub could not be reached and the model is not cached here: check the network "
+                "or proxy (HTTPS_PROXY, HF_ENDPOINT), or download the model elsewhere and pass its directory; "
+                "with a filled cache set HF_HUB_OFFLINE=1")
+    elif cause_class == GATED:
+        hint = (f"'{model}' is gated or private: accept its conditions on https://huggingface.co/{model} and "
+                "log in with `hf auth login` (or set HF_TOKEN)")
+    elif cause_class == MEMORY:
+        hint = _memory_hint(kind, f"{link}")
+    elif cause_class == ARCHITECTURE:
+        if "(vllm)" in kind:
+            hint = ("vLLM cannot run this architecture: use a model vLLM supports, or for reward models the "
+                    "transformers scorer (--scorer transformers); a reward model goes to -r, a generator to -m")
+        else:
+            hint = ("this is not the kind of model expected here: pass a sequence-classification reward model "
+                    "(e.g. LARK-Lab/CodeScaler-4B) with -r and a chat/instruct generator with -m")
+    elif cause_class == CORRUPT:
+        hint = ("the model files are damaged or incomplete (an interrupted download or copy?): "
+                + ("copy the directory again" if local else
+                   f"delete it from the cache (`hf cache delete`, or remove models--{model.replace('/', '--')} "
+                   "under HF_HOME/hub) and download it again"))
+    elif cause_class == VERSION:
+        saved_with = _config_value(model, "transformers_version") if local else None
+        installed = _installed("transformers")
+        saved = f" (it was saved with transformers {saved_with}; this is {installed})" if saved_with else \
+            f" (installed: transformers {installed})"
+        hint = f"the model needs a newer library than the one installed{saved}: pip install -U transformers vllm"
+    else:
+        hint = ("pass a local model directory, or a Hugging Face hub id reachable from this machine "
+                "(check the network, HF_HOME and HF_HUB_OFFLINE, and --revision); rerun with --debug for details")
+    return ClassifiedLoadError(f"cannot load {kind} '{model}': {cause}", hint, cause_class)
 
 
 def check_reward_config(model: str, config: Any) -> None:
@@ -62,3 +287,8 @@ def check_reward_config(model: str, config: Any) -> None:
     if getattr(config, "num_labels", 1) != 1:
         raise ModelLoadError(f"reward model '{model}' has {config.num_labels} labels, expected 1",
                              "use a sequence-classification reward model with a single score head")
+
+
+__all__ = ["ARCHITECTURE", "CAUSE_CLASSES", "CORRUPT", "ClassifiedLoadError", "GATED", "MEMORY", "NOT_FOUND",
+           "NO_NETWORK", "UNKNOWN", "VERSION", "check_reward_config", "is_out_of_memory", "load_error",
+           "resolve_device", "resolve_dtype"]

@@ -1,28 +1,42 @@
-"""The extract → dedup → score → rank pipeline, streamed problem by problem.
+"""The extract → dedup → score → rank pipeline, streamed problem by problem, and best-of-N on top of it.
 
 Groups are scored in chunks (so a backend sees large batches) and yielded one group at a time as soon as their
 chunk is scored, so a caller can write results as they come and nothing computed is lost if a later chunk fails.
+`best_of_n` is the whole of `codescaler generate` as one call: sample → extract → score → rank.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .extraction import check_code, dedup_key, extract_code
-from .records import Candidate
-from .scoring.base import ProgressCallback, Scorer, ScoreRequest
+from .generation import GenerationStats, Generator, Problem, SamplingSettings, problem_seeds, sample_candidates
+from .generation.config import GeneratorConfig, open_generator
+from .records import Candidate, group_candidates
+from .scoring.base import ProgressCallback, Scorer, ScoreRequest, ScoringStats
+from .scoring.config import ScorerConfig, check_scorer, open_scorer
 from .selection import apply_score, assign_ranks
+
+StatsT = TypeVar("StatsT", GenerationStats, ScoringStats)
 
 # Unique programs handed to the scorer per call: large enough to batch well, small enough to stream results.
 DEFAULT_CHUNK_REQUESTS = 256
 
 
 def extract_candidate(candidate: Candidate) -> Candidate:
-    """Fill `code`, `valid` and the dedup key: from `code` when the record has it, else from `response`."""
+    """Fill `code`, `valid` and the dedup key: from `code` when the record has it, else from `response`.
+
+    The question and the record's `starter_code` tell extraction which entry point the problem names.
+    """
     if candidate.given_code is not None:
         extraction = check_code(candidate.given_code)
     else:
-        extraction = extract_code(candidate.response or "")
+        starter = candidate.record.get("starter_code")
+        extraction = extract_code(candidate.response or "", question=candidate.question,
+                                  starter_code=starter if isinstance(starter, str) else None)
     candidate.code, candidate.valid = extraction.code, extraction.valid
     candidate.dedup_key = dedup_key(extraction.code) if extraction.valid else ""
     return candidate
@@ -32,12 +46,17 @@ def extract_all(candidates: Iterable[Candidate]) -> list[Candidate]:
     return [extract_candidate(candidate) for candidate in candidates]
 
 
-def unique_programs(group: Sequence[Candidate]) -> dict[str, Candidate]:
-    """The first valid candidate of each distinct program (dedup key) in a group, in input order."""
-    unique: dict[str, Candidate] = {}
+def scoring_key(candidate: Candidate) -> tuple[str, str]:
+    """What a score depends on: the question the reward model reads and the program (its dedup key)."""
+    return (candidate.question or "", candidate.dedup_key)
+
+
+def unique_programs(group: Sequence[Candidate]) -> dict[tuple[str, str], Candidate]:
+    """The first valid candidate of each distinct (question, program) in a group, in input order."""
+    unique: dict[tuple[str, str], Candidate] = {}
     for candidate in group:
-        if candidate.valid and candidate.dedup_key not in unique:
-            unique[candidate.dedup_key] = candidate
+        if candidate.valid and scoring_key(candidate) not in unique:
+            unique[scoring_key(candidate)] = candidate
     return unique
 
 
@@ -54,7 +73,7 @@ def score_groups(groups: Sequence[list[Candidate]], scorer: Scorer | None, *, pr
     candidates are never scored (score None, reward 0.0) and rank after every valid one. `scorer` may be None
     only when no group has a valid candidate (then no model needs loading).
     """
-    chunk: list[tuple[list[Candidate], dict[str, Candidate]]] = []
+    chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candidate]]] = []
     pending = 0
     for group in groups:
         unique = unique_programs(group)
@@ -67,7 +86,7 @@ def score_groups(groups: Sequence[list[Candidate]], scorer: Scorer | None, *, pr
         yield from _score_chunk(chunk, scorer, progress)
 
 
-def _score_chunk(chunk: list[tuple[list[Candidate], dict[str, Candidate]]], scorer: Scorer | None,
+def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candidate]]], scorer: Scorer | None,
                  progress: ProgressCallback | None) -> Iterator[list[Candidate]]:
     representatives = [c for _, unique in chunk for c in unique.values()]
     requests = [ScoreRequest(question=c.question or "", code=c.code) for c in representatives]
@@ -83,8 +102,104 @@ def _score_chunk(chunk: list[tuple[list[Candidate], dict[str, Candidate]]], scor
             if not candidate.valid:
                 apply_score(candidate, None)
                 continue
-            representative = unique[candidate.dedup_key]
+            representative = unique[scoring_key(candidate)]
             if representative is not candidate:
                 apply_score(candidate, representative.score)
                 candidate.truncated, candidate.error = representative.truncated, representative.error
         yield assign_ranks(group)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Best-of-N: the whole `generate` pipeline as a library call.
+
+
+@dataclass
+class BestOfNRun:
+    """What a best-of-N run did: the base seed (record it to reproduce the run) and what each side ran."""
+
+    seed: int = 0
+    candidates: list[Candidate] = field(default_factory=list)
+    groups: list[list[Candidate]] = field(default_factory=list)
+    to_score: int = 0
+    generation: GenerationStats | None = None
+    scoring: ScoringStats | None = None
+
+    @property
+    def best(self) -> list[Candidate]:
+        """The rank-1 candidate of each problem, in problem order."""
+        return [group[0] for group in self.groups if group]
+
+
+def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | GeneratorConfig,
+                   scorer: Scorer | ScorerConfig, settings: SamplingSettings = SamplingSettings(), *,
+                   seed: int | None = None, template: str | None = None, system: str | None = None,
+                   run: BestOfNRun | None = None, on_sampled: Callable[[list[Candidate]], None] | None = None,
+                   sampling_progress: ProgressCallback | None = None,
+                   scoring_progress: ProgressCallback | None = None) -> Iterator[list[Candidate]]:
+    """Sample `settings.n` responses per problem, extract, score and rank; yield each problem's ranked candidates.
+
+    Configs are opened here and closed when done; objects passed in stay open (the caller owns them). The
+    reward side is checked before sampling (a wrong model or a server that is down fails in seconds, not after
+    the samples are paid for), and an in-process generator is shut down before the reward model loads, so both
+    fit one GPU in turn. `on_sampled` sees every sample (extracted, not yet scored) before scoring starts, e.g. to
+    save them. `run` is filled with the seed, candidates and statistics as the run goes.
+    """
+    run = run if run is not None else BestOfNRun()
+    items = [p if isinstance(p, Problem) else Problem(id=index, question=p, record={})
+             for index, p in enumerate(problems)]
+    run.seed, _ = problem_seeds(len(items), settings.n, seed)
+    if not items:
+        return
+    if isinstance(scorer, ScorerConfig):
+        check_scorer(scorer)
+    opened = open_generator(generator) if isinstance(generator, GeneratorConfig) else generator
+    before = dataclasses.replace(opened.stats)
+    try:
+        run.candidates = sample_candidates(items, opened, settings, seed=run.seed, template=template, system=system,
+                                           progress=sampling_progress)
+    finally:
+        if opened is not generator:
+            opened.close()
+    run.generation = _stats_since(before, opened.stats)
+    extract_all(run.candidates)
+    if on_sampled is not None:
+        on_sampled(run.candidates)
+    groups = group_candidates(run.candidates)
+    run.to_score = count_unique(groups)
+    active: Scorer | None = None
+    if run.to_score:
+        active = open_scorer(scorer) if isinstance(scorer, ScorerConfig) else scorer
+    scoring_before = dataclasses.replace(active.stats) if active is not None else None
+    try:
+        for ranked in score_groups(groups, active, progress=scoring_progress):
+            run.groups.append(ranked)
+            yield ranked
+    finally:
+        if active is not None and scoring_before is not None:
+            run.scoring = _stats_since(scoring_before, active.stats)
+            if active is not scorer:
+                active.close()
+
+
+def _stats_since(before: StatsT, after: StatsT) -> StatsT:
+    """What a backend did during this run (a backend passed in may have served other runs before)."""
+    return dataclasses.replace(after, **{f.name: getattr(after, f.name) - getattr(before, f.name)
+                                         for f in dataclasses.fields(after)})  # type: ignore[arg-type]
+
+
+def best_of_n(problems: Sequence[Problem | str], generator: Generator | GeneratorConfig,
+              scorer: Scorer | ScorerConfig, settings: SamplingSettings = SamplingSettings(), *,
+              seed: int | None = None, template: str | None = None, system: str | None = None) -> BestOfNRun:
+    """Best-of-N for each problem (a question string or a `Problem`): `run.best[i]` is problem i's best candidate.
+
+        from codescaler_cli import GeneratorConfig, ScorerConfig, SamplingSettings, best_of_n
+
+        run = best_of_n(["Write add(a, b)."], GeneratorConfig(model="Qwen/Qwen2.5-Coder-7B-Instruct"),
+                        ScorerConfig(model="LARK-Lab/CodeScaler-4B"), SamplingSettings(n=16), seed=0)
+        print(run.best[0].code, run.best[0].score)
+    """
+    run = BestOfNRun()
+    for _ in iter_best_of_n(problems, generator, scorer, settings, seed=seed, template=template, system=system,
+                            run=run):
+        pass
+    return run

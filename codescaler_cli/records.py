@@ -166,8 +166,13 @@ def read_candidates(path: str | Path | None, fields: FieldNames = FieldNames(), 
 def candidate_from_record(record: dict[str, Any], source: str, line: int, index: int, fields: FieldNames, *,
                           require_question: bool) -> Candidate:
     """Validate one record's fields and wrap it as a Candidate."""
-    # extract never reads the question: there it is just another field passed through.
-    question = _optional_str(record, fields.question, source, line) if require_question else None
+    # extract does not require the question: when it is a string it helps find the entry point, anything else is
+    # just another field passed through.
+    if require_question:
+        question = _optional_str(record, fields.question, source, line)
+    else:
+        value = record.get(fields.question)
+        question = value if isinstance(value, str) else None
     if question is None and require_question:
         raise InputError(source, line, f"missing field '{fields.question}' (the problem shown to the reward model)",
                          f"add a '{fields.question}' string, or name the field that holds it with --question-field")

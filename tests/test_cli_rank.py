@@ -17,6 +17,9 @@ from codescaler_cli.cli import app
 
 runner = CliRunner()
 
+# Modules `--help` and `extract` must never import: each costs seconds (or is an optional extra).
+HEAVY_MODULES = ("torch", "transformers", "vllm", "fastapi", "uvicorn", "matplotlib", "httpx")
+
 Q1 = "Return the sum of a list of integers."
 Q2 = "Return the maximum of a list of integers."
 SUM_A = "def total(xs):\n    return sum(xs)"
@@ -104,7 +107,28 @@ def test_top_k_and_output_file(candidates: Path, reward_dir: Path, tmp_path: Pat
     result = rank(str(candidates), "-r", str(reward_dir), "--top-k", "1", "-o", str(out), "-f", "jsonl")
     top = parse_jsonl(result.stdout)
     assert [r["rank"] for r in top] == [1, 1]
-    assert parse_jsonl(out.read_text(encoding="utf-8")) == top
+    # --output keeps every record, ranked, whatever --top-k shows.
+    everything = parse_jsonl(out.read_text(encoding="utf-8"))
+    assert [r["rank"] for r in everything] == [1, 2, 3, 4, 1, 2]
+    assert [r for r in everything if r["rank"] == 1] == top
+    as_table = rank(str(candidates), "-r", str(reward_dir), "--top-k", "1", "-o", str(out), "-f", "table", "-q")
+    assert "rank" in as_table.stdout and parse_jsonl(out.read_text(encoding="utf-8")) == everything
+
+
+def test_same_id_different_questions_are_scored_apart(tmp_path: Path, reward_dir: Path) -> None:
+    # One group (same id), the same program, two questions: each score must come from its own question.
+    path = write_jsonl(tmp_path / "ids.jsonl", [{"id": "p", "question": Q1, "code": SUM_A},
+                                                {"id": "p", "question": Q2, "code": SUM_A}])
+    records = parse_jsonl(rank(str(path), "-r", str(reward_dir), "-f", "jsonl", "-q").stdout)
+    by_question = {r["question"]: r["score"] for r in records}
+    from codescaler_cli.scoring import ScoreRequest
+    from codescaler_cli.scoring.transformers_backend import TransformersScorer
+
+    scorer = TransformersScorer(str(reward_dir), device="cpu")
+    alone = [r.score for r in scorer.score([ScoreRequest(Q1, SUM_A), ScoreRequest(Q2, SUM_A)])]
+    assert by_question[Q1] == pytest.approx(alone[0], abs=1e-4)
+    assert by_question[Q2] == pytest.approx(alone[1], abs=1e-4)
+    assert abs(alone[0] - alone[1]) > 1e-3  # otherwise this test could not tell
 
 
 def test_stdin_pipe_with_dash(candidates: Path, reward_dir: Path) -> None:
@@ -115,11 +139,16 @@ def test_stdin_pipe_with_dash(candidates: Path, reward_dir: Path) -> None:
 
 
 def test_stdout_is_jsonl_while_progress_goes_to_stderr(candidates: Path, reward_dir: Path) -> None:
+    # stderr is not a terminal here: no progress bar, only the summary.
     result = rank(str(candidates), "-r", str(reward_dir))  # auto format: not a terminal, so JSONL
     assert len(parse_jsonl(result.stdout)) == 6
-    assert "Scoring" in result.stderr and "ranked 6 candidates in 2 problems" in result.stderr
+    assert "Scoring" not in result.stderr and "ranked 6 candidates in 2 problems" in result.stderr
     quiet = rank(str(candidates), "-r", str(reward_dir), "--quiet")
     assert quiet.stderr == "" and parse_jsonl(quiet.stdout) == parse_jsonl(result.stdout)
+    # On a terminal stderr (rich honours TTY_COMPATIBLE=1) the progress shows, and stdout is still pure JSONL.
+    terminal = rank(str(candidates), "-r", str(reward_dir), "-f", "jsonl", env={"TTY_COMPATIBLE": "1"})
+    assert "Scoring" in terminal.stderr
+    assert parse_jsonl(terminal.stdout) == parse_jsonl(result.stdout)
 
 
 def test_json_and_table_formats(candidates: Path, reward_dir: Path) -> None:
@@ -127,6 +156,31 @@ def test_json_and_table_formats(candidates: Path, reward_dir: Path) -> None:
     assert isinstance(as_json, list) and len(as_json) == 6 and as_json[0]["rank"] == 1
     table = rank(str(candidates), "-r", str(reward_dir), "-f", "table", "-q").stdout
     assert "rank" in table and "score" in table and "def total(xs):" in table
+
+
+def test_json_with_a_lone_surrogate_is_one_valid_document(tmp_path: Path, reward_dir: Path) -> None:
+    path = tmp_path / "surrogate.jsonl"
+    path.write_text('{"question": "q", "response": "x = 1", "note": "\\udfff"}\n', encoding="utf-8")
+    for command in (["extract", str(path)], ["rank", str(path), "-r", str(reward_dir), "-q"]):
+        result = runner.invoke(app, [*command, "-f", "json"])
+        assert result.exit_code == 0, result.stderr
+        document = json.loads(result.stdout)
+        assert document[0]["note"] == "\udfff" and document[0]["code"] == "x = 1"
+
+
+def test_a_failed_json_run_prints_no_document(candidates: Path) -> None:
+    result = runner.invoke(app, ["rank", str(candidates), "-r", "/nonexistent/model", "-f", "json"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "cannot load reward model" in result.stderr
+
+
+def test_options_the_chosen_backend_ignores_are_warned_about(candidates: Path, reward_dir: Path) -> None:
+    result = rank(str(candidates), "-r", str(reward_dir), "-f", "jsonl", "--timeout", "5",
+                  "--gpu-memory-utilization", "0.5")
+    assert "warning: --timeout is ignored without --reward-url" in result.stderr
+    assert "warning: --gpu-memory-utilization is ignored with the transformers scorer" in result.stderr
+    quiet = rank(str(candidates), "-r", str(reward_dir), "-f", "jsonl", env={"OPENAI_API_KEY": "set-in-env"})
+    assert "warning" not in quiet.stderr  # an environment variable is not something the user typed here
 
 
 def test_truncation_is_flagged_and_warned(tmp_path: Path, reward_dir: Path) -> None:
@@ -186,13 +240,15 @@ def test_help_and_extract_do_not_import_heavy_libraries(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "c.jsonl", [{"response": fenced(SUM_A)}])
     probe = (
         "import sys\n"
+        f"HEAVY = {HEAVY_MODULES!r}\n"
         "from typer.testing import CliRunner\n"
         "from codescaler_cli.cli import app\n"
         "r = CliRunner()\n"
-        "assert r.invoke(app, ['--help']).exit_code == 0\n"
+        "for args in (['--help'], ['rank', '--help'], ['generate', '--help'], ['extract', '--help']):\n"
+        "    assert r.invoke(app, args).exit_code == 0, args\n"
         f"res = r.invoke(app, ['extract', {str(path)!r}])\n"
         "assert res.exit_code == 0, res.stderr\n"
-        "heavy = sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules)\n"
+        "heavy = sorted(m for m in HEAVY if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)

@@ -12,10 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tree_sitter import Language, Parser
 
+from codescaler_cli import extraction
 from codescaler_cli.extraction import (
     Extraction,
     check_code,
     dedup_key,
+    entry_points,
     extract_code,
     is_valid_python,
 )
@@ -109,7 +111,7 @@ def test_think_fence_ignored_even_when_answer_has_no_fence() -> None:
 
 def test_orphan_close_drops_everything_up_to_last_close() -> None:
     response = (
-        "reasoning ```python\ndef wrong(): pass\n```\n</think> more reasoning </think>\n"
+        "reasoning\n```python\ndef wrong(): pass\n```\n</think> more reasoning </think>\n"
         + fenced("def right():\n    return 1")
     )
     assert extract_code(response) == Extraction("def right():\n    return 1", True)
@@ -122,18 +124,29 @@ def test_orphan_close_after_a_balanced_span() -> None:
     assert extract_code(response) == Extraction("y = 1", True)
 
 
-def test_nested_think_spans_are_counted() -> None:
-    # A naive non-nested match would end at the inner </think> and keep "def g".
-    response = "<think> a <think> b </think>\n" + fenced("def g(): pass") + "\n</think>\n"
-    response += fenced("x = 1")
+def test_first_close_ends_the_span_tags_do_not_nest() -> None:
+    # The inner <think> is just text of the span; counting it would leave the span open.
+    response = "<think> a <think> b </think>\n" + fenced("def f():\n    return 1")
+    assert extract_code(response) == Extraction("def f():\n    return 1", True)
+
+
+def test_close_after_a_closed_span_is_an_orphan() -> None:
+    # The first </think> closed the span, so the second has no opening tag before it
+    # and drops everything before it, the block included.
+    response = fenced("def f(): pass") + "\n<think> a <think> b </think> c </think>\nDone."
+    assert extract_code(response) == NO_ANSWER
+    response += "\n" + fenced("x = 1")
     assert extract_code(response) == Extraction("x = 1", True)
 
 
-def test_nested_span_is_removed_not_treated_as_orphan_close() -> None:
-    # If nesting were not counted, the outer </think> would look orphaned and the
-    # answer before the span would be dropped.
-    response = fenced("def f(): pass") + "\n<think> a <think> b </think> c </think>\nDone."
-    assert extract_code(response) == Extraction("def f(): pass", True)
+def test_orphan_close_inside_an_open_fence_is_code() -> None:
+    # The cost of rule 1's "tags count only outside fences" for an orphan close: when the
+    # reasoning (opening tag in the prompt) leaves a fence open, its </think> is code text
+    # and the answer is not recovered. Pinned so that a change here is deliberate.
+    response = "reasoning\n```python\ndef draft(:\n</think>\n" + fenced("x = 1")
+    assert extract_code(response) == Extraction(
+        "def draft(:\n</think>\n```python\nx = 1", False
+    )
 
 
 def test_unclosed_think_means_no_answer() -> None:
@@ -146,8 +159,36 @@ def test_unclosed_think_after_orphan_close_means_no_answer() -> None:
     assert extract_code(response) == NO_ANSWER
 
 
-def test_think_spans_inside_code_text_are_removed() -> None:
+def test_think_tag_inside_fenced_code_is_a_string() -> None:
+    code = "TAG = '<think>'\nprint(TAG)"
+    assert extract_code(fenced(code)) == Extraction(code, True)
+    assert extract_code("<think>plan</think>\n" + fenced(code)) == Extraction(code, True)
+
+
+def test_close_tag_inside_fenced_code_is_a_string() -> None:
+    # Not an orphan close: it must not drop the code before it.
+    code = 'def strip_reasoning(text):\n    return text.split("</think>")[-1]'
+    assert extract_code("Here:\n" + fenced(code)) == Extraction(code, True)
+
+
+def test_tags_inside_code_are_kept_as_code() -> None:
+    # Inside a fence the tags are code text, so they stay (and here make it invalid).
     response = "```python\ndef f():<think>hmm</think>\n    return 1\n```"
+    assert extract_code(response) == Extraction("def f():<think>hmm</think>\n    return 1", False)
+
+
+def test_tags_outside_fences_are_dropped_mid_line() -> None:
+    response = "```py<think>hmm</think>thon\nx = 1\n```"
+    assert extract_code(response) == Extraction("x = 1", True)
+
+
+def test_fence_left_open_in_reasoning_is_dropped_with_the_span() -> None:
+    # Inside a span fences are not tracked: the first </think> ends it even though the
+    # draft's fence never closed, so the unclosed fence cannot swallow the answer.
+    response = (
+        "<think>\nDraft:\n```python\ndef draft(nums):\n    for x in nums:\n</think>\n"
+        + fenced("def f():\n    return 1")
+    )
     assert extract_code(response) == Extraction("def f():\n    return 1", True)
 
 
@@ -304,6 +345,160 @@ def test_last_eligible_block_when_none_is_valid() -> None:
 
 def test_empty_python_block_is_not_valid() -> None:
     assert extract_code("```python\n```") == Extraction("", False)
+
+
+# Rule 3a: the entry point the problem names
+
+ADD = "def add(a, b):\n    return a + b"
+ADD_DEMO = "def main():\n    print(add(1, 2))\n\nmain()"
+TWO_SUM = (
+    "class Solution:\n"
+    "    def twoSum(self, nums, target):\n"
+    "        seen = {}\n"
+    "        for i, x in enumerate(nums):\n"
+    "            if target - x in seen:\n"
+    "                return [seen[target - x], i]\n"
+    "            seen[x] = i"
+)
+LIST_HELPERS = "class ListNode:\n    def __init__(self, val=0):\n        self.val = val"
+
+
+def test_entry_point_from_starter_def_beats_a_later_definition() -> None:
+    response = fenced(ADD) + "\nTry it:\n" + fenced(ADD_DEMO)
+    assert extract_code(response) == Extraction(ADD_DEMO, True)  # rule 3b alone
+    assert extract_code(response, starter_code="def add(a, b):") == Extraction(ADD, True)
+
+
+def test_entry_point_from_class_solution_starter() -> None:
+    starter = "class Solution:\n    def twoSum(self, nums: List[int], target: int) -> List[int]:\n"
+    response = fenced(TWO_SUM) + "\nHelper for local runs:\n" + fenced(LIST_HELPERS)
+    assert extract_code(response, starter_code=starter) == Extraction(TWO_SUM, True)
+
+
+def test_entry_point_written_as_a_call_in_the_question() -> None:
+    question = "Write add(a, b) returning the sum. Use print() only for debugging."
+    response = fenced(ADD) + "\n" + fenced(ADD_DEMO)
+    assert extract_code(response, question=question) == Extraction(ADD, True)
+
+
+def test_method_of_a_top_level_class_matches_a_name_in_the_question() -> None:
+    question = "Implement twoSum(nums, target) returning the two indices."
+    response = fenced(TWO_SUM) + "\n" + fenced(LIST_HELPERS)
+    assert extract_code(response, question=question) == Extraction(TWO_SUM, True)
+
+
+def test_entry_point_must_be_defined_at_top_level() -> None:
+    nested = "if True:\n    def add(a, b):\n        return a + b"
+    response = fenced(ADD) + "\n" + fenced(nested)
+    assert extract_code(response, question="add(1, 2)") == Extraction(ADD, True)
+    # Mentioned only (called, not defined): no block defines `print`, so rule 3b decides.
+    response = fenced(ADD) + "\n" + fenced("def helper():\n    print(add(1, 2))")
+    assert extract_code(response, question="print(add(1, 2))") == Extraction(ADD, True)
+
+
+def test_names_no_block_defines_fall_through_to_the_next_rule() -> None:
+    question = "Read input() and print(len(range(n)))? if(x) is not Python style."
+    response = fenced(ADD) + "\n" + fenced(ADD_DEMO)
+    assert extract_code(response, question=question) == Extraction(ADD_DEMO, True)
+
+
+def test_invalid_block_defining_the_entry_point_is_skipped() -> None:
+    response = fenced(ADD) + "\n" + fenced(ADD_DEMO) + "\n" + fenced("def add(a, b:\n    pass")
+    assert extract_code(response, starter_code="def add(a, b):") == Extraction(ADD, True)
+
+
+def test_entry_points_from_starter_code_and_question() -> None:
+    starter = (
+        "# class ListNode:\n#     def __init__(self, val=0):\n"
+        "class Solution:\n    def twoSum(self, nums):\n"
+        "def f(x):\n"  # incomplete: no body
+        "async def g():\n"
+        "@cache\ndef h(n):"
+    )
+    assert entry_points(None, starter) == {"Solution", "f", "g", "h"}
+    assert entry_points("class K: see f(x)", None) == {"f"}  # the question's calls only
+    assert entry_points(None, "    def f(x):\r\n    class K:") == {"f", "K"}  # dedented
+    question = "Call solve(n) on each line; if(x) and not(y) are keywords; use print(ans)."
+    assert entry_points(question, None) == {"solve", "print"}
+    assert entry_points("Implement añadir(a, b).", "") == {"añadir"}
+    assert entry_points(None, None) == frozenset()
+
+
+# Rule 3b: test harnesses are not solutions
+
+
+@pytest.mark.parametrize(
+    "harness",
+    [
+        "def test_add():\n    assert add(1, 2) == 3",
+        "def check(candidate):\n    assert candidate(1, 2) == 3\n\ncheck(add)",
+        "import unittest\n\nclass TestAdd(unittest.TestCase):\n"
+        "    def test_small(self):\n        self.assertEqual(add(1, 2), 3)",
+        "def test_small():\n    assert add(1, 2) == 3\n\ndef test_zero():\n    assert add(0, 0) == 0",
+    ],
+)
+def test_test_harness_after_the_solution_is_skipped(harness: str) -> None:
+    response = fenced(ADD) + "\nTests:\n" + fenced(harness)
+    assert extract_code(response) == Extraction(ADD, True)
+
+
+def test_block_defining_solution_and_tests_is_a_solution() -> None:
+    both = ADD + "\n\n\ndef test_add():\n    assert add(1, 2) == 3"
+    response = fenced(ADD) + "\nWith tests:\n" + fenced(both)
+    assert extract_code(response) == Extraction(both, True)
+
+
+# Rule 3c: sample output is not a program
+
+STDIN_PROGRAM = "n = int(input())\nprint(n * 2)"
+
+
+@pytest.mark.parametrize(
+    "output",
+    ["6", "[1, 2, 3]", "'YES'", "YES", "-1", "1, 2", "True", "Output: 6", "6\n7", "3\n1 2 3"],
+)
+def test_sample_output_after_a_program_is_skipped(output: str) -> None:
+    response = fenced(STDIN_PROGRAM) + "\nExpected output:\n" + fenced(output)
+    assert extract_code(response) == Extraction(STDIN_PROGRAM, True)
+
+
+def test_multi_line_sample_output_is_skipped_as_invalid() -> None:
+    assert not is_valid_python("3\n1 2 3")  # so validity, not rule 3c, skips it
+
+
+@pytest.mark.parametrize("program", ["print(6)", "x = 6", "import sys", "for x in y:\n    z"])
+def test_a_call_assignment_or_statement_is_a_program(program: str) -> None:
+    response = fenced(STDIN_PROGRAM) + "\n" + fenced(program) + "\n" + fenced("6")
+    assert extract_code(response) == Extraction(program, True)
+
+
+def test_call_nested_in_a_value_is_a_program() -> None:
+    program = "[solve(line) for line in open(0)]"
+    response = fenced(program) + "\n" + fenced("[1, 2]")
+    assert extract_code(response) == Extraction(program, True)
+
+
+# Rule 3d: the last valid block
+
+
+def test_last_valid_block_when_all_are_output_like() -> None:
+    response = fenced("6") + "\n" + fenced("'YES'") + "\n" + fenced("def f(:")
+    assert extract_code(response) == Extraction("'YES'", True)
+
+
+def test_each_block_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+    real_parse = extraction._parse
+
+    def counting_parse(code: str) -> object:
+        parsed.append(code)
+        return real_parse(code)
+
+    monkeypatch.setattr(extraction, "_parse", counting_parse)
+    blocks = [ADD, "def add(a, b:", ADD_DEMO, "def test_add():\n    assert add(1, 2) == 3", "6"]
+    response = "\n".join(fenced(block) for block in blocks)
+    assert extract_code(response, question="add(1, 2)") == Extraction(ADD, True)
+    assert sorted(parsed) == sorted(blocks)
 
 
 # ---------------------------------------------------------------------------
@@ -546,6 +741,18 @@ def test_extract_code_never_raises_and_valid_means_valid(text: str) -> None:
         assert result.code
         assert is_valid_python(result.code)
         assert check_code(result.code) == result  # extracted code is already tidy
+
+
+@FAST
+@given(responses, st.none() | responses, st.none() | responses)
+def test_extract_code_with_a_problem_never_raises(
+    text: str, question: str | None, starter_code: str | None
+) -> None:
+    result = extract_code(text, question=question, starter_code=starter_code)
+    assert isinstance(result, Extraction)
+    if result.valid:
+        assert is_valid_python(result.code)
+    assert isinstance(entry_points(question, starter_code), frozenset)
 
 
 @FAST

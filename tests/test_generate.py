@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("vllm")
 
-
-from codescaler_cli.generation import Problem, sample_candidates  # noqa: E402
+from codescaler_cli.generation import Problem, sample_candidates
 from codescaler_cli.generation import SamplingSettings
-from codescaler_cli.generation.vllm_engine import VllmGenerator  # noqa: E402
-from codescaler_cli.generation import build_prompt  # noqa: E402
+from codescaler_cli.generation.vllm_engine import VllmGenerator
+from codescaler_cli.generation import build_prompt
 
 pytestmark = pytest.mark.vllm
 SETTINGS = SamplingSettings(n=4, temperature=0.6, top_p=0.95, max_tokens=48)
@@ -27,16 +25,6 @@ def generator(coder_dir: Path):  # type: ignore[no-untyped-def]
     engine = VllmGenerator(str(coder_dir), max_model_len=512)
     yield engine
     engine.close()
-
-
-def test_prompt_is_livecodebench_style() -> None:
-    plain = build_prompt("Add two numbers.")
-    assert plain.startswith("Add two numbers.\n\n### Format: ")
-    assert "```python\n\n```" in plain and plain.rstrip().endswith("### Answer: (use the provided format with backticks)")
-    starter = build_prompt("Add.", "class Solution:\n    def add(self, a, b):")
-    assert "starter code" in starter and "```python\nclass Solution:\n    def add(self, a, b):\n```" in starter
-    custom = build_prompt("Add {x}.", "s = 1", template="Q: {question}\nS: {starter_code}\n")
-    assert custom == "Q: Add {x}.\nS: s = 1\n"
 
 
 def test_same_seed_same_candidates_and_distinct_seeds_per_problem(generator: VllmGenerator) -> None:
@@ -69,3 +57,28 @@ def test_many_long_prompts_with_seeds_in_one_run(generator: VllmGenerator) -> No
     candidates = sample_candidates(problems, generator, settings, seed=3)
     assert len(candidates) == 32 and all(c.error is None for c in candidates)
     assert sum(len(generator.prompt_ids([{"role": "user", "content": c.record["prompt"]}])) for c in candidates) > 4096
+
+
+def test_best_of_n_is_one_library_call(generator: VllmGenerator, reward_dir: Path) -> None:
+    from codescaler_cli import ScorerConfig, best_of_n
+    from codescaler_cli.pipeline import extract_all, score_groups
+    from codescaler_cli.records import group_candidates
+    from codescaler_cli.scoring import open_scorer
+
+    config = ScorerConfig(model=str(reward_dir), device="cpu")
+    run = best_of_n(["Write add(a, b)", "Add two integers a and b."], generator, config, SETTINGS, seed=5)
+    assert run.seed == 5 and len(run.candidates) == 8 and len(run.groups) == 2
+    assert [c.record["seed"] for c in run.candidates] == list(range(5, 13))
+    assert [group[0].rank for group in run.groups] == [1, 1] and run.best == [g[0] for g in run.groups]
+    assert run.generation is not None and run.generation.samples == 8
+    # Each group is ranked exactly as scoring its candidates afresh ranks them.
+    fresh = [c for c in sample_candidates([Problem(0, "Write add(a, b)"), Problem(1, "Add two integers a and b.")],
+                                          generator, SETTINGS, seed=5)]
+    scorer = open_scorer(config)
+    try:
+        again = list(score_groups(group_candidates(extract_all(fresh)), scorer))
+    finally:
+        scorer.close()
+    assert [[(c.record["sample"], c.score) for c in g] for g in again] == \
+        [[(c.record["sample"], c.score) for c in g] for g in run.groups]
+    assert any(c.valid for c in run.candidates)

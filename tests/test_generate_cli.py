@@ -7,14 +7,12 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("vllm")
+from conftest import parse_jsonl, write_jsonl
+from typer.testing import CliRunner
 
-from conftest import parse_jsonl, write_jsonl  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
-
-from codescaler_cli.generation import read_problems  # noqa: E402
-from codescaler_cli.cli import app  # noqa: E402
-from codescaler_cli.errors import InputError  # noqa: E402
+from codescaler_cli.generation import read_problems
+from codescaler_cli.cli import app
+from codescaler_cli.errors import InputError
 
 pytestmark = pytest.mark.vllm
 runner = CliRunner()
@@ -57,26 +55,34 @@ def test_generate_prints_the_best_code_when_piped(coder_dir: Path, reward_dir: P
     assert "longer than --max-length 24 tokens" in result.stderr
 
 
-def test_problems_file_errors_are_input_errors(tmp_path: Path) -> None:
-    bad = write_jsonl(tmp_path / "problems.jsonl", [{"id": 1, "question": "q"}, {"id": 1, "question": "r"}])
-    with pytest.raises(InputError, match="problems.jsonl:2: duplicate id 1"):
-        read_problems(bad)
-    result = runner.invoke(app, ["generate", "--problems", str(bad), "-m", "/nonexistent"])
-    assert result.exit_code == 2 and result.stdout == "" and "problems.jsonl:2" in result.stderr
-    empty_question = tmp_path / "empty.jsonl"
-    empty_question.write_text(json.dumps({"id": 1, "question": "  "}) + "\n", encoding="utf-8")
-    result = runner.invoke(app, ["generate", "--problems", str(empty_question)])
-    assert result.exit_code == 2 and "empty.jsonl:1" in result.stderr
-
-
-def test_question_and_problems_together_is_a_usage_error(tmp_path: Path) -> None:
-    problems = write_jsonl(tmp_path / "p.jsonl", [{"question": "q"}])
-    result = runner.invoke(app, ["generate", "Write add", "--problems", str(problems)])
-    assert result.exit_code == 2 and "not both" in result.stderr and result.stdout == ""
-
-
 def test_missing_generator_exits_1(reward_dir: Path) -> None:
     result = runner.invoke(app, ["generate", "Write add(a, b)", "-m", "/nonexistent/generator",
                                  "-r", str(reward_dir)])
     assert result.exit_code == 1 and result.stdout == ""
     assert "cannot load generator model" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_readme_python_api_example_runs(coder_dir: Path, reward_dir: Path) -> None:
+    """The README's best-of-N snippet, with the tiny local models in place of the hub ids."""
+    import re
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    snippet = re.search(r"```python\n(from codescaler_cli import GeneratorConfig.*?)```", readme, re.S)
+    assert snippet, "README lost its best_of_n example"
+    code = (snippet.group(1).replace('"Qwen/Qwen2.5-Coder-7B-Instruct"', repr(str(coder_dir)))
+            .replace('"LARK-Lab/CodeScaler-4B"', repr(str(reward_dir)))
+            .replace("SamplingSettings(n=16)", "SamplingSettings(n=4, max_tokens=48)"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip(), "the example printed nothing"
+
+
+def test_top_k_with_code_format_warns(coder_dir: Path, reward_dir: Path) -> None:
+    result = runner.invoke(app, ["generate", "Write add(a, b)", "--n", "2", "-m", str(coder_dir), "-r",
+                                 str(reward_dir), "--max-tokens", "48", "--seed", "0", "--top-k", "1",
+                                 "--concurrency", "3"])
+    assert result.exit_code == 0, result.stderr
+    assert "warning: --top-k is ignored with --format code" in result.stderr
+    assert "warning: --concurrency is ignored without --base-url" in result.stderr

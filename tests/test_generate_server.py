@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-pytest.importorskip("vllm")
+from conftest import parse_jsonl, write_jsonl
+from servers import FaultProxy, vllm_server
+from typer.testing import CliRunner
 
-from conftest import parse_jsonl, write_jsonl  # noqa: E402
-from servers import FaultProxy, free_port, vllm_server  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
-
-from codescaler_cli.cli import app  # noqa: E402
+from codescaler_cli.cli import app
 
 pytestmark = pytest.mark.vllm
 runner = CliRunner()
@@ -115,8 +114,56 @@ def test_prompt_too_long_for_the_server_is_a_per_item_error(generator_server: st
     assert all("HTTP 400" in r["error"] for r in records[:2]) and all("error" not in r for r in records[2:])
 
 
-def test_server_down_at_start_exits_1_naming_the_url(coder_dir: Path, reward_dir: Path) -> None:
-    url = f"http://127.0.0.1:{free_port()}/v1"
-    result = generate("Write add(a, b)", "--base-url", url, *common(coder_dir, reward_dir))
+def test_a_root_url_without_v1_works(generator_server: str, reward_dir: Path) -> None:
+    # No -m either: the served model is used, under the name the server gives it.
+    result = generate("Write add(a, b)", "--n", "2", "--base-url", generator_server.removesuffix("/v1"),
+                      "-r", str(reward_dir), "--max-tokens", "48", "--seed", "0", "--format", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert len(parse_jsonl(result.stdout)) == 2
+
+
+def test_completions_render_with_the_served_models_tokenizer(generator_server: str, reward_dir: Path,
+                                                             tmp_path: Path) -> None:
+    from tiny_models import build_tokenizer
+
+    args = ["Write add(a, b)", "--n", "2", "--base-url", generator_server, "--endpoint", "completions",
+            "-r", str(reward_dir), "--max-tokens", "48", "--seed", "0", "--format", "jsonl"]
+    # Without -m or --tokenizer, the tokenizer is the served model's own (vLLM reports its path as `root`).
+    served = generate(*args)
+    assert served.exit_code == 0, served.stderr
+    assert len(parse_jsonl(served.stdout)) == 2
+    # A tokenizer that splits text differently would render a silently wrong prompt: refused.
+    other = tmp_path / "other-tokenizer"
+    build_tokenizer(other, vocab_size=300)
+    mismatch = generate(*args, "--tokenizer", str(other))
+    assert mismatch.exit_code == 2 and mismatch.stdout == ""
+    assert "does not tokenize like the served model" in mismatch.stderr
+
+
+def test_a_model_the_server_does_not_serve_is_bad_usage(generator_server: str, reward_dir: Path) -> None:
+    result = generate("Write add(a, b)", "--base-url", generator_server, "-m", "Qwen/Qwen2.5-Coder-7B-Instruct",
+                      "-r", str(reward_dir))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "not -m 'Qwen/Qwen2.5-Coder-7B-Instruct'" in result.stderr
+
+
+def test_samples_are_saved_before_scoring(generator_server: str, coder_dir: Path, reward_dir: Path,
+                                          tmp_path: Path) -> None:
+    # A reward model whose config and tokenizer are fine (the start-up check passes) but whose weights are
+    # corrupt: loading it fails only after sampling. The samples must survive in -o.
+    broken = tmp_path / "broken-reward"
+    shutil.copytree(reward_dir, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    out = tmp_path / "all.jsonl"
+    result = generate("Write add(a, b)", "--n", "3", "--base-url", generator_server, "-m", str(coder_dir),
+                      "-r", str(broken), "--max-tokens", "48", "--seed", "0", "-o", str(out), "--top-k", "1",
+                      "--max-model-len", "64")
     assert result.exit_code == 1 and result.stdout == ""
-    assert f"generator server {url} is not reachable" in result.stderr and "Traceback" not in result.stderr
+    assert "warning: --max-model-len is ignored with --base-url" in result.stderr
+    samples = parse_jsonl(out.read_text(encoding="utf-8"))
+    assert [r["sample"] for r in samples] == [0, 1, 2] and all("response" in r and "code" in r for r in samples)
+    assert f"codescaler rank {out}" in result.stderr
+    # ... and they rank as they are once the reward model is fixed.
+    reranked = runner.invoke(app, ["rank", str(out), "-r", str(reward_dir), "-f", "jsonl", "-q"])
+    assert reranked.exit_code == 0 and len(parse_jsonl(reranked.stdout)) == 3

@@ -6,17 +6,18 @@ its batch, whichever padding side the tokenizer has, and whether or not the prob
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch
 
-from codescaler_cli.scoring import ScoreRequest, reward_conversation  # noqa: E402
-from codescaler_cli.scoring import transformers_backend as transformers_scorer  # noqa: E402
+from codescaler_cli.scoring import ScoreRequest, reward_conversation
+from codescaler_cli.scoring import transformers_backend as transformers_scorer
 from codescaler_cli.loading import is_out_of_memory
-from codescaler_cli.scoring.transformers_backend import TransformersScorer, _Item  # noqa: E402
+from codescaler_cli.scoring.transformers_backend import TransformersScorer, _Item
 
 SUBARRAY_QUESTION = ("Given an array of integers nums and an integer k, return the total number of subarrays "
                      "whose sum equals to k.")
@@ -103,12 +104,25 @@ def test_scores_equal_card_recipe_alone(reward_dir: Path, reference: list[float]
         assert scorer.stats.prefix_tokens == 0
 
 
-def test_left_padding_tokenizer_does_not_change_scores(scorer: TransformersScorer, reference: list[float]) -> None:
-    scorer.tokenizer.padding_side = "left"
-    try:
-        assert [r.score for r in scorer.score(REQUESTS)] == pytest.approx(reference, abs=1e-4)
-    finally:
-        scorer.tokenizer.padding_side = "right"
+def test_a_left_padding_tokenizer_does_not_change_scores(reward_dir: Path, reference: list[float], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # A copy of the reward model whose saved tokenizer pads on the left, as some reward models ship. A scorer that
+    # let the tokenizer pad a batch and then read the logit at `length - 1` would read padding here.
+    left = tmp_path / "left-padding-reward"
+    shutil.copytree(reward_dir, left)
+    config_path = left / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["padding_side"] = "left"
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    monkeypatch.setattr(transformers_scorer, "MAX_PADDING", 1.0)  # let texts of any length share a batch
+    scorer = TransformersScorer(str(left), device="cpu", max_batch_tokens=100000)
+    assert scorer.tokenizer.padding_side == "left"  # the premise: the tokenizer really pads on the left
+    results = scorer.score(REQUESTS)
+    assert scorer.stats.batches < len(REQUESTS)  # texts of different lengths really shared batches
+    assert [r.score for r in results] == pytest.approx(reference, abs=1e-4)
+    # ... and the card recipe itself, left-padded, agrees: the contract holds for such a model.
+    pairs = [(r.question, r.code) for r in REQUESTS]
+    assert card_recipe(left, pairs, padding_side="left") == pytest.approx(reference, abs=1e-4)
 
 
 def test_prefix_is_reused_only_where_token_ids_match(scorer: TransformersScorer) -> None:
@@ -169,6 +183,22 @@ def test_single_text_out_of_memory_is_a_per_item_error(reward_dir: Path) -> None
     results = scorer.score([REQUESTS[0], REQUESTS[6]])
     assert results[0].score is None and "out of memory" in (results[0].error or "")
     assert results[1].score is not None and results[1].error is None
+
+
+def test_out_of_memory_on_a_problem_prefix_falls_back_to_full_texts(reward_dir: Path,
+                                                                      reference: list[float]) -> None:
+    class NoRoomForPrefixes(TransformersScorer):
+        prefixes_tried = 0
+
+        def _encode_prefix(self, prefix):  # type: ignore[no-untyped-def]
+            self.prefixes_tried += 1
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+
+    scorer = NoRoomForPrefixes(str(reward_dir), device="cpu")
+    results = scorer.score(REQUESTS)
+    assert scorer.prefixes_tried > 0
+    assert [r.score for r in results] == pytest.approx(reference, abs=1e-4)
+    assert all(r.error is None for r in results) and scorer.stats.prefix_tokens == 0
 
 
 def test_batches_stay_within_budget_and_padding_bound(scorer: TransformersScorer) -> None:

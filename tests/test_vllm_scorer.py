@@ -6,15 +6,13 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("vllm")
+from conftest import EXAMPLES, parse_jsonl
+from test_scoring import REQUESTS, SUBARRAY_QUESTION, card_recipe
+from typer.testing import CliRunner
 
-from conftest import EXAMPLES, parse_jsonl  # noqa: E402
-from test_scoring import REQUESTS, SUBARRAY_QUESTION, card_recipe  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
-
-from codescaler_cli.cli import app  # noqa: E402
-from codescaler_cli.scoring import ScoreRequest  # noqa: E402
-from codescaler_cli.scoring.vllm_backend import VllmScorer  # noqa: E402
+from codescaler_cli.cli import app
+from codescaler_cli.scoring import ScoreRequest
+from codescaler_cli.scoring.vllm_backend import VllmScorer
 
 pytestmark = pytest.mark.vllm
 

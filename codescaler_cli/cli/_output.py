@@ -84,18 +84,25 @@ def info(message: str) -> None:
 class RecordWriter:
     """Writes output records as they come: streamed JSONL, or collected for JSON and tables.
 
-    JSONL to stdout and `--output` is flushed after every group, so an interrupted run keeps what it finished.
+    JSONL to stdout and `--output` is flushed after every group, so an interrupted run keeps what it finished. A
+    JSON document or a table is printed only when the command succeeds: a failure never leaves half a document
+    (or a misleading empty one) on stdout. With `staged=True` the `--output` file is written next to its target
+    and moved into place on success, so a file already there (e.g. the samples `generate` saved) survives a
+    failure.
     """
 
-    def __init__(self, fmt: OutputFormat, output_file: Path | None, *, columns: str, stdout: bool = True) -> None:
+    def __init__(self, fmt: OutputFormat, output_file: Path | None, *, columns: str, stdout: bool = True,
+                 staged: bool = False) -> None:
         self.format = resolve_format(fmt)
         self.stdout = stdout
         self.columns = columns
         self._collected: list[dict[str, Any]] = []
         self._file: IO[str] | None = None
-        if output_file is not None:
+        self._target = output_file
+        self._path = output_file.with_name(f".{output_file.name}.partial") if output_file and staged else output_file
+        if self._path is not None:
             try:
-                self._file = open(output_file, "w", encoding="utf-8")
+                self._file = open(self._path, "w", encoding="utf-8")
             except OSError as exc:
                 raise UsageError(f"cannot write --output {output_file}: {exc.strerror or exc}",
                                  "check that the directory exists and is writable") from None
@@ -103,8 +110,8 @@ class RecordWriter:
     def __enter__(self) -> RecordWriter:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        self.close(succeeded=exc_type is None or (isinstance(exc, typer.Exit) and exc.exit_code == 0))
 
     def write(self, records: list[dict[str, Any]], *, problem: str = "", locations: list[str] | None = None,
               file_records: list[dict[str, Any]] | None = None, flush: bool = True) -> None:
@@ -138,23 +145,28 @@ class RecordWriter:
         if self.stdout and self.format is OutputFormat.jsonl:
             sys.stdout.flush()
 
-    def close(self) -> None:
-        """Emit collected output (JSON array or table) and close the output file."""
+    def close(self, *, succeeded: bool = True) -> None:
+        """Emit collected output (JSON array or table) when the command succeeded, and close the output file."""
         try:
-            if not self.stdout:
+            if not succeeded or not self.stdout:
                 pass
             elif self.format is OutputFormat.json:
-                json.dump(json.loads("[" + ",".join(dumps(r) for r in self._collected) + "]"), sys.stdout,
-                          ensure_ascii=False, indent=2)
-                sys.stdout.write("\n")
+                sys.stdout.write(json_document(self._collected) + "\n")
             elif self.format is OutputFormat.table and self._collected:
                 self._print_table()
             self._collected = []
-            sys.stdout.flush()
+            if succeeded:
+                sys.stdout.flush()
         finally:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+                if self._path != self._target and self._path is not None and self._target is not None:
+                    if succeeded:
+                        self._path.replace(self._target)
+                    else:
+                        self._path.unlink(missing_ok=True)
+
 
     def _print_table(self) -> None:
         from rich.console import Console
@@ -184,6 +196,32 @@ class RecordWriter:
                               "[green]yes[/]" if record.get("valid") else "[red]no[/]",
                               str(len(code.splitlines())), _preview(code))
         Console(file=sys.stdout).print(table)
+
+
+def json_document(records: list[dict[str, Any]]) -> str:
+    """A JSON array of records, built whole before any of it is written (readable UTF-8, or escapes when a record
+    holds a lone surrogate, which UTF-8 cannot encode)."""
+    value = [json.loads(dumps(record)) for record in records]  # dumps turns NaN/inf into null
+    document = json.dumps(value, ensure_ascii=False, indent=2)
+    try:
+        document.encode("utf-8")
+    except UnicodeEncodeError:
+        document = json.dumps(value, ensure_ascii=True, indent=2)
+    return document
+
+
+def write_records(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write a JSONL file whole: to a temporary sibling first, then moved into place (never half a file)."""
+    partial = path.with_name(f".{path.name}.writing")
+    try:
+        with open(partial, "w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(dumps(record) + "\n")
+        partial.replace(path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise UsageError(f"cannot write --output {path}: {exc.strerror or exc}",
+                         "check that the directory exists and is writable") from None
 
 
 def _text(value: Any) -> str:
@@ -216,10 +254,42 @@ def progress_bar(total: int, description: str, *, enabled: bool = True) -> Itera
     if not enabled or total <= 0:
         yield lambda n: None
         return
+    with progress_phases(enabled=True) as phases:
+        yield phases.phase(description, total)
+
+
+class _Phases:
+    """One rich progress display with a bar per phase (e.g. sampling, then scoring)."""
+
+    def __init__(self, progress: Any) -> None:
+        self._progress = progress
+
+    def phase(self, description: str, total: int | None = None) -> Callable[[int], None]:
+        """Add a bar; returns `advance(n)`. A phase whose size is known later starts with total None."""
+        if self._progress is None:
+            return lambda n: None
+        task = self._progress.add_task(description, total=total)
+        return lambda n: self._progress.advance(task, n)
+
+    def set_total(self, description: str, total: int) -> None:
+        if self._progress is None:
+            return
+        for task in self._progress.tasks:
+            if task.description == description:
+                self._progress.update(task.id, total=total)
+
+
+@contextmanager
+def progress_phases(*, enabled: bool = True) -> Iterator[_Phases]:
+    """Progress for a command with several phases, on stderr; nothing on a non-terminal stderr or when disabled."""
+    console = stderr_console()
+    if not enabled or not console.is_terminal:
+        yield _Phases(None)
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    console = stderr_console()
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=console.is_terminal) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task, n)
+                  TimeElapsedColumn(), console=console, transient=True,
+                  # rich's live display would otherwise capture stdout writes and print them on stderr.
+                  redirect_stdout=False, redirect_stderr=False) as progress:
+        yield _Phases(progress)

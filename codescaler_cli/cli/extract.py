@@ -15,21 +15,23 @@ _WRITE_CHUNK = 1000  # records between flushes: streamed, without a system call 
 @handle_errors
 def extract(
     input_file: InputFile = None,
-    output: OutputFile = None,
-    output_format: Format = OutputFormat.auto,
     id_field: IdField = "id",
     question_field: QuestionField = "question",
     response_field: ResponseField = "response",
     code_field: CodeField = "code",
+    output: OutputFile = None,
+    output_format: Format = OutputFormat.auto,
 ) -> None:
     """Extract code from raw responses (JSONL in, JSONL out with `code` and `valid`).
 
-    Reasoning in <think> tags is dropped, the last valid Python block that defines a function or class is taken,
-    and validity is checked with tree-sitter and CPython's parser. Nothing is executed.
-
-    Examples:
-
         codescaler extract samples.jsonl > extracted.jsonl
+
+    Reasoning in <think> tags is dropped; among the Python blocks, the one defining the problem's entry point (from
+    `starter_code` or a `name(` in `question`, when the record has them) wins, else the last one defining a function
+    or class that is not a test harness, else the last real program. Validity is checked with tree-sitter and
+    CPython's parser. Nothing is executed.
+
+    More examples:
 
         cat samples.jsonl | codescaler extract --response-field completion | jq .valid
     """

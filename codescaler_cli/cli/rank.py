@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import typer
+
 from ..pipeline import count_unique, extract_all, score_groups
 from ..records import Candidate, FieldNames, group_candidates
 from ..scoring import ScorerConfig, open_scorer
@@ -11,34 +13,18 @@ from ..selection import top_k as keep_top_k
 from ._errors import handle_errors
 from ._input import problem_label, read_input
 from ._options import (
-    DEFAULTS,
-    ApiKey,
-    Concurrency,
-    GpuMemory,
-    MaxRetries,
-    RequestTimeout,
-    RewardUrl,
-    ScorerKind,
-    ScorerOption,
-    TensorParallel,
     CodeField,
-    DeviceOption,
-    Device,
-    DType,
-    DTypeOption,
     Format,
     IdField,
     InputFile,
-    MaxBatchTokens,
-    MaxLength,
     OutputFile,
     OutputFormat,
     QuestionField,
     Quiet,
     ResponseField,
-    Revision,
-    RewardModel,
     TopK,
+    scorer_options,
+    warn_ignored_scorer_options,
 )
 from ._output import (
     RecordWriter,
@@ -51,40 +37,30 @@ from ._output import (
 
 
 @handle_errors
+@scorer_options()
 def rank(
+    ctx: typer.Context,
     input_file: InputFile = None,
-    reward_model: RewardModel = DEFAULTS["reward_model"],
-    revision: Revision = None,
-    device: DeviceOption = Device.auto,
-    dtype: DTypeOption = DType.auto,
-    max_length: MaxLength = DEFAULTS["max_length"],
-    max_batch_tokens: MaxBatchTokens = DEFAULTS["max_batch_tokens"],
-    scorer_kind: ScorerOption = ScorerKind.transformers,
-    reward_url: RewardUrl = None,
-    api_key: ApiKey = None,
-    concurrency: Concurrency = 4,
-    timeout: RequestTimeout = 600.0,
-    max_retries: MaxRetries = 4,
-    tensor_parallel_size: TensorParallel = 1,
-    gpu_memory_utilization: GpuMemory = 0.9,
-    top_k: TopK = None,
-    output: OutputFile = None,
-    output_format: Format = OutputFormat.auto,
     id_field: IdField = "id",
     question_field: QuestionField = "question",
     response_field: ResponseField = "response",
     code_field: CodeField = "code",
+    scorer_config: ScorerConfig = ScorerConfig(),
+    top_k: TopK = None,
+    output: OutputFile = None,
+    output_format: Format = OutputFormat.auto,
     quiet: Quiet = False,
 ) -> None:
     """Score candidates with a CodeScaler reward model and rank them per problem.
 
+        codescaler rank candidates.jsonl -r LARK-Lab/CodeScaler-4B --top-k 1 | jq .code
+
     Each record needs a `question` and a `response` (or `code`). Candidates with the same `id` (else the same
     question) are one problem. Adds `code`, `valid`, `score` (raw logit), `reward` (softplus of the score, 0 when
-    invalid), `rank` (1 = best) and `truncated`. The whole input is checked before the model loads.
+    invalid), `rank` (1 = best) and `truncated`. The whole input is checked before the model loads. --output
+    keeps every candidate, ranked; --top-k and --format choose what stdout shows.
 
-    Examples:
-
-        codescaler rank candidates.jsonl -r LARK-Lab/CodeScaler-4B --top-k 1 | jq .code
+    More examples:
 
         cat candidates.jsonl | codescaler rank - -r ./CodeScaler-1.7B -o ranked.jsonl
 
@@ -92,21 +68,20 @@ def rank(
 
         codescaler rank candidates.jsonl --reward-url http://gpu1:8001 --reward-url http://gpu2:8001
     """
+    scorer_config.validate()
+    warn_ignored_scorer_options(ctx, scorer_config)
     fields = FieldNames(id=id_field, question=question_field, response=response_field, code=code_field)
     candidates = extract_all(read_input(input_file, fields, require_question=True, command="rank"))
     groups = group_candidates(candidates)
     to_score = count_unique(groups)
+    max_length = scorer_config.max_length
     with RecordWriter(output_format, output, columns="rank") as writer:
         if not candidates:
             return
         scorer = None
         if to_score:
             started = time.perf_counter()
-            scorer = open_scorer(ScorerConfig(
-                model=reward_model, kind=scorer_kind.value, revision=revision, device=device.value, dtype=dtype.value,
-                max_length=max_length, max_batch_tokens=max_batch_tokens, urls=list(reward_url or []),
-                api_key=api_key, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
-                tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization))
+            scorer = open_scorer(scorer_config)
             load_seconds = time.perf_counter() - started
         truncated_seen = 0
         try:
@@ -115,7 +90,8 @@ def rank(
                     truncated_seen = warn_truncated(ranked, truncated_seen, max_length, _location)
                     kept = keep_top_k(ranked, top_k)
                     writer.write([c.scored_record() for c in kept], problem=problem_label(ranked[0]),
-                                 locations=[c.location for c in kept])
+                                 locations=[c.location for c in kept],
+                                 file_records=[c.scored_record() for c in ranked])
         finally:
             if scorer is not None:
                 scorer.close()

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..http_client import EndpointPool, RequestFailed, served_model
+from ..errors import UsageError
+from ..http_client import EndpointPool, RequestFailed, served_models
 from .base import GenerationRequest, GenerationStats, ProgressCallback, Sample, SamplingSettings, failed_samples
 
 
@@ -26,29 +27,67 @@ class _Chunk:
 class OpenAIGenerator:
     """Samples from OpenAI-compatible servers (vLLM's), through /chat/completions or /completions."""
 
-    def __init__(self, urls: Sequence[str], model: str, *, endpoint: str = "chat", api_key: str | None = None,
-                 concurrency: int = 8, timeout: float = 600.0, max_retries: int = 4, backoff: float = 0.5,
+    def __init__(self, urls: Sequence[str], model: str | None = None, *, endpoint: str = "chat",
+                 tokenizer: str | None = None, api_key: str | None = None, concurrency: int = 8,
+                 timeout: float = 600.0, max_retries: int = 4, backoff: float = 0.5,
                  revision: str | None = None) -> None:
+        """`model` None means the model the servers serve; a name they do not serve is a usage error.
+
+        For /completions the prompt is rendered here with the served model's chat template: the tokenizer is
+        `tokenizer` when given, else the served model's own (vLLM's /v1/models names its path as `root`), and it
+        is checked against the server's /tokenize so a mismatch is an error, not a silently wrong prompt.
+        """
         self.stats = GenerationStats()
         self.endpoint = endpoint
         self.pool = EndpointPool(urls, api_key=api_key, timeout=timeout, max_retries=max_retries,
                                  concurrency=concurrency, backoff=backoff)
         answers = self.pool.check_servers("generator")
-        served = [m.get("id") for answer in answers.values() for m in (answer.get("data") or [])
-                  if isinstance(answer, dict) and isinstance(m, dict)]
-        # Ask for the model by the name the servers know it under.
-        self.model = model if model in served else (served_model(next(iter(answers.values()))) or model)
+        first_url, first_answer = next(iter(answers.items()))
+        served = served_models(first_answer)
+        if model is None:
+            self.model = next(iter(served), None) or "default"
+        elif model in served or not served:
+            self.model = model
+        else:
+            raise UsageError(f"generator server {first_url} serves {', '.join(repr(m) for m in served)}, "
+                             f"not -m '{model}'", "pass -m with a served name, or leave -m out to use the "
+                             "server's model")
         self.tokenizer = None
         if endpoint == "completions":
-            from transformers import AutoTokenizer
+            self.tokenizer = self._load_tokenizer(tokenizer or served.get(self.model) or self.model, revision,
+                                                  given=tokenizer is not None)
 
-            from ..loading import load_error
+    def _load_tokenizer(self, name: str, revision: str | None, *, given: bool) -> Any:
+        from transformers import AutoTokenizer
 
-            try:
-                self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
-            except Exception as exc:
-                raise load_error("generator tokenizer (needed to render prompts for /completions)", model,
-                                 exc) from exc
+        from ..loading import load_error
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
+        except Exception as exc:
+            error = load_error("generator tokenizer (needed to render prompts for /completions)", name, exc)
+            if not given:
+                error.hint = ("pass --tokenizer with the served model's tokenizer (a hub id or local directory), "
+                              "or use --endpoint chat and let the server apply its chat template")
+            raise error from exc
+        if not getattr(tokenizer, "chat_template", None):
+            raise UsageError(f"tokenizer '{name}' has no chat template to render /completions prompts with",
+                             "use --endpoint chat, or pass --tokenizer with the served model's tokenizer")
+        probe = "def add(a, b):\n    return a + b  # codescaler tokenizer check: ünïcödé"
+        server_ids = self._server_tokens(probe)
+        if server_ids is not None and server_ids != list(tokenizer(probe, add_special_tokens=False)["input_ids"]):
+            raise UsageError(f"tokenizer '{name}' does not tokenize like the served model '{self.model}'",
+                             "pass --tokenizer with the served model's own tokenizer, or use --endpoint chat")
+        return tokenizer
+
+    def _server_tokens(self, text: str) -> list[int] | None:
+        """The server's own token ids for a text (vLLM's /tokenize), or None when it has no such endpoint."""
+        try:
+            answer = self.pool.post("/tokenize", {"model": self.model, "prompt": text, "add_special_tokens": False},
+                                    root=True)
+            return [int(token) for token in answer["tokens"]]
+        except (RequestFailed, KeyError, TypeError, ValueError):
+            return None
 
     def _chunks(self, requests: Sequence[GenerationRequest]) -> list[_Chunk]:
         # With fewer problems than replicas, split each problem's samples so every replica has work.

@@ -6,6 +6,7 @@ so `codescaler rank` on `generate`'s output reproduces its scores exactly.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from ..records import Candidate, iter_lines, parse_record
 class Problem:
     """One problem to solve: its id, statement, optional starter code, and the record it came from."""
 
-    id: str | int
+    id: str | int | None
     question: str
     starter_code: str | None = None
     record: dict[str, Any] | None = None
@@ -31,7 +32,11 @@ class Problem:
 
 
 def read_problems(path: str | Path | None, *, stdin: IO[bytes] | None = None) -> list[Problem]:
-    """Read `{"id", "question", "starter_code"?}` records (other fields pass through); validate all first."""
+    """Read `{"id", "question", "starter_code"?}` records (other fields pass through); validate all first.
+
+    A problem without an `id` gets its 0-based position, or the next number no other problem of the file uses
+    as an explicit id, so an automatic id never collides with a later explicit one.
+    """
     problems: list[Problem] = []
     seen: dict[Any, int] = {}
     for source, line, text in iter_lines(path, stdin):
@@ -45,14 +50,20 @@ def read_problems(path: str | Path | None, *, stdin: IO[bytes] | None = None) ->
         starter = record.get("starter_code")
         if starter is not None and not isinstance(starter, str):
             raise InputError(source, line, "field 'starter_code' must be a string")
-        problem_id = record.get("id", len(problems))
-        if isinstance(problem_id, bool) or not isinstance(problem_id, (str, int)):
-            raise InputError(source, line, "field 'id' must be a string or an integer")
-        if problem_id in seen:
-            raise InputError(source, line, f"duplicate id {problem_id!r} (first on line {seen[problem_id]})",
-                             "give every problem its own id")
-        seen[problem_id] = line
+        problem_id = record.get("id")
+        if problem_id is not None:
+            if isinstance(problem_id, bool) or not isinstance(problem_id, (str, int)):
+                raise InputError(source, line, "field 'id' must be a string or an integer")
+            if problem_id in seen:
+                raise InputError(source, line, f"duplicate id {problem_id!r} (first on line {seen[problem_id]})",
+                                 "give every problem its own id")
+            seen[problem_id] = line
         problems.append(Problem(problem_id, question, starter, record, source, line))
+    automatic = (number for number in itertools.count() if number not in seen)
+    for position, problem in enumerate(problems):
+        if problem.id is None:
+            problem.id = position if position not in seen else next(automatic)
+            seen[problem.id] = problem.line
     return problems
 
 

@@ -1,20 +1,60 @@
-"""Sampling with an in-process `vllm.LLM` engine; prompts too long for the model fail alone, not the batch."""
+"""Sampling with an in-process `vllm.LLM` engine; prompts too long for the model fail alone, not the batch.
+
+Progress is codescaler's own: vLLM's "Rendering prompts" and "Processed prompts" bars are replaced by a relay that
+advances the caller's `progress(k)` callback as each problem's k samples finish.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..errors import ModelLoadError
 from .base import GenerationRequest, GenerationStats, ProgressCallback, Sample, SamplingSettings, failed_samples
 
 
+class _ProgressRelay:
+    """The small part of tqdm's interface vLLM's offline loop uses, forwarding finished samples to a callback.
+
+    `LLM.generate(use_tqdm=callable)` calls the callable twice: with an iterable (rendering prompts: nothing to
+    report, so the iterable comes back as is) and with `total=` (the engine loop, which calls `update(n)` when a
+    request's n samples finish and reads `format_dict["elapsed"]` for its speed estimate).
+    """
+
+    def __init__(self, progress: Callable[[int], None]) -> None:
+        self._progress = progress
+        self._started = time.perf_counter()
+        self.n = 0
+        self.total: int | None = None
+        self.postfix: object = None
+
+    def __call__(self, iterable: Iterable[Any] | None = None, **kwargs: Any) -> Any:
+        if iterable is not None:
+            return iterable
+        self.total = kwargs.get("total")
+        return self
+
+    @property
+    def format_dict(self) -> dict[str, float]:
+        return {"elapsed": max(time.perf_counter() - self._started, 1e-9)}
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self._progress(n)
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class VllmGenerator:
     """Samples with an in-process `vllm.LLM`; prompts too long for the model fail alone, not the batch."""
 
     def __init__(self, model: str, *, revision: str | None = None, dtype: str = "auto",
-                 tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
+                 tensor_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
                  max_model_len: int | None = None, enforce_eager: bool | None = None, show_progress: bool = False) -> None:
         from ..vllm_support import create_engine, cuda_available, import_vllm
 
@@ -58,17 +98,25 @@ class VllmGenerator:
                                                     top_p=settings.top_p, max_tokens=min(settings.max_tokens, room)))
             positions.append(position)
             self.stats.prompt_tokens += len(ids)
+        # Requests that fail before sampling count as done at once, so the bar still reaches N x problems.
+        if progress is not None:
+            sampled = set(positions)
+            skipped = sum(request.n for position, request in enumerate(requests) if position not in sampled)
+            if skipped:
+                progress(skipped)
         for wave in self._waves(prompts, params):
+            # vLLM's own bar only when asked for (debugging); otherwise finished samples go to `progress`.
+            relay = _ProgressRelay(progress) if progress is not None and not self.show_progress else None
             outputs = self.llm.generate([prompts[i] for i in wave], [params[i] for i in wave],
-                                        use_tqdm=self.show_progress)
+                                        use_tqdm=relay if relay is not None else self.show_progress)
             for index, output in zip(wave, outputs):
                 samples = [Sample(text=o.text, finish_reason=o.finish_reason, tokens=len(o.token_ids))
                            for o in output.outputs]
                 results[positions[index]] = samples
                 self.stats.completion_tokens += sum(s.tokens for s in samples)
+            if progress is not None and relay is None:
+                progress(sum(params[i].n for i in wave))
         for request, samples in zip(requests, results):
-            if progress is not None:
-                progress(request.n)
             self.stats.failures += sum(s.error is not None for s in samples)
             self.stats.samples += len(samples)
         self.stats.requests += len(requests)

@@ -1,4 +1,9 @@
-"""Choosing a scorer backend from settings: transformers (default), in-process vLLM, or remote vLLM servers."""
+"""Choosing a scorer backend from settings: transformers (default), in-process vLLM, or remote vLLM servers.
+
+`check_scorer` is the cheap start-up check (the model's config and tokenizer are readable, a GPU exists when one is
+asked for, vLLM is importable, the servers answer) that `generate` runs before it spends time sampling;
+`open_scorer` loads the backend.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +32,8 @@ class ScorerConfig:
     timeout: float = 600.0
     max_retries: int = 4
     tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
+    # None: vLLM's engine picks (on CPU, a share sized to the machine rather than vLLM's 0.9 of the node).
+    gpu_memory_utilization: float | None = None
 
     @property
     def description(self) -> str:
@@ -35,9 +41,59 @@ class ScorerConfig:
             return f"remote ({', '.join(self.urls)})"
         return self.kind
 
+    def validate(self) -> None:
+        """Usage errors that need no model: an unknown backend, or a GPU asked for on a machine without one."""
+        if self.kind not in SCORER_KINDS:
+            raise UsageError(f"unknown scorer '{self.kind}'", f"use one of: {', '.join(SCORER_KINDS)}")
+        if not self.urls and self.kind == "transformers" and self.device.startswith("cuda"):
+            from ..vllm_support import cuda_available
+
+            if not cuda_available():
+                raise UsageError(f"--device {self.device} asked for, but this machine has no CUDA GPU",
+                                 "use --device cpu, or auto (CUDA when available)")
+
+
+def check_scorer(config: ScorerConfig) -> None:
+    """Fail now, not after an hour of sampling, when the reward side cannot work.
+
+    Checks what is cheap: the options, the servers answering (remote), vLLM importable (`--scorer vllm`), and the
+    model's config (a one-label sequence classifier) and tokenizer (with a chat template) readable. Weights are
+    not loaded. Raises UsageError, ModelLoadError or BackendError.
+    """
+    config.validate()
+    if config.urls:
+        from ..http_client import EndpointPool
+
+        pool = EndpointPool(config.urls, api_key=config.api_key, timeout=config.timeout, max_retries=0)
+        try:
+            pool.check_servers("reward")
+        finally:
+            pool.close()
+    elif config.kind == "vllm":
+        from ..vllm_support import import_vllm
+
+        import_vllm()
+    from transformers import AutoConfig, AutoTokenizer
+
+    from ..errors import ModelLoadError
+    from ..loading import check_reward_config, load_error
+
+    try:
+        if not config.urls:
+            check_reward_config(config.model, AutoConfig.from_pretrained(config.model, revision=config.revision))
+        tokenizer = AutoTokenizer.from_pretrained(config.model, revision=config.revision)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise load_error("reward model", config.model, exc) from exc
+    if not getattr(tokenizer, "chat_template", None):
+        raise ModelLoadError(f"reward model '{config.model}' has no chat template",
+                             "use a reward model whose tokenizer defines chat_template")
+
 
 def open_scorer(config: ScorerConfig) -> Scorer:
     """Load the configured backend (heavy imports happen here, not at module import)."""
+    config.validate()
     if config.urls:
         from .remote import RemoteScorer
 
@@ -50,9 +106,7 @@ def open_scorer(config: ScorerConfig) -> Scorer:
         return VllmScorer(config.model, revision=config.revision, dtype=config.dtype, max_length=config.max_length,
                           tensor_parallel_size=config.tensor_parallel_size,
                           gpu_memory_utilization=config.gpu_memory_utilization)
-    if config.kind == "transformers":
-        from .transformers_backend import TransformersScorer
+    from .transformers_backend import TransformersScorer
 
-        return TransformersScorer(config.model, revision=config.revision, device=config.device, dtype=config.dtype,
-                                  max_length=config.max_length, max_batch_tokens=config.max_batch_tokens)
-    raise UsageError(f"unknown scorer '{config.kind}'", f"use one of: {', '.join(SCORER_KINDS)}")
+    return TransformersScorer(config.model, revision=config.revision, device=config.device, dtype=config.dtype,
+                              max_length=config.max_length, max_batch_tokens=config.max_batch_tokens)

@@ -7,6 +7,7 @@ Several servers share the load; each request is retried on transient failures (s
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -53,8 +54,9 @@ class RemoteScorer:
             ids, truncated = self.texts.tokenize(request.question, request.code)
             results.append(ScoreResult(score=None, truncated=truncated, tokens=len(ids)))
             ids_list.append(ids)
-        chunks = [list(range(i, min(i + self.request_size, len(ids_list))))
-                  for i in range(0, len(ids_list), self.request_size)]
+        # Requests of up to request_size texts, but small enough that every replica gets some of the work.
+        size = max(1, min(self.request_size, math.ceil(len(ids_list) / len(self.pool.base_urls))))
+        chunks = [list(range(i, min(i + size, len(ids_list)))) for i in range(0, len(ids_list), size)]
 
         def classify(chunk: list[int]) -> list[float]:
             payload = {"model": self.served_name, "input": [ids_list[i] for i in chunk], "use_activation": False}

@@ -119,8 +119,19 @@ class TransformersScorer:
                 group[0].prefix_key, group[0].prefix_length = None, 0
                 self._run_all(group, None, None, results, progress)
                 continue
-            cache = self._encode_prefix(prefix)
+            try:
+                cache = self._encode_prefix(prefix)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                # The prefix alone does not fit: score this problem's texts whole, each within the (halving) budget.
+                self._release_memory()
+                for item in group:
+                    item.prefix_key, item.prefix_length = None, 0
+                self._run_all(group, None, None, results, progress)
+                continue
             self._run_all(group, prefix, cache, results, progress)
+            del cache
         self.stats.texts += len(requests)
         self.stats.seconds += time.perf_counter() - started
         return [result for result in results if result is not None]

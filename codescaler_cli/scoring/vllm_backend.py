@@ -22,7 +22,7 @@ class VllmScorer:
 
     def __init__(self, model: str, *, revision: str | None = None, dtype: str = "auto",
                  max_length: int = DEFAULT_MAX_LENGTH, tensor_parallel_size: int = 1,
-                 gpu_memory_utilization: float = 0.9, enforce_eager: bool | None = None,
+                 gpu_memory_utilization: float | None = None, enforce_eager: bool | None = None,
                  max_num_batched_tokens: int | None = None) -> None:
         from transformers import AutoTokenizer
 
