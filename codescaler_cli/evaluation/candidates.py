@@ -127,6 +127,22 @@ def _candidate(record: dict[str, Any], source: str, line: int, index: int, by_ke
     return evaluated
 
 
+def from_candidates(candidates: Sequence[Candidate], problems: Sequence[EvalProblem]) -> list[EvalCandidate]:
+    """Wrap candidates the pipeline already extracted (and maybe scored), e.g. `best_of_n(...).candidates`.
+
+    Each candidate's group id (`id`) names its problem.
+    """
+    by_key = {problem.key: problem for problem in problems}
+    wrapped = []
+    for candidate in sorted(candidates, key=lambda c: c.index):
+        problem_id = candidate.record.get("id", candidate.group_key[1])
+        problem = by_key.get(problem_key(problem_id))
+        if problem is None:
+            raise InputError(candidate.source, candidate.line or None, f"no problem with id {problem_id!r}")
+        wrapped.append(EvalCandidate(candidate, problem, False, build_program(problem, candidate.code)))
+    return wrapped
+
+
 def has_scores(candidates: Sequence[EvalCandidate]) -> bool:
     """True when every record came with a `score` field (as `rank` and `generate` write them)."""
     return bool(candidates) and all("score" in c.candidate.record for c in candidates)
