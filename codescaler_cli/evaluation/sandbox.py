@@ -114,7 +114,11 @@ class Sandbox:
         self.reason = ""
         self._bwrap: str | None = None
         self._setpriv = shutil.which("setpriv", path=os.pathsep.join([os.environ.get("PATH", ""), *_SYSTEM_BIN]))
-        self.isolation, self.python = self._choose(isolation, python)
+        try:
+            self.isolation, self.python = self._choose(isolation, python)
+        except BaseException:
+            self.close()
+            raise
 
     # -- choosing how to isolate ------------------------------------------------------------------------------
 
@@ -141,7 +145,8 @@ class Sandbox:
             if problem is None:
                 return "fallback", interpreter
         raise UsageError(f"cannot run programs: no Python interpreter works in the sandbox ({problem})",
-                         "pass an interpreter that every user can execute with --python")
+                         "install python3 where every user may run it (e.g. /usr/bin/python3), or pass "
+                         "Sandbox(python=...)")
 
     def _probe(self, isolation: str, interpreter: str) -> str | None:
         """Run a one-line program; None when it worked, else what went wrong."""
