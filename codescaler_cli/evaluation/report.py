@@ -163,9 +163,9 @@ def print_table(report: Report, *, terminal: bool) -> None:
     console = Console(file=sys.stdout)
     table = Table(title=f"{report.problems} problems × {report.samples_per_problem} candidates "
                   f"(isolation: {report.isolation})", header_style="bold")
-    table.add_column("strategy")
-    table.add_column("accuracy %", justify="right")
-    table.add_column("95% interval", justify="right")
+    table.add_column("strategy", no_wrap=True, min_width=max(len(row.name) for row in report.strategies))
+    table.add_column("accuracy %", justify="right", no_wrap=True)
+    table.add_column("95% interval", justify="right", no_wrap=True)
     table.add_column("what it picks / note")
     for row in report.strategies:
         interval = f"{_percent(row.interval[0])} – {_percent(row.interval[1])}" if row.interval else "-"
