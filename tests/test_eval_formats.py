@@ -169,3 +169,27 @@ def test_codecontests_columns_and_public_flags() -> None:
     marked = problem_from_record({"id": 1, "question": "Echo.", "tests": [
         {"input": "a", "output": "a", "public": True}, {"input": "b", "output": "b"}]}, "p.jsonl", 1)
     assert [t.public for t in marked.tests] == [True, False] and len(marked.public_tests) == 1
+
+
+def test_python_api_evaluates_and_reports(tmp_path: Path) -> None:
+    from codescaler_cli.evaluation import evaluate
+
+    problems = [problem_from_record({"id": "echo", "question": "Print the line you read.",
+                                     "tests": [{"input": "a\n", "output": "a\n", "public": True},
+                                               {"input": "b\n", "output": "b\n"}]}, "p.jsonl", 1)]
+    samples = write_jsonl(tmp_path / "c.jsonl", [
+        {"id": "echo", "code": "print('a')", "score": 3.0},
+        {"id": "echo", "code": "print(input())", "score": 1.0},
+        {"id": "echo", "code": "print(input())  # same program", "score": 1.0},
+    ])
+    candidates = read_eval_candidates(samples, problems)
+    report = evaluate(candidates, isolation="fallback", jobs=1, test_timeout=3)
+    accuracy = {row.name: row.accuracy for row in report.strategies}
+    # The reward model prefers the hard-coded answer, which passes the public test but not the hidden one.
+    assert accuracy == {"reward-model": 0.0, "first": 0.0, "random": pytest.approx(2 / 3), "vote": 1.0,
+                        "public-tests": 0.0, "public-tests+reward-model": 0.0, "oracle": 1.0}
+    assert report.isolation == "fallback" and report.curve_sizes == [1, 2, 3]
+    assert report.curves["oracle"] == [pytest.approx(2 / 3), 1.0, 1.0]
+    records = [c.record() for c in candidates]
+    assert [(r["status"], r["tests_passed"], r["public_passed"]) for r in records] == \
+        [("failed", 1, 1), ("passed", 2, 1), ("passed", 2, 1)]
