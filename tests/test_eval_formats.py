@@ -44,6 +44,7 @@ HOSTILE = {
     "infinite loop": ("while True:\n    pass", "timeout"),
     "fork bomb": ("import os\nwhile True:\n    os.fork()", "killed"),
     "50 GB": ("data = bytearray(50 * 10**9)\nprint(3)", "memory"),
+    "segfault": ("import ctypes\nctypes.string_at(0)", "killed"),
     "write outside": ("open('/etc/codescaler-escape', 'w').write('x')\nprint(3)", "error"),
     "network": ("import socket\nsocket.create_connection(('192.0.2.1', 80), timeout=0.5)\nprint(3)", "error"),
 }
