@@ -36,7 +36,6 @@ from ._options import (
     DTypeOption,
     Endpoint,
     GpuMemory,
-    OutputFile,
     Quiet,
     TensorParallel,
     on_command_line,
@@ -134,7 +133,9 @@ def evaluate(
         "--max-retries", min=0, help="Retries of a generator request on connection errors, 429 and 5xx.",
         rich_help_panel=SERVERS)] = 4,
     scorer_config: ScorerConfig = ScorerConfig(),
-    output: OutputFile = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Write every candidate's record (the input, its code, score and rank, and its test "
+        "verdicts) to this file as JSONL.", dir_okay=False, show_default=False, rich_help_panel=OUTPUT)] = None,
     json_file: Annotated[Optional[str], typer.Option(
         "--json", help="Write the strategy table, pass@k and accuracy-vs-N curves as JSON ('-': to stdout, "
         "instead of the table).", show_default=False, rich_help_panel=OUTPUT)] = None,
