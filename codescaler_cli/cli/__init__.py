@@ -52,6 +52,7 @@ def _help(command: object) -> str:
 
 for _name, _command in (("extract", extract), ("rank", rank), ("generate", generate)):
     app.command(_name, help=_help(_command))(_command)
+from .serve import serve as _serve; app.command("serve", help=_help(_serve))(_serve)  # noqa: E402,E702
 
 
 def main() -> None:
