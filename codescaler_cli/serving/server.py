@@ -7,11 +7,14 @@ flight; the batcher finishes every queued job before the scorer is released.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import sys
+import threading
 from dataclasses import dataclass, field
 
-from ..errors import BackendError, UsageError
+from ..errors import BackendError, CodescalerError, UsageError
 from ..scoring.config import ScorerConfig
 from .batcher import Batcher
 from .inputs import PROMPT_FORMATS
@@ -58,11 +61,40 @@ def bind(host: str, port: int) -> socket.socket:
                            "pick another --port, or stop the process using it (e.g. ss -ltnp)") from None
 
 
-def run_server(config: ServeConfig) -> None:
-    """Load the reward model, bind, and serve until SIGTERM/Ctrl-C; raises CodescalerError on start-up failures."""
+def _server_class() -> type:
     import uvicorn
 
+    class Server(uvicorn.Server):
+        """uvicorn's server, but a drained shutdown on SIGTERM/SIGINT exits 0 instead of re-raising the signal."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def]
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
+
+
+def run_server(config: ServeConfig) -> None:
+    """Load the reward model, bind, and serve until SIGTERM/Ctrl-C; raises CodescalerError on start-up failures."""
+    try:
+        import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import uvicorn
+    except ImportError as exc:
+        raise CodescalerError(f"codescaler serve needs {exc.name}, which is not installed",
+                              "pip install 'codescaler[serve]'") from None
+
     from .app import create_app
+
+    _Server = _server_class()
     from .metrics import Metrics
     from .scorer import open_serving_scorer, tokenizer_of
 
@@ -100,7 +132,7 @@ def run_server(config: ServeConfig) -> None:
         print("codescaler serve: stopped", file=sys.stderr, flush=True)
 
     app = create_app(service, metrics, api_key=config.api_key, on_startup=started, on_shutdown=stopping)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=config.log_level, access_log=False,
+    server = _Server(uvicorn.Config(app, log_level=config.log_level, access_log=False,
                                            timeout_graceful_shutdown=config.graceful_timeout,
                                            timeout_keep_alive=30))
     try:
