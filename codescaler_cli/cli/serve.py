@@ -74,6 +74,9 @@ def serve(
     prompt_format: Annotated[PromptFormat, typer.Option("--prompt-format", case_sensitive=False, help="/get_reward:"
                                                          " chat takes the question from the prompt's last user turn,"
                                                          " raw takes the whole prompt.")] = PromptFormat.chat,
+    reuse_prefix: Annotated[bool, typer.Option("--prefix-reuse/--no-prefix-reuse", help="transformers: encode a "
+                                               "problem statement once for all its candidates (exact). Off, texts"
+                                               " of different problems share forward passes instead.")] = True,
     tensor_parallel_size: TensorParallel = 1,
     gpu_memory_utilization: GpuMemory = 0.9,
     log_level: Annotated[LogLevel, typer.Option("--log-level", case_sensitive=False,
@@ -102,4 +105,4 @@ def serve(
                             tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization),
         host=host, port=port, api_key=api_key, served_model_name=served_model_name, batch_wait_ms=batch_wait_ms,
         max_batch_requests=max_batch_requests, max_queue=max_queue, extraction=extraction.value, raw=raw,
-        prompt_format=prompt_format.value, log_level=log_level.value))
+        prompt_format=prompt_format.value, log_level=log_level.value, reuse_prefix=reuse_prefix))

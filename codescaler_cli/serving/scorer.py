@@ -37,12 +37,16 @@ class ServingTransformersScorer(TransformersScorer):
         return [result for result in results if result is not None]
 
 
-def open_serving_scorer(config: ScorerConfig) -> Any:
-    """Load the configured backend for serving (transformers or in-process vLLM)."""
+def open_serving_scorer(config: ScorerConfig, *, reuse_prefix: bool = True) -> Any:
+    """Load the configured backend for serving (transformers or in-process vLLM).
+
+    `reuse_prefix=False` runs every text whole: texts of different problems then share forward passes, which
+    pays when many small requests about different problems are batched together.
+    """
     if config.kind == "transformers":
         return ServingTransformersScorer(config.model, revision=config.revision, device=config.device,
                                          dtype=config.dtype, max_length=config.max_length,
-                                         max_batch_tokens=config.max_batch_tokens)
+                                         max_batch_tokens=config.max_batch_tokens, reuse_prefix=reuse_prefix)
     from ..scoring.config import open_scorer
 
     return open_scorer(config)

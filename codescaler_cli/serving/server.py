@@ -38,6 +38,7 @@ class ServeConfig:
     raw: bool = False
     prompt_format: str = "chat"
     log_level: str = "warning"
+    reuse_prefix: bool = True
     graceful_timeout: float = 60.0
 
 
@@ -99,7 +100,7 @@ def run_server(config: ServeConfig) -> None:
     from .scorer import open_serving_scorer, tokenizer_of
 
     _check(config)
-    scorer = open_serving_scorer(config.scorer)
+    scorer = open_serving_scorer(config.scorer, reuse_prefix=config.reuse_prefix)
     try:
         sock = bind(config.host, config.port)
     except BaseException:
