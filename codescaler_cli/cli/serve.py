@@ -74,9 +74,11 @@ def serve(
     prompt_format: Annotated[PromptFormat, typer.Option("--prompt-format", case_sensitive=False, help="/get_reward:"
                                                          " chat takes the question from the prompt's last user turn,"
                                                          " raw takes the whole prompt.")] = PromptFormat.chat,
-    reuse_prefix: Annotated[bool, typer.Option("--prefix-reuse/--no-prefix-reuse", help="transformers: encode a "
-                                               "problem statement once for all its candidates (exact). Off, texts"
-                                               " of different problems share forward passes instead.")] = True,
+    reuse_prefix: Annotated[bool, typer.Option("--prefix-reuse/--no-prefix-reuse", help="transformers: encode each"
+                                               " problem statement once for its candidates (exact, as rank does)."
+                                               " Off (the default here), the texts of every problem in a batch "
+                                               "share forward passes, which is what batching many small requests"
+                                               " needs.")] = False,
     tensor_parallel_size: TensorParallel = 1,
     gpu_memory_utilization: GpuMemory = 0.9,
     log_level: Annotated[LogLevel, typer.Option("--log-level", case_sensitive=False,

@@ -38,7 +38,7 @@ class ServeConfig:
     raw: bool = False
     prompt_format: str = "chat"
     log_level: str = "warning"
-    reuse_prefix: bool = True
+    reuse_prefix: bool = False
     graceful_timeout: float = 60.0
 
 
