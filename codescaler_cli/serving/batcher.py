@@ -193,16 +193,13 @@ class Batcher:
                 continue
             try:
                 outcomes = run(selected)
-            except Exception:
-                # One bad request must not fail the requests batched with it: retry each alone.
+            except Exception as exc:
                 if len(selected) == 1:
-                    outcomes = None
-                else:
-                    for job in selected:
-                        self._process_alone(job, run)
+                    selected[0].future.set_exception(exc)
                     continue
-            if outcomes is None:
-                self._process_alone(selected[0], run)
+                # One bad request must not fail the requests batched with it: run each alone.
+                for job in selected:
+                    self._process_alone(job, run)
                 continue
             for job, outcome in zip(selected, outcomes):
                 job.future.set_result(outcome)
