@@ -339,3 +339,20 @@ def test_help_does_not_import_the_server_stack() -> None:
             "if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, timeout=60)
     assert json.loads(out.stdout) == []
+
+
+@pytest.mark.vllm
+def test_vllm_scorer_serves_the_same_scores(server: str, reward_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("vllm")
+    import os
+
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    pairs = {"pairs": [{"question": Q1, "code": SUM_A}, {"question": Q2, "code": MAX_A}]}
+    expected = [d["score"] for d in httpx.post(server + "/v1/score", json=pairs).json()["data"]]
+    with serving(reward_dir, "--scorer", "vllm", "--dtype", "float32", "--max-length", "1024",
+                 log=tmp_path / "serve-vllm.log") as served:
+        answer = httpx.post(served.url + "/v1/score", json=pairs, timeout=120).json()
+        ids = httpx.post(served.url + "/classify", json={"input": [[1, 2, 3]], "use_activation": False}).json()
+    assert [d["score"] for d in answer["data"]] == pytest.approx(expected, abs=1e-4)
+    assert len(ids["data"]) == 1
