@@ -14,6 +14,7 @@ from .eval import evaluate
 from .extract import extract
 from .generate import generate
 from .rank import rank
+from .serve import serve
 
 app = typer.Typer(
     name="codescaler",
@@ -39,6 +40,10 @@ def _main_options(
                                                     help="Print the version and exit.")] = None,
 ) -> None:
     set_debug(debug)
+    if debug:
+        from ..vllm_support import set_verbose
+
+        set_verbose(True)  # vLLM's own logs and bars too
 
 
 def _help(command: object) -> str:
@@ -51,7 +56,8 @@ def _help(command: object) -> str:
     return "\n\n".join(paragraphs)
 
 
-for _name, _command in (("extract", extract), ("rank", rank), ("generate", generate), ("eval", evaluate)):
+for _name, _command in (("extract", extract), ("rank", rank), ("generate", generate), ("eval", evaluate),
+                         ("serve", serve)):
     app.command(_name, help=_help(_command))(_command)
 
 

@@ -206,13 +206,15 @@ def _parameter(option: _ScorerOption, prefixed: bool) -> inspect.Parameter:
                              annotation=Annotated[option.type, info])
 
 
-def scorer_options(*, prefixed: bool = False) -> Callable[[F], F]:
+def scorer_options(*, prefixed: bool = False, local_only: bool = False) -> Callable[[F], F]:
     """Add the reward model's options to a command, which receives them as one `scorer_config: ScorerConfig`.
 
     `prefixed`: options the generator also has (dtype, tensor parallel size, memory, api key, concurrency,
-    timeout, retries) get a `--reward-` prefix, so each side can be set on its own.
+    timeout, retries) get a `--reward-` prefix, so each side can be set on its own. `local_only`: the model runs in
+    this process (`serve`), so the reward-server options are left out.
     """
-    added = [(option, _parameter(option, prefixed)) for option in _SCORER_OPTIONS]
+    options = [option for option in _SCORER_OPTIONS if not (local_only and option.panel == SERVERS)]
+    added = [(option, _parameter(option, prefixed)) for option in options]
 
     def decorate(command: F) -> F:
         signature = inspect.signature(command, eval_str=True)
@@ -226,7 +228,7 @@ def scorer_options(*, prefixed: bool = False) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             values = {option.field: kwargs.pop(parameter.name) for option, parameter in added}
             values = {key: value.value if isinstance(value, Enum) else value for key, value in values.items()}
-            values["urls"] = list(values["urls"] or [])
+            values["urls"] = list(values.get("urls") or [])
             kwargs["scorer_config"] = ScorerConfig(**values)
             return command(*args, **kwargs)
 

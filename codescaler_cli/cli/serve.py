@@ -1,0 +1,94 @@
+"""`codescaler serve`: the reward model as an HTTP service with dynamic batching (FastAPI + uvicorn, lazy)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from ..scoring import ScorerConfig
+from ._errors import handle_errors
+from ._options import REWARD, scorer_options, warn_ignored_scorer_options
+
+SERVER = "Server"
+BATCHING = "Batching"
+REWARDS = "Rewards"
+
+
+class Extraction(str, Enum):
+    syntax = "syntax"
+    upstream = "upstream"
+
+
+class PromptFormat(str, Enum):
+    chat = "chat"
+    raw = "raw"
+
+
+class LogLevel(str, Enum):
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+
+
+@handle_errors
+@scorer_options(local_only=True)
+def serve(
+    ctx: typer.Context,
+    scorer_config: ScorerConfig = ScorerConfig(),
+    host: Annotated[str, typer.Option("--host", rich_help_panel=SERVER, help="Address to listen on (0.0.0.0 for every interface).")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", rich_help_panel=SERVER, min=0, max=65535, help="Port to listen on.")] = 8100,
+    batch_wait_ms: Annotated[float, typer.Option("--batch-wait-ms", rich_help_panel=BATCHING, min=0.0, help="How long the oldest queued "
+                                                  "request may wait for others to join its batch.")] = 5.0,
+    max_batch_requests: Annotated[int, typer.Option("--max-batch-requests", rich_help_panel=BATCHING, min=1, help="Requests per batch at "
+                                                     "most (1 turns batching off).")] = 256,
+    max_queue: Annotated[int, typer.Option("--max-queue", rich_help_panel=BATCHING, min=1, help="Requests waiting at most; more are "
+                                            "answered 503 with Retry-After.")] = 1024,
+    api_key: Annotated[Optional[str], typer.Option("--api-key", rich_help_panel=SERVER, envvar="CODESCALER_API_KEY", help="Require "
+                                                    "'Authorization: Bearer KEY' on every endpoint but /health.",
+                                                    show_default=False)] = None,
+    served_model_name: Annotated[Optional[str], typer.Option("--served-model-name", rich_help_panel=SERVER, help="Model name in "
+                                                              "/v1/models and answers (default: -r as given).",
+                                                              show_default=False)] = None,
+    extraction: Annotated[Extraction, typer.Option("--extraction", rich_help_panel=REWARDS, case_sensitive=False, help="syntax: rank's "
+                                                    "extraction; upstream: training's rule (exactly one fenced "
+                                                    "block that ast.parse accepts).")] = Extraction.syntax,
+    raw: Annotated[bool, typer.Option("--raw", rich_help_panel=REWARDS, help="Rewards are raw logits instead of softplus(score) "
+                                      "(invalid code still gets 0).")] = False,
+    prompt_format: Annotated[PromptFormat, typer.Option("--prompt-format", rich_help_panel=REWARDS, case_sensitive=False, help="/get_reward:"
+                                                         " chat takes the question from the prompt's last user turn,"
+                                                         " raw takes the whole prompt.")] = PromptFormat.chat,
+    reuse_prefix: Annotated[bool, typer.Option("--prefix-reuse/--no-prefix-reuse", rich_help_panel=REWARD, help="transformers: encode each"
+                                               " problem statement once for its candidates (exact, as rank does)."
+                                               " Off (the default here), the texts of every problem in a batch "
+                                               "share forward passes, which is what batching many small requests"
+                                               " needs.")] = False,
+    log_level: Annotated[LogLevel, typer.Option("--log-level", rich_help_panel=SERVER, case_sensitive=False,
+                                                help="Server log level on stderr.")] = LogLevel.warning,
+) -> None:
+    """Serve a CodeScaler reward model over HTTP, batching concurrent requests together.
+
+        codescaler serve -r LARK-Lab/CodeScaler-4B --port 8100
+
+    Endpoints: POST /v1/rank (records as `rank` writes them), /v1/score (raw scores of question/code pairs),
+    /v1/rewards (shaped rewards), /get_reward (OpenRLHF), /classify (vLLM's shape, so `rank --reward-url` works
+    against it); GET /health, /v1/models, /metrics (Prometheus). The model loads before the port is bound;
+    SIGTERM finishes the requests in flight, then exits.
+
+    More examples:
+
+        codescaler rank candidates.jsonl -r LARK-Lab/CodeScaler-4B --reward-url http://127.0.0.1:8100
+
+        curl -s localhost:8100/v1/rank -d '{"question": "Add two numbers.", "candidates": [{"code": "def add(a, b): return a + b"}]}'
+    """
+    from ..serving.server import ServeConfig, run_server
+
+    scorer_config.validate()
+    warn_ignored_scorer_options(ctx, scorer_config)
+    run_server(ServeConfig(
+        scorer=scorer_config,
+        host=host, port=port, api_key=api_key, served_model_name=served_model_name, batch_wait_ms=batch_wait_ms,
+        max_batch_requests=max_batch_requests, max_queue=max_queue, extraction=extraction.value, raw=raw,
+        prompt_format=prompt_format.value, log_level=log_level.value, reuse_prefix=reuse_prefix))

@@ -1,0 +1,141 @@
+"""The FastAPI app: routes wired to the serving classes, bearer-token auth, error bodies and metrics.
+
+Thin on purpose: request parsing is pydantic (`protocol`), the work is `service.RewardService`, batching is
+`batcher.Batcher`. Every error answer has OpenAI's shape `{"error": {"message", "type", "param", "code"}}`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import protocol
+from .metrics import Metrics
+from .service import RequestError, RewardService
+
+# Paths anyone may call without the API key (load balancers and orchestrators probe it).
+PUBLIC_PATHS = frozenset({"/health"})
+
+
+def error_response(status: int, message: str, *, type: str, param: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = protocol.ErrorResponse(error=protocol.ErrorInfo(message=message, type=type, param=param, code=status))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def _param(location: tuple[Any, ...]) -> str | None:
+    """A pydantic error location as a field path: ('body', 'pairs', 0, 'code') -> 'pairs[0].code'."""
+    parts = [p for p in location if p != "body"]
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or None
+
+
+def create_app(service: RewardService, metrics: Metrics, *, api_key: str | None = None,
+               on_shutdown: Callable[[], None] | None = None,
+               on_startup: Callable[[], None] | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        if on_startup is not None:
+            on_startup()
+        yield
+        if on_shutdown is not None:
+            on_shutdown()
+
+    app = FastAPI(title="codescaler serve", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def authenticate_and_measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                                       ) -> Response:
+        path = request.url.path
+        started = time.perf_counter()
+        if api_key and path not in PUBLIC_PATHS:
+            given = request.headers.get("authorization", "")
+            scheme, _, token = given.partition(" ")
+            if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), api_key.encode()):
+                metrics.requests.labels(path, "401").inc()
+                return error_response(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                                      type="authentication_error")
+        if request.method == "POST" and "json" not in request.headers.get("content-type", ""):
+            # Bodies are always JSON here; accept them whatever the client labelled them (curl -d says form data).
+            request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"] + [
+                (b"content-type", b"application/json")]
+        response = await call_next(request)
+        if path != "/metrics":
+            known = path if any(getattr(r, "path", None) == path for r in app.routes) else "other"
+            metrics.requests.labels(known, str(response.status_code)).inc()
+            metrics.latency.labels(known).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(RequestError)
+    async def request_error(_: Request, exc: RequestError) -> JSONResponse:
+        return error_response(exc.status, exc.message, type=exc.type, param=exc.param, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        param = _param(tuple(first.get("loc", ())))
+        if first.get("type") == "json_invalid":
+            return error_response(400, f"the body is not valid JSON: {first.get('msg')}", type="invalid_request_error")
+        message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+        return error_response(400, message, type="invalid_request_error", param=param)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return error_response(exc.status_code, str(exc.detail), type=kind)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error")
+
+    @app.get("/health")
+    async def health() -> Response:
+        if not service.batcher.alive:
+            return error_response(503, "the scoring worker is not running", type="server_unavailable")
+        return JSONResponse({"status": "ok", "queue_depth": service.batcher.depth})
+
+    @app.get("/v1/models")
+    async def models() -> protocol.ModelList:
+        return service.models()
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.post("/v1/rank")
+    async def rank(request: protocol.RankRequest) -> protocol.RankResponse:
+        metrics.items.labels("/v1/rank").inc(len(request.candidates))
+        return await service.rank(request)
+
+    @app.post("/v1/score")
+    async def score(request: protocol.ScoreRequest) -> protocol.ScoreResponse:
+        metrics.items.labels("/v1/score").inc(len(request.pairs))
+        return await service.score(request)
+
+    @app.post("/v1/rewards")
+    async def rewards(request: protocol.RewardsRequest) -> protocol.RewardsResponse:
+        metrics.items.labels("/v1/rewards").inc(len(request.items))
+        return await service.rewards(request)
+
+    @app.post("/get_reward")
+    async def get_reward(request: protocol.GetRewardRequest) -> protocol.GetRewardResponse:
+        metrics.items.labels("/get_reward").inc(len(request.query))
+        return await service.get_reward(request)
+
+    @app.post("/classify")
+    async def classify(request: protocol.ClassifyRequest) -> protocol.ClassifyResponse:
+        metrics.items.labels("/classify").inc(len(request.input) if isinstance(request.input, list) else 1)
+        return await service.classify(request)
+
+    return app
