@@ -133,13 +133,13 @@ def _classify(model: str, exc: BaseException) -> tuple[str, BaseException]:
             return MEMORY, link
         if "GatedRepoError" in names:  # a subclass of RepositoryNotFoundError: check it first
             return GATED, link
+        if names & {"OfflineModeIsEnabled", "LocalEntryNotFoundError"}:
+            # Not in the local cache: either downloads are switched off (the model may well exist) or the hub
+            # could not be reached. (Before EntryNotFoundError, which LocalEntryNotFoundError subclasses.)
+            return (NOT_FOUND if _offline() or "OfflineModeIsEnabled" in names else NO_NETWORK), link
         if names & {"RepositoryNotFoundError", "RevisionNotFoundError", "EntryNotFoundError",
                     "RemoteEntryNotFoundError", "HFValidationError"}:
             return NOT_FOUND, link
-        if names & {"OfflineModeIsEnabled", "LocalEntryNotFoundError"}:
-            # Not in the local cache: either downloads are switched off (the model may well exist) or the
-            # hub could not be reached.
-            return (NOT_FOUND if _offline() or "OfflineModeIsEnabled" in names else NO_NETWORK), link
         if names & {"SafetensorError", "SafetensorsParsingError", "JSONDecodeError", "UnpicklingError",
                     "BadZipFile"}:
             return CORRUPT, link
@@ -212,7 +212,7 @@ def _memory_hint(kind: str, text: str) -> str:
     if "less than requested memory for kv" in text or "no available memory for the cache" in text:
         return ("the KV cache does not fit in the free memory: lower VLLM_CPU_KVCACHE_SPACE (GiB) on CPU or "
                 "--gpu-memory-utilization on a GPU, lower --max-model-len, or free memory held by other processes")
-    if "(vllm)" in kind:
+    if "(vllm)" in kind.lower():
         return ("the model does not fit: lower --max-model-len, lower --gpu-memory-utilization if another process "
                 "shares the GPU, use more GPUs with --tensor-parallel-size, or a smaller model")
     return ("the model does not fit in memory: lower --max-batch-tokens, use --dtype bfloat16 on a GPU, "
@@ -229,14 +229,15 @@ def load_error(kind: str, model: str, exc: BaseException) -> ModelLoadError:
             f"cannot load {kind} '{model}': no such directory",
             "check the path (a directory with config.json and the weights), or pass a Hugging Face hub id "
             "such as Qwen/Qwen2.5-Coder-7B-Instruct", NOT_FOUND)
+    local = Path(model).expanduser().is_dir()
+    if local and not (Path(model).expanduser() / "config.json").is_file():
+        return ClassifiedLoadError(
+            f"cannot load {kind} '{model}': not a model directory (no config.json)",
+            "pass the directory that holds config.json and the weights (a local model or a hub snapshot)", NOT_FOUND)
     cause_class, link = _classify(model, exc)
     cause = _first_line(link)
-    local = Path(model).expanduser().is_dir()
     if cause_class == NOT_FOUND:
-        if local and not (Path(model).expanduser() / "config.json").is_file():
-            cause, hint = "not a model directory (no config.json)", \
-                "pass the directory that holds config.json and the weights (a local model or a hub snapshot)"
-        elif "RevisionNotFoundError" in _type_names(link) or "revision" in cause.lower():
+        if "RevisionNotFoundError" in _type_names(link) or "revision" in cause.lower():
             hint = "check --revision: a branch, tag or commit that exists in the model's hub repository"
         elif _offline():
             cause = "not in the local Hugging Face cache, and HF_HUB_OFFLINE forbids downloading it"
@@ -250,12 +251,13 @@ def load_error(kind: str, model: str, exc: BaseException) -> ModelLoadError:
                 "or proxy (HTTPS_PROXY, HF_ENDPOINT), or download the model elsewhere and pass its directory; "
                 "with a filled cache set HF_HUB_OFFLINE=1")
     elif cause_class == GATED:
+        cause = "access denied: the model is gated or private"
         hint = (f"'{model}' is gated or private: accept its conditions on https://huggingface.co/{model} and "
                 "log in with `hf auth login` (or set HF_TOKEN)")
     elif cause_class == MEMORY:
         hint = _memory_hint(kind, f"{link}")
     elif cause_class == ARCHITECTURE:
-        if "(vllm)" in kind:
+        if "(vllm)" in kind.lower():
             hint = ("vLLM cannot run this architecture: use a model vLLM supports, or for reward models the "
                     "transformers scorer (--scorer transformers); a reward model goes to -r, a generator to -m")
         else:
