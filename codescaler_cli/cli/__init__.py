@@ -50,7 +50,7 @@ def _help(command: object) -> str:
     return "\n\n".join(paragraphs)
 
 
-for _name, _command in (("extract", extract), ("rank", rank), ("generate", generate)):
+for _name, _command in (("extract", extract), ("rank", rank), ("generate", generate), ("env", __import__(f"{__name__}.env", fromlist=["env"]).env)):
     app.command(_name, help=_help(_command))(_command)
 
 
