@@ -247,9 +247,9 @@ def load_error(kind: str, model: str, exc: BaseException) -> ModelLoadError:
             hint = ("check the spelling of the hub id (owner/name) or the directory; a private model needs "
                     "`hf auth login` (or HF_TOKEN)")
     elif cause_class == NO_NETWORK:
-        hint = ("the Hugging Face hub could not be reached and the model is not cached here: check the network "
-                "or proxy (HTTPS_PROXY, HF_ENDPOINT), or download the model elsewhere and pass its directory; "
-                "with a filled cache set HF_HUB_OFFLINE=1")
+        cause = "the Hugging Face hub could not be reached and the model is not in the local cache"
+        hint = ("check the network or proxy (HTTPS_PROXY, HF_ENDPOINT), or download the model elsewhere and pass "
+                "its directory; with a filled cache set HF_HUB_OFFLINE=1")
     elif cause_class == GATED:
         cause = "access denied: the model is gated or private"
         hint = (f"'{model}' is gated or private: accept its conditions on https://huggingface.co/{model} and "
@@ -266,8 +266,7 @@ def load_error(kind: str, model: str, exc: BaseException) -> ModelLoadError:
     elif cause_class == CORRUPT:
         hint = ("the model files are damaged or incomplete (an interrupted download or copy?): "
                 + ("copy the directory again" if local else
-                   f"delete it from the cache (`hf cache delete`, or remove models--{model.replace('/', '--')} "
-                   "under HF_HOME/hub) and download it again"))
+                   f"remove it from the cache (`hf cache rm model/{model}`) and download it again"))
     elif cause_class == VERSION:
         saved_with = _config_value(model, "transformers_version") if local else None
         installed = _installed("transformers")
