@@ -123,45 +123,57 @@ _NOT_FOUND_TEXT = ("repository not found", "does not appear to have a file named
                    "invalid repository id", "revision not found", "404 client error")
 
 
-def _classify(model: str, exc: BaseException) -> tuple[str, BaseException]:
-    """(cause class, the exception in the chain that shows it)."""
-    chain = list(_chain(exc))
-    # Exception types first: they are exact where the message text is a guess.
-    for link in chain:
-        names = _type_names(link)
-        if names & {"OutOfMemoryError", "MemoryError"}:
-            return MEMORY, link
-        if "GatedRepoError" in names:  # a subclass of RepositoryNotFoundError: check it first
-            return GATED, link
-        if names & {"OfflineModeIsEnabled", "LocalEntryNotFoundError"}:
-            # Not in the local cache: either downloads are switched off (the model may well exist) or the hub
-            # could not be reached. (Before EntryNotFoundError, which LocalEntryNotFoundError subclasses.)
-            return (NOT_FOUND if _offline() or "OfflineModeIsEnabled" in names else NO_NETWORK), link
-        if names & {"RepositoryNotFoundError", "RevisionNotFoundError", "EntryNotFoundError",
-                    "RemoteEntryNotFoundError", "HFValidationError"}:
-            return NOT_FOUND, link
-        if names & {"SafetensorError", "SafetensorsParsingError", "JSONDecodeError", "UnpicklingError",
-                    "BadZipFile"}:
-            return CORRUPT, link
-        if names & {"ConnectError", "ConnectionError", "ConnectTimeout", "Timeout", "ProxyError"}:
-            return NO_NETWORK, link
-        if "HfHubHTTPError" in names:
-            status = getattr(getattr(link, "response", None), "status_code", None)
-            if status in (401, 403):
-                return GATED, link
-            if status == 404:
-                return NOT_FOUND, link
-    # Then message text, the most specific causes first ("does not recognize this architecture" is a version
-    # problem, not an architecture one).
+def _classify_type(link: BaseException) -> str | None:
+    """The cause an exception's type shows, exactly; None when its type says nothing specific."""
+    names = _type_names(link)
+    if names & {"OutOfMemoryError", "MemoryError"}:
+        return MEMORY
+    if "GatedRepoError" in names:  # a subclass of RepositoryNotFoundError: check it first
+        return GATED
+    if names & {"OfflineModeIsEnabled", "LocalEntryNotFoundError"}:
+        # Not in the local cache: either downloads are switched off (the model may well exist) or the hub could
+        # not be reached. (Before EntryNotFoundError, which LocalEntryNotFoundError subclasses.)
+        return NOT_FOUND if _offline() or "OfflineModeIsEnabled" in names else NO_NETWORK
+    if names & {"RepositoryNotFoundError", "RevisionNotFoundError", "EntryNotFoundError",
+                "RemoteEntryNotFoundError", "HFValidationError"}:
+        return NOT_FOUND
+    if names & {"SafetensorError", "SafetensorsParsingError", "JSONDecodeError", "UnpicklingError", "BadZipFile"}:
+        return CORRUPT
+    if names & {"ConnectError", "ConnectionError", "ConnectTimeout", "Timeout", "ProxyError"}:
+        return NO_NETWORK
+    if "HfHubHTTPError" in names:
+        status = getattr(getattr(link, "response", None), "status_code", None)
+        if status in (401, 403):
+            return GATED
+        if status == 404:
+            return NOT_FOUND
+    return None
+
+
+def _classify_text(link: BaseException) -> str | None:
+    """The cause an exception's message names, the most specific first ("does not recognize this architecture"
+    is a version problem, not an architecture one)."""
+    text = f"{type(link).__name__}: {link}".lower()
     for cause_class, fragments in ((MEMORY, _MEMORY_TEXT), (GATED, _GATED_TEXT), (VERSION, _VERSION_TEXT),
                                    (CORRUPT, _CORRUPT_TEXT), (ARCHITECTURE, _ARCHITECTURE_TEXT),
                                    (NOT_FOUND, _NOT_FOUND_TEXT), (NO_NETWORK, _NETWORK_TEXT)):
-        for link in chain:
-            text = f"{type(link).__name__}: {link}".lower()
-            if any(fragment in text for fragment in fragments):
-                if cause_class == NO_NETWORK and _offline():
-                    return NOT_FOUND, link
-                return cause_class, link
+        if any(fragment in text for fragment in fragments):
+            return NOT_FOUND if cause_class == NO_NETWORK and _offline() else cause_class
+    return None
+
+
+def _classify(model: str, exc: BaseException) -> tuple[str, BaseException]:
+    """(cause class, the exception in the chain that shows it).
+
+    The exception raised is asked first, then what it was raised from, then what was being handled when it was
+    raised: libraries try and swallow lookups on the way (vLLM probes the hub for optional files), so an
+    exception deep in `__context__` can be a harmless miss, not the reason the load failed. For each one the type
+    is exact where the message text is a guess.
+    """
+    for link in _chain(exc):
+        cause_class = _classify_type(link) or _classify_text(link)
+        if cause_class is not None:
+            return cause_class, link
     return UNKNOWN, exc
 
 

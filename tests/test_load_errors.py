@@ -194,3 +194,23 @@ def test_architecture_vllm_cannot_run(reward_dir: Path, tmp_path: Path) -> None:
     assert error.cause_class == ARCHITECTURE, error.message
     assert "FrobnicatorForSequenceClassification" in error.message and "Supported architectures" not in error.message
     assert "--scorer transformers" in (error.hint or "") and len(error.message) < 300
+
+
+def test_the_failure_raised_wins_over_misses_handled_on_the_way(reward_dir: Path) -> None:
+    # vLLM looks optional files up on the hub and swallows the misses; an error raised later carries such a miss
+    # in __context__. The message is the one a user got from `codescaler generate` on a busy 9 GiB machine.
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        try:
+            raise LocalEntryNotFoundError("cannot find the requested files in the local cache")
+        except LocalEntryNotFoundError:
+            raise ValueError("Available memory on node 0 (6.55/8.96 GiB) on startup is less than desired CPU memory "
+                             "utilization (0.9, 8.07 GiB). On the CPU backend, the `--gpu-memory-utilization` flag "
+                             "controls the fraction of CPU memory reserved (despite its name).")
+    except ValueError as exc:
+        assert isinstance(exc.__context__, LocalEntryNotFoundError)
+        error = load_error("generator model (vLLM)", str(reward_dir), exc)
+    assert error.cause_class == MEMORY, error.message
+    assert error.message.endswith("is less than desired CPU memory utilization (0.9, 8.07 GiB).")
+    assert "--gpu-memory-utilization" in (error.hint or "") and "download" not in error.hint
