@@ -123,3 +123,34 @@ def test_cpu_plan_follows_the_environment_and_the_model(monkeypatch: pytest.Monk
     per_token = 2 * 36 * 8 * 128 * 2  # keys and values, bfloat16
     plan = plan_cpu_memory(str(big), revision=None, dtype="bfloat16", max_model_len=8192, gpu_memory_utilization=None)
     assert plan.kv_cache_bytes == min(per_token * 8192, int(memory_status()[1] * 0.5))
+
+
+CLI_UNDER_MEMORY_PRESSURE = """
+import sys
+from codescaler_cli.vllm_support import import_vllm, memory_status
+
+if __name__ == "__main__":
+    import_vllm()
+    total, available = memory_status()
+    held = bytearray(b"x") * max(0, int(available - 0.9 * total + 2 ** 30))  # others hold memory
+    from codescaler_cli.cli import main
+    sys.argv = ["codescaler", *sys.argv[1:]]
+    main()
+"""
+
+
+def test_cli_names_the_option_that_fixes_the_cpu_memory_failure(coder_dir: Path, reward_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    # The first-run report: `codescaler generate ... -m models/tiny/generator -r models/tiny/reward` on a machine
+    # where less than 0.9 of the RAM was free failed with a hint about downloads. vLLM's 0.9, asked for explicitly.
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    environment.pop("VLLM_CPU_KVCACHE_SPACE", None)
+    done = subprocess.run([sys.executable, "-c", CLI_UNDER_MEMORY_PRESSURE, "generate", "Write add(a, b)",
+                           "-m", str(coder_dir), "-r", str(reward_dir), "--n", "2", "--max-tokens", "16",
+                           "--gpu-memory-utilization", "0.9"],
+                          env=environment, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 1 and done.stdout == "", done.stderr[-3000:]
+    error, hint = done.stderr.strip().splitlines()[-2:]
+    assert error.startswith("error: cannot load generator model") and "less than desired CPU memory" in error
+    assert hint.startswith("hint: on CPU, --gpu-memory-utilization is the share") and "unset" in hint
+    assert "Traceback" not in done.stderr
