@@ -123,45 +123,57 @@ _NOT_FOUND_TEXT = ("repository not found", "does not appear to have a file named
                    "invalid repository id", "revision not found", "404 client error")
 
 
-def _classify(model: str, exc: BaseException) -> tuple[str, BaseException]:
-    """(cause class, the exception in the chain that shows it)."""
-    chain = list(_chain(exc))
-    # Exception types first: they are exact where the message text is a guess.
-    for link in chain:
-        names = _type_names(link)
-        if names & {"OutOfMemoryError", "MemoryError"}:
-            return MEMORY, link
-        if "GatedRepoError" in names:  # a subclass of RepositoryNotFoundError: check it first
-            return GATED, link
-        if names & {"RepositoryNotFoundError", "RevisionNotFoundError", "EntryNotFoundError",
-                    "RemoteEntryNotFoundError", "HFValidationError"}:
-            return NOT_FOUND, link
-        if names & {"OfflineModeIsEnabled", "LocalEntryNotFoundError"}:
-            # Not in the local cache: either downloads are switched off (the model may well exist) or the
-            # hub could not be reached.
-            return (NOT_FOUND if _offline() or "OfflineModeIsEnabled" in names else NO_NETWORK), link
-        if names & {"SafetensorError", "SafetensorsParsingError", "JSONDecodeError", "UnpicklingError",
-                    "BadZipFile"}:
-            return CORRUPT, link
-        if names & {"ConnectError", "ConnectionError", "ConnectTimeout", "Timeout", "ProxyError"}:
-            return NO_NETWORK, link
-        if "HfHubHTTPError" in names:
-            status = getattr(getattr(link, "response", None), "status_code", None)
-            if status in (401, 403):
-                return GATED, link
-            if status == 404:
-                return NOT_FOUND, link
-    # Then message text, the most specific causes first ("does not recognize this architecture" is a version
-    # problem, not an architecture one).
+def _classify_type(link: BaseException) -> str | None:
+    """The cause an exception's type shows, exactly; None when its type says nothing specific."""
+    names = _type_names(link)
+    if names & {"OutOfMemoryError", "MemoryError"}:
+        return MEMORY
+    if "GatedRepoError" in names:  # a subclass of RepositoryNotFoundError: check it first
+        return GATED
+    if names & {"OfflineModeIsEnabled", "LocalEntryNotFoundError"}:
+        # Not in the local cache: either downloads are switched off (the model may well exist) or the hub could
+        # not be reached. (Before EntryNotFoundError, which LocalEntryNotFoundError subclasses.)
+        return NOT_FOUND if _offline() or "OfflineModeIsEnabled" in names else NO_NETWORK
+    if names & {"RepositoryNotFoundError", "RevisionNotFoundError", "EntryNotFoundError",
+                "RemoteEntryNotFoundError", "HFValidationError"}:
+        return NOT_FOUND
+    if names & {"SafetensorError", "SafetensorsParsingError", "JSONDecodeError", "UnpicklingError", "BadZipFile"}:
+        return CORRUPT
+    if names & {"ConnectError", "ConnectionError", "ConnectTimeout", "Timeout", "ProxyError"}:
+        return NO_NETWORK
+    if "HfHubHTTPError" in names:
+        status = getattr(getattr(link, "response", None), "status_code", None)
+        if status in (401, 403):
+            return GATED
+        if status == 404:
+            return NOT_FOUND
+    return None
+
+
+def _classify_text(link: BaseException) -> str | None:
+    """The cause an exception's message names, the most specific first ("does not recognize this architecture"
+    is a version problem, not an architecture one)."""
+    text = f"{type(link).__name__}: {link}".lower()
     for cause_class, fragments in ((MEMORY, _MEMORY_TEXT), (GATED, _GATED_TEXT), (VERSION, _VERSION_TEXT),
                                    (CORRUPT, _CORRUPT_TEXT), (ARCHITECTURE, _ARCHITECTURE_TEXT),
                                    (NOT_FOUND, _NOT_FOUND_TEXT), (NO_NETWORK, _NETWORK_TEXT)):
-        for link in chain:
-            text = f"{type(link).__name__}: {link}".lower()
-            if any(fragment in text for fragment in fragments):
-                if cause_class == NO_NETWORK and _offline():
-                    return NOT_FOUND, link
-                return cause_class, link
+        if any(fragment in text for fragment in fragments):
+            return NOT_FOUND if cause_class == NO_NETWORK and _offline() else cause_class
+    return None
+
+
+def _classify(model: str, exc: BaseException) -> tuple[str, BaseException]:
+    """(cause class, the exception in the chain that shows it).
+
+    The exception raised is asked first, then what it was raised from, then what was being handled when it was
+    raised: libraries try and swallow lookups on the way (vLLM probes the hub for optional files), so an
+    exception deep in `__context__` can be a harmless miss, not the reason the load failed. For each one the type
+    is exact where the message text is a guess.
+    """
+    for link in _chain(exc):
+        cause_class = _classify_type(link) or _classify_text(link)
+        if cause_class is not None:
+            return cause_class, link
     return UNKNOWN, exc
 
 
@@ -212,7 +224,7 @@ def _memory_hint(kind: str, text: str) -> str:
     if "less than requested memory for kv" in text or "no available memory for the cache" in text:
         return ("the KV cache does not fit in the free memory: lower VLLM_CPU_KVCACHE_SPACE (GiB) on CPU or "
                 "--gpu-memory-utilization on a GPU, lower --max-model-len, or free memory held by other processes")
-    if "(vllm)" in kind:
+    if "(vllm)" in kind.lower():
         return ("the model does not fit: lower --max-model-len, lower --gpu-memory-utilization if another process "
                 "shares the GPU, use more GPUs with --tensor-parallel-size, or a smaller model")
     return ("the model does not fit in memory: lower --max-batch-tokens, use --dtype bfloat16 on a GPU, "
@@ -229,14 +241,15 @@ def load_error(kind: str, model: str, exc: BaseException) -> ModelLoadError:
             f"cannot load {kind} '{model}': no such directory",
             "check the path (a directory with config.json and the weights), or pass a Hugging Face hub id "
             "such as Qwen/Qwen2.5-Coder-7B-Instruct", NOT_FOUND)
+    local = Path(model).expanduser().is_dir()
+    if local and not (Path(model).expanduser() / "config.json").is_file():
+        return ClassifiedLoadError(
+            f"cannot load {kind} '{model}': not a model directory (no config.json)",
+            "pass the directory that holds config.json and the weights (a local model or a hub snapshot)", NOT_FOUND)
     cause_class, link = _classify(model, exc)
     cause = _first_line(link)
-    local = Path(model).expanduser().is_dir()
     if cause_class == NOT_FOUND:
-        if local and not (Path(model).expanduser() / "config.json").is_file():
-            cause, hint = "not a model directory (no config.json)", \
-                "pass the directory that holds config.json and the weights (a local model or a hub snapshot)"
-        elif "RevisionNotFoundError" in _type_names(link) or "revision" in cause.lower():
+        if "RevisionNotFoundError" in _type_names(link) or "revision" in cause.lower():
             hint = "check --revision: a branch, tag or commit that exists in the model's hub repository"
         elif _offline():
             cause = "not in the local Hugging Face cache, and HF_HUB_OFFLINE forbids downloading it"
@@ -246,16 +259,17 @@ def load_error(kind: str, model: str, exc: BaseException) -> ModelLoadError:
             hint = ("check the spelling of the hub id (owner/name) or the directory; a private model needs "
                     "`hf auth login` (or HF_TOKEN)")
     elif cause_class == NO_NETWORK:
-        hint = ("the Hugging Face hub could not be reached and the model is not cached here: check the network "
-                "or proxy (HTTPS_PROXY, HF_ENDPOINT), or download the model elsewhere and pass its directory; "
-                "with a filled cache set HF_HUB_OFFLINE=1")
+        cause = "the Hugging Face hub could not be reached and the model is not in the local cache"
+        hint = ("check the network or proxy (HTTPS_PROXY, HF_ENDPOINT), or download the model elsewhere and pass "
+                "its directory; with a filled cache set HF_HUB_OFFLINE=1")
     elif cause_class == GATED:
+        cause = "access denied: the model is gated or private"
         hint = (f"'{model}' is gated or private: accept its conditions on https://huggingface.co/{model} and "
                 "log in with `hf auth login` (or set HF_TOKEN)")
     elif cause_class == MEMORY:
         hint = _memory_hint(kind, f"{link}")
     elif cause_class == ARCHITECTURE:
-        if "(vllm)" in kind:
+        if "(vllm)" in kind.lower():
             hint = ("vLLM cannot run this architecture: use a model vLLM supports, or for reward models the "
                     "transformers scorer (--scorer transformers); a reward model goes to -r, a generator to -m")
         else:
@@ -264,8 +278,7 @@ def load_error(kind: str, model: str, exc: BaseException) -> ModelLoadError:
     elif cause_class == CORRUPT:
         hint = ("the model files are damaged or incomplete (an interrupted download or copy?): "
                 + ("copy the directory again" if local else
-                   f"delete it from the cache (`hf cache delete`, or remove models--{model.replace('/', '--')} "
-                   "under HF_HOME/hub) and download it again"))
+                   f"remove it from the cache (`hf cache rm model/{model}`) and download it again"))
     elif cause_class == VERSION:
         saved_with = _config_value(model, "transformers_version") if local else None
         installed = _installed("transformers")

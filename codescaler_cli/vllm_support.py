@@ -61,6 +61,8 @@ def _quiet_environment() -> None:
     """Defaults that keep vLLM, torch's C++ side and the hub quiet; variables the user set win."""
     user_set_level = "VLLM_LOGGING_LEVEL" in os.environ
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if verbose() else "ERROR")
+    # vLLM logs to stdout by default; stdout carries codescaler's data (JSONL), so its logs go to stderr.
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     if not verbose():
         # c10's own warnings ("NUMA binding: Using MEMBIND policy...") go straight to fd 2; this is read when
         # torch is first imported, so it has to be set before cuda_available() imports it.

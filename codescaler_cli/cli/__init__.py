@@ -10,6 +10,7 @@ import typer
 
 from .. import __version__
 from ._errors import report, set_debug
+from .env import env
 from .eval import evaluate
 from .extract import extract
 from .generate import generate
@@ -57,7 +58,7 @@ def _help(command: object) -> str:
 
 
 for _name, _command in (("extract", extract), ("rank", rank), ("generate", generate), ("eval", evaluate),
-                         ("serve", serve)):
+                         ("serve", serve), ("env", env)):
     app.command(_name, help=_help(_command))(_command)
 
 

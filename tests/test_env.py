@@ -1,0 +1,104 @@
+"""`codescaler env`: versions, hardware, sandbox, hub cache and default models, as text or JSON, with and without
+vLLM installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from codescaler_cli import __version__
+from codescaler_cli.cli import app
+
+ROOT = Path(__file__).parent.parent
+runner = CliRunner()
+
+
+def test_env_json_reports_what_is_installed(monkeypatch: pytest.MonkeyPatch, reward_dir: Path) -> None:
+    monkeypatch.setenv("CODESCALER_REWARD_MODEL", str(reward_dir))
+    monkeypatch.delenv("CODESCALER_MODEL", raising=False)
+    result = runner.invoke(app, ["env", "--json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["codescaler"] == __version__
+    assert report["python"]["version"] == ".".join(map(str, sys.version_info[:3]))
+    import torch
+    import transformers
+
+    assert report["torch"]["version"] == torch.__version__ and report["transformers"]["version"] == transformers.__version__
+    assert report["torch"]["cuda"]["available"] == torch.cuda.is_available()
+    vllm = pytest.importorskip("vllm")
+    assert report["vllm"]["installed"] and report["vllm"]["version"] == vllm.__version__
+    assert report["vllm"]["build"] == ("gpu" if torch.cuda.is_available() else "cpu")
+    # The reward model from the environment is a local directory with a config: available. The generator is the
+    # built-in hub default, which the offline test machine does not have: named, and a note says why it matters.
+    assert report["models"]["reward"] == {"model": str(reward_dir), "source": "CODESCALER_REWARD_MODEL",
+                                          "kind": "directory", "available": True, "where": str(reward_dir.resolve())}
+    from codescaler_cli.generation import DEFAULT_GENERATOR_MODEL
+
+    generator = report["models"]["generator"]
+    assert generator["model"] == DEFAULT_GENERATOR_MODEL and generator["source"] == "built-in default"
+    assert generator["available"] is False
+    assert report["hub"]["offline"] is True and report["variables"]["HF_HUB_OFFLINE"] == "1"
+    assert any("not cached and HF_HUB_OFFLINE is set" in note for note in report["notes"])
+    assert report["sandbox"]["works"] in (True, False) and "detail" in report["sandbox"]
+    assert report["memory"]["cpu_cores"] == os.cpu_count()
+
+
+def test_env_text_is_one_line_per_item(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CODESCALER_MODEL", "/nonexistent/generator")
+    result = runner.invoke(app, ["env"])
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    names = [line.split()[0] for line in lines if not line.startswith("note:")]
+    for name in ("codescaler", "python", "torch", "transformers", "vllm", "memory", "bwrap"):
+        assert name in names, result.stdout
+    generator = next(line for line in lines if line.startswith("generator model"))
+    assert "/nonexistent/generator (CODESCALER_MODEL): no such directory" in generator
+
+
+BLOCK_VLLM_AND_RUN_ENV = """
+import sys
+sys.modules["vllm"] = None  # `import vllm` now raises ImportError, as on a machine without it
+from codescaler_cli.cli import main
+sys.argv = ["codescaler", "env", "--json"]
+main()
+"""
+
+
+def test_env_without_vllm_and_with_a_cached_hub_model(tmp_path: Path) -> None:
+    # A hub model in the cache layout huggingface_hub writes (refs/main -> snapshots/<commit>/config.json).
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hf" / "hub" / "models--someone--tiny-coder"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "snapshots" / commit / "config.json").write_text("{}")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HOME": str(tmp_path / "hf"),
+           "CODESCALER_MODEL": "someone/tiny-coder"}
+    env.pop("HF_HUB_CACHE", None)
+    done = subprocess.run([sys.executable, "-c", BLOCK_VLLM_AND_RUN_ENV], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["vllm"]["installed"] is False
+    assert any(note.startswith("vLLM is not installed") for note in report["notes"])
+    assert report["hub"]["cache"] == str(tmp_path / "hf" / "hub")
+    generator = report["models"]["generator"]
+    assert generator["available"] is True and generator["source"] == "CODESCALER_MODEL"
+    assert generator["where"] == str(repo / "snapshots" / commit)
+
+
+def test_help_stays_light() -> None:
+    # `env` is registered with the other commands; importing the CLI must still not import the heavy libraries.
+    done = subprocess.run([sys.executable, "-c", "import sys; from codescaler_cli.cli import app; "
+                           "print(sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules))"],
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stderr
+    result = runner.invoke(app, ["env", "--help"])
+    assert result.exit_code == 0 and "--json" in result.stdout
