@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from typing import Annotated, Optional
 
 import typer
 
 from .. import __version__
-from ._errors import report, set_debug
+from ._errors import debug_enabled, report, set_debug
 from .env import env
 from .eval import evaluate
 from .extract import extract
@@ -64,6 +65,10 @@ for _name, _command in (("extract", extract), ("rank", rank), ("generate", gener
 
 def main() -> None:
     """Console-script entry point."""
+    if not debug_enabled():
+        # torch's C++ side prints warnings (e.g. NUMA binding) straight to fd 2 unless told otherwise before torch
+        # is first imported, whichever command imports it.
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     try:
         app()
     except KeyboardInterrupt:
