@@ -128,7 +128,7 @@ def test_model_that_cannot_be_loaded_exits_1_with_cause_and_hint(tmp_path: Path)
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert lines[0] == f"error: cannot load reward model '{MISSING_MODEL}': no such directory"
-    assert lines[1].startswith("hint: ") and "local model directory" in lines[1]
+    assert lines[1].startswith("hint: ") and "check the path" in lines[1]
     assert "Traceback" not in result.stderr
 
 
