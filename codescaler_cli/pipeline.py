@@ -7,6 +7,8 @@ chunk is scored, so a caller can write results as they come and nothing computed
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -14,7 +16,7 @@ from .extraction import check_code, dedup_key, extract_code
 from .generation import GenerationStats, Generator, Problem, SamplingSettings, problem_seeds, sample_candidates
 from .generation.config import GeneratorConfig, open_generator
 from .records import Candidate, group_candidates
-from .scoring.base import ProgressCallback, Scorer, ScoreRequest, ScoringStats
+from .scoring.base import ProgressCallback, Scorer, ScoreRequest, ScoreResult, ScoringStats
 from .scoring.config import ScorerConfig, check_scorer, open_scorer
 from .selection import apply_score, assign_ranks
 
@@ -61,39 +63,54 @@ def count_unique(groups: Sequence[Sequence[Candidate]]) -> int:
     return sum(len(unique_programs(group)) for group in groups)
 
 
-def score_groups(groups: Sequence[list[Candidate]], scorer: Scorer | None, *, progress: ProgressCallback | None = None,
-                 chunk_requests: int = DEFAULT_CHUNK_REQUESTS) -> Iterator[list[Candidate]]:
+def score_groups(groups: Iterable[list[Candidate]], scorer: Scorer | None, *,
+                 progress: ProgressCallback | None = None, chunk_requests: int = DEFAULT_CHUNK_REQUESTS,
+                 skip_groups: int = 0) -> Iterator[list[Candidate]]:
     """Score and rank extracted groups; yield each group sorted by rank, in input order of groups.
 
     Each distinct valid program of a group is scored once and its score shared by its duplicates; invalid
     candidates are never scored (score None, reward 0.0) and rank after every valid one. `scorer` may be None
-    only when no group has a valid candidate (then no model needs loading).
+    only when no group has a valid candidate (then no model needs loading). `groups` may be a stream: one chunk
+    of groups is held at a time.
+
+    `skip_groups`: the first groups are already done (a resumed run) and are not yielded. Chunks are still cut
+    from the first group on, and a chunk holding done and new groups is scored whole: a score can differ in its
+    last bits with the batch it ran in, so only the same chunks give exactly the scores of an uninterrupted run.
     """
     chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candidate]]] = []
     pending = 0
+    position = 0  # index of the chunk's first group
     for group in groups:
         unique = unique_programs(group)
         chunk.append((group, unique))
         pending += len(unique)
         if pending >= chunk_requests:
-            yield from _score_chunk(chunk, scorer, progress)
+            yield from _score_chunk(chunk, scorer, progress, skip_groups - position)
+            position += len(chunk)
             chunk, pending = [], 0
     if chunk:
-        yield from _score_chunk(chunk, scorer, progress)
+        yield from _score_chunk(chunk, scorer, progress, skip_groups - position)
 
 
 def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candidate]]], scorer: Scorer | None,
-                 progress: ProgressCallback | None) -> Iterator[list[Candidate]]:
+                 progress: ProgressCallback | None, done: int = 0) -> Iterator[list[Candidate]]:
+    """Score one chunk and yield its groups ranked, except its first `done` (already written by an earlier run)."""
+    if done >= len(chunk):
+        return
     representatives = [c for _, unique in chunk for c in unique.values()]
     requests = [ScoreRequest(question=c.question or "", code=c.code) for c in representatives]
     if requests and scorer is None:
         raise ValueError("valid candidates need a scorer")
     results = scorer.score(requests, progress) if requests and scorer is not None else []
     for representative, result in zip(representatives, results):
-        apply_score(representative, result.score)
+        score, error = result.score, result.error
+        if score is not None and not math.isfinite(score):
+            # A broken model (NaN weights, overflow) must not rank its nonsense first, nor crash the run.
+            score, error = None, f"the reward model returned {score} (not a finite score)"
+        apply_score(representative, score)
         representative.truncated = result.truncated
-        representative.error = result.error
-    for group, unique in chunk:
+        representative.error = error
+    for number, (group, unique) in enumerate(chunk):
         for candidate in group:
             if not candidate.valid:
                 apply_score(candidate, None)
@@ -102,7 +119,34 @@ def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candid
             if representative is not candidate:
                 apply_score(candidate, representative.score)
                 candidate.truncated, candidate.error = representative.truncated, representative.error
-        yield assign_ranks(group)
+        if number >= done:
+            yield assign_ranks(group)
+
+
+class LazyScorer:
+    """A scorer opened on its first use: a run whose texts are all cached, or all invalid, loads no model."""
+
+    def __init__(self, config: ScorerConfig) -> None:
+        self.config = config
+        self.opened: Scorer | None = None
+        self.load_seconds = 0.0
+
+    @property
+    def stats(self) -> ScoringStats:
+        return self.opened.stats if self.opened is not None else ScoringStats()
+
+    def score(self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None) -> list[ScoreResult]:
+        if not requests:
+            return []
+        if self.opened is None:
+            started = time.perf_counter()
+            self.opened = open_scorer(self.config)
+            self.load_seconds = time.perf_counter() - started
+        return self.opened.score(requests, progress)
+
+    def close(self) -> None:
+        if self.opened is not None:
+            self.opened.close()
 
 
 # ---------------------------------------------------------------------------------------------------------------

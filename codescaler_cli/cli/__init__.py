@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from .. import __version__
-from ._errors import report, set_debug
+from ._errors import Interrupted, report, set_debug
+from .cache import app as cache_app
 from .extract import extract
 from .generate import generate
 from .rank import rank
@@ -52,12 +53,13 @@ def _help(command: object) -> str:
 
 for _name, _command in (("extract", extract), ("rank", rank), ("generate", generate)):
     app.command(_name, help=_help(_command))(_command)
+app.add_typer(cache_app, name="cache")
 
 
 def main() -> None:
     """Console-script entry point."""
     try:
         app()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # outside a command (e.g. while parsing options): no hint to give
         report("interrupted")
-        sys.exit(130)
+        sys.exit(exc.exit_code if isinstance(exc, Interrupted) else 130)
