@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import signal
 import sys
 from typing import Annotated, Optional
 
@@ -63,3 +64,8 @@ def main() -> None:
     except KeyboardInterrupt as exc:  # outside a command (e.g. while parsing options): no hint to give
         report("interrupted")
         sys.exit(exc.exit_code if isinstance(exc, Interrupted) else 130)
+    finally:
+        # The command is over and its output complete: a signal arriving during interpreter teardown must not
+        # turn a finished run into a crash (SIGKILL still ends a teardown that hangs).
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
