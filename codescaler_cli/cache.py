@@ -298,6 +298,18 @@ class CachedGenerator:
             self.inner.close()
 
 
+def generator_identity(config: Any) -> list[Any]:
+    """What, besides the conversation, settings and seed, a sample depends on (a `GeneratorConfig`)."""
+    if config.urls:
+        # A served model is named by the server; without a name, the servers themselves are what we know.
+        return ["server", config.model, config.endpoint, config.tokenizer,
+                None if config.model else sorted(config.urls)]
+    from .generation.base import DEFAULT_GENERATOR_MODEL
+
+    return ["vllm", model_fingerprint(config.model or DEFAULT_GENERATOR_MODEL, config.revision), config.dtype,
+            config.max_model_len]
+
+
 def scorer_identity(model: str, revision: str | None, dtype: str, max_length: int, remote: bool) -> list[Any]:
     """What, besides the texts, a reward score depends on."""
     return [model_fingerprint(model, revision), "server" if remote else dtype, max_length]

@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .extraction import check_code, dedup_key, extract_code
 from .generation import GenerationStats, Generator, Problem, SamplingSettings, problem_seeds, sample_candidates
@@ -19,6 +20,9 @@ from .records import Candidate, group_candidates
 from .scoring.base import ProgressCallback, Scorer, ScoreRequest, ScoreResult, ScoringStats
 from .scoring.config import ScorerConfig, check_scorer, open_scorer
 from .selection import apply_score, assign_ranks
+
+if TYPE_CHECKING:
+    from .cache import Cache
 
 # Unique programs handed to the scorer per call: large enough to batch well, small enough to stream results.
 DEFAULT_CHUNK_REQUESTS = 256
@@ -175,7 +179,10 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
                    seed: int | None = None, template: str | None = None, system: str | None = None,
                    run: BestOfNRun | None = None, on_sampled: Callable[[list[Candidate]], None] | None = None,
                    sampling_progress: ProgressCallback | None = None,
-                   scoring_progress: ProgressCallback | None = None) -> Iterator[list[Candidate]]:
+                   scoring_progress: ProgressCallback | None = None, cache: Cache | None = None,
+                   sampled: Sequence[list[Candidate]] = (), done_problems: int = 0,
+                   round_problems: int | None = None,
+                   on_round: Callable[[list[Candidate]], None] | None = None) -> Iterator[list[Candidate]]:
     """Sample `settings.n` responses per problem, extract, score and rank; yield each problem's ranked candidates.
 
     Configs are opened here and closed when done; objects passed in stay open (the caller owns them). The
@@ -183,6 +190,12 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
     the samples are paid for), and an in-process generator is shut down before the reward model loads, so both
     fit one GPU in turn. `on_sampled` sees every sample (extracted, not yet scored) before scoring starts, e.g. to
     save them. `run` is filled with the seed, candidates and statistics as the run goes.
+
+    Long runs: with `cache`, samples and scores already known are reused and a backend opens only on a miss.
+    Resuming: `sampled` holds the samples of the first problems (from an earlier run; problem i's samples always
+    come from seed `seed + i * n`, so they are the ones this run would draw), `done_problems` were already
+    written and are not yielded again. `round_problems` samples that many problems per generator call, calling
+    `on_round` with each round's samples, so an interrupted sampling phase keeps its finished rounds.
     """
     run = run if run is not None else BestOfNRun()
     items = [p if isinstance(p, Problem) else Problem(id=index, question=p, record={})
@@ -192,24 +205,35 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
         return
     if isinstance(scorer, ScorerConfig):
         check_scorer(scorer)
-    opened = open_generator(generator) if isinstance(generator, GeneratorConfig) else generator
-    try:
-        run.candidates = sample_candidates(items, opened, settings, seed=run.seed, template=template, system=system,
-                                           progress=sampling_progress)
-    finally:
-        if opened is not generator:
-            opened.close()
-    run.generation = opened.stats
-    extract_all(run.candidates)
+    candidates = [candidate for group in sampled for candidate in group]
+    todo = items[len(sampled):]
+    if todo:
+        opened = _open_generator(generator, cache)
+        try:
+            step = round_problems or len(todo)
+            for start in range(0, len(todo), step):
+                first = len(sampled) + start
+                fresh = sample_candidates(todo[start:start + step], opened, settings,
+                                          seed=run.seed + first * settings.n, template=template, system=system,
+                                          progress=sampling_progress)
+                extract_all(fresh)
+                if on_round is not None:
+                    on_round(fresh)
+                candidates.extend(fresh)
+        finally:
+            if opened is not generator:
+                opened.close()
+        run.generation = opened.stats
+    run.candidates = candidates
     if on_sampled is not None:
         on_sampled(run.candidates)
     groups = group_candidates(run.candidates)
-    run.to_score = count_unique(groups)
+    run.to_score = count_unique(groups[done_problems:])
     active: Scorer | None = None
     if run.to_score:
-        active = open_scorer(scorer) if isinstance(scorer, ScorerConfig) else scorer
+        active = _open_scorer(scorer, cache)
     try:
-        for ranked in score_groups(groups, active, progress=scoring_progress):
+        for ranked in score_groups(groups, active, progress=scoring_progress, skip_groups=done_problems):
             run.groups.append(ranked)
             yield ranked
     finally:
@@ -217,6 +241,29 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
             run.scoring = active.stats
             if active is not scorer:
                 active.close()
+
+
+def _open_generator(generator: Generator | GeneratorConfig, cache: Cache | None) -> Generator:
+    """The generator to sample with: behind the cache (which starts the real one only on a miss) when there is one."""
+    if cache is None:
+        return open_generator(generator) if isinstance(generator, GeneratorConfig) else generator
+    from .cache import CachedGenerator, generator_identity
+
+    if isinstance(generator, GeneratorConfig):
+        config = generator
+        return CachedGenerator(lambda: open_generator(config), cache, generator_identity(config))
+    return CachedGenerator(lambda: generator, cache, [type(generator).__name__, getattr(generator, "model", None)])
+
+
+def _open_scorer(scorer: Scorer | ScorerConfig, cache: Cache | None) -> Scorer:
+    if cache is None:
+        return open_scorer(scorer) if isinstance(scorer, ScorerConfig) else scorer
+    from .cache import CachedScorer, scorer_identity
+
+    if isinstance(scorer, ScorerConfig):
+        return CachedScorer(LazyScorer(scorer), cache, scorer_identity(scorer.model, scorer.revision, scorer.dtype,
+                                                                       scorer.max_length, bool(scorer.urls)))
+    return CachedScorer(scorer, cache, [type(scorer).__name__, getattr(scorer, "model_name", None)])
 
 
 def best_of_n(problems: Sequence[Problem | str], generator: Generator | GeneratorConfig,

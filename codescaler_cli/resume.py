@@ -105,12 +105,12 @@ class Progress:
 
 
 def repair_output(path: Path, group_hashes: Sequence[int], group_sizes: Sequence[int],
-                  key_of: Callable[[dict[str, Any]], int]) -> Progress:
+                  key_of: Callable[[dict[str, Any]], int], *, keep: int | None = None) -> Progress:
     """Find the complete problems at the start of `path`, cut the file after the last one, and say how far it got.
 
     `group_hashes[i]`/`group_sizes[i]` describe the input's i-th problem; `key_of(record)` gives an output record's
-    problem hash. Raises InputError (naming the line) when the file holds records of other problems or a line
-    that is not JSON before its last line.
+    problem hash. `keep` cuts after that many problems even when more are complete. Raises InputError (naming the
+    line) when the file holds records of other problems or a line that is not JSON before its last line.
     """
     progress = Progress()
     if not path.exists():
@@ -120,6 +120,8 @@ def repair_output(path: Path, group_hashes: Sequence[int], group_sizes: Sequence
     offset = 0
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
+            if keep is not None and progress.groups >= keep:
+                break
             offset += len(raw)
             if not raw.endswith(b"\n"):
                 # Only a write cut short (SIGKILL, a full disk) leaves a line without its newline.
@@ -154,3 +156,21 @@ def repair_output(path: Path, group_hashes: Sequence[int], group_sizes: Sequence
             handle.flush()
             os.fsync(handle.fileno())
     return progress
+
+
+def read_sample_groups(path: Path, problems: int) -> list[list[dict[str, Any]]]:
+    """The sample records of the first `problems` problems of a samples file (already repaired), one list each."""
+    groups: list[list[dict[str, Any]]] = []
+    if problems == 0 or not path.exists():
+        return groups
+    with open(path, "rb") as handle:
+        for raw in handle:
+            if not raw.strip():
+                continue
+            record = json.loads(raw)
+            if not groups or record.get("id") != groups[-1][0].get("id"):
+                if len(groups) == problems:
+                    break
+                groups.append([])
+            groups[-1].append(record)
+    return groups

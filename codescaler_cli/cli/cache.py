@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -37,6 +38,17 @@ CacheDirArgument = Annotated[
     typer.Argument(help="The cache directory (default: $CODESCALER_CACHE).", envvar="CODESCALER_CACHE",
                    file_okay=False, show_default=False),
 ]
+
+def resume_command() -> str:
+    """The command line that continues this run: the same arguments plus --resume."""
+    arguments = sys.argv[1:]
+    program = Path(sys.argv[0]).name if sys.argv else ""
+    if program not in ("codescaler", "__main__.py"):
+        return "the same command with --resume"  # e.g. called from Python: the command line is not ours to know
+    if "--resume" not in arguments:
+        arguments = [*arguments, "--resume"]
+    return "codescaler " + shlex.join(arguments)
+
 
 app = typer.Typer(name="cache", help="Inspect or empty a --cache directory.", no_args_is_help=True,
                   add_completion=False, context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from ._output import (
     progress_bar,
     warn_truncated,
 )
-from .cache import CacheDir, NoCache, Resume
+from .cache import CacheDir, NoCache, Resume, resume_command
 
 
 @handle_errors
@@ -167,17 +166,6 @@ def chunk_size(config: ScorerConfig) -> int:
     """Unique programs scored per chunk: a few batches' worth, so results stream out steadily (and an interrupt
     loses little) whatever the batch budget; 256 at the default budget."""
     return max(4, min(DEFAULT_CHUNK_REQUESTS, config.max_batch_tokens // 64))
-
-
-def resume_command() -> str:
-    """The command line that resumes this run: the same arguments plus --resume."""
-    arguments = sys.argv[1:]
-    program = Path(sys.argv[0]).name if sys.argv else ""
-    if program not in ("codescaler", "__main__.py"):
-        return "the same command with --resume"  # e.g. called from Python: we cannot know the command line
-    if "--resume" not in arguments:
-        arguments = [*arguments, "--resume"]
-    return "codescaler " + shlex.join(arguments)
 
 
 def _resume_hint(output: Path | None, complete: int, total: int) -> str:
