@@ -223,7 +223,8 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
         finally:
             if opened is not generator:
                 opened.close()
-        run.generation = opened.stats
+        # None when every sample came from the cache: no generator ran.
+        run.generation = opened.stats if opened.stats.requests else None
     run.candidates = candidates
     if on_sampled is not None:
         on_sampled(run.candidates)
@@ -238,7 +239,7 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
             yield ranked
     finally:
         if active is not None:
-            run.scoring = active.stats
+            run.scoring = active.stats if active.stats.texts else None  # None: every score came from the cache
             if active is not scorer:
                 active.close()
 

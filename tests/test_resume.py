@@ -5,6 +5,12 @@ The subprocess interrupts are in test_signals.py; here the damaged files are mad
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -98,3 +104,113 @@ def test_resume_needs_an_output_and_a_settings_file(run: dict[str, object], tmp_
     stray.write_bytes(run["reference"])  # type: ignore[arg-type]
     no_settings = runner.invoke(app, [*run["args"], "-o", str(stray), "--resume"])  # type: ignore[misc]
     assert no_settings.exit_code == 2 and "its settings file is missing" in no_settings.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# generate --problems --resume, on the tiny coder (in-process vLLM: one engine at a time, in this process or in the
+# subprocess being interrupted, never both).
+
+GENERATE_PROBLEMS = [{"id": f"g{number}", "question": f"Write add{number}(a, b) returning a + b + {number}."}
+                     for number in range(8)]
+
+
+def generate_args(problems: Path, coder_dir: Path, reward_dir: Path, *extra: str) -> list[str]:
+    return ["generate", "--problems", str(problems), "-m", str(coder_dir), "-r", str(reward_dir), "-n", "2",
+            "--max-tokens", "32", "--max-batch-tokens", "128", "--gpu-memory-utilization", "0.05", "-f", "jsonl",
+            *extra]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory, coder_dir: Path, reward_dir: Path) -> dict[str, object]:
+    """The bytes an uninterrupted --resume run writes, checked equal to a plain run's."""
+    root = tmp_path_factory.mktemp("generate")
+    problems = write_jsonl(root / "problems.jsonl", GENERATE_PROBLEMS)
+    args = generate_args(problems, coder_dir, reward_dir, "--seed", "11")
+    resumable = runner.invoke(app, [*args, "-o", str(root / "resumable.jsonl"), "--resume"])
+    assert resumable.exit_code == 0, resumable.stderr
+    plain = runner.invoke(app, [*args, "-o", str(root / "plain.jsonl")])
+    assert plain.exit_code == 0, plain.stderr
+    reference = (root / "resumable.jsonl").read_bytes()
+    assert (root / "plain.jsonl").read_bytes() == reference
+    assert len(parse_jsonl(reference.decode())) == 2 * len(GENERATE_PROBLEMS)
+    assert not (root / ".resumable.jsonl.samples.jsonl").exists()  # gone once every problem is in the output
+    return {"problems": problems, "reference": reference}
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
+def test_generate_interrupted_then_resumed_equals_an_uninterrupted_run(signum: int, generated: dict[str, object],
+                                                                      coder_dir: Path, reward_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    problems: Path = generated["problems"]  # type: ignore[assignment]
+    reference: bytes = generated["reference"]  # type: ignore[assignment]
+    output = tmp_path / "all.jsonl"
+    rng = random.Random(signum)
+    # SIGINT hits a plain run (no --resume) once its samples are saved in -o; the others hit a --resume run at a
+    # random number of finished problems (0: as soon as the samples are saved, before any is scored).
+    plain = signum == signal.SIGINT
+    args = generate_args(problems, coder_dir, reward_dir, "--seed", "11", "-o", str(output),
+                         *([] if plain else ["--resume"]))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "codescaler_cli", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True)
+    samples = tmp_path / ".all.jsonl.samples.jsonl"
+    try:
+        deadline = time.monotonic() + 600
+        lines = rng.randrange(0, 8)
+        while time.monotonic() < deadline and process.poll() is None:
+            if plain and output.exists() and output.stat().st_size > 0:
+                break
+            if not plain and samples.exists() and samples.stat().st_size > 0 and \
+                    (output.read_bytes().count(b"\n") if output.exists() else 0) >= lines:
+                break
+            time.sleep(0.05)
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    if signum != signal.SIGKILL and output.read_bytes() != reference:
+        assert process.returncode == 128 + signum, stderr
+        assert "continue with: codescaler generate" in stderr and "--resume" in stderr
+        assert "Traceback" not in stderr
+    resumed = runner.invoke(app, [*generate_args(problems, coder_dir, reward_dir, "-o", str(output), "--resume")])
+    assert resumed.exit_code == 0, resumed.stderr
+    assert output.read_bytes() == reference  # the recorded seed was reused: no --seed on the resuming command
+
+
+@pytest.mark.vllm
+def test_generate_sample_cache_reuses_samples_and_scores(generated: dict[str, object], coder_dir: Path,
+                                                         reward_dir: Path, tmp_path: Path) -> None:
+    problems: Path = generated["problems"]  # type: ignore[assignment]
+    args = generate_args(problems, coder_dir, reward_dir, "--seed", "11", "--cache", str(tmp_path / "cache"))
+    first = runner.invoke(app, [*args, "-o", str(tmp_path / "first.jsonl")])
+    assert first.exit_code == 0, first.stderr
+    assert "cache: samples 0 hits, 16 misses" in first.stderr
+    second = runner.invoke(app, [*args, "-o", str(tmp_path / "second.jsonl")])
+    assert second.exit_code == 0, second.stderr
+    assert "cache: samples 16 hits, 0 misses; scores" in second.stderr and "misses (" in second.stderr
+    assert "generating" not in second.stderr  # the generator was never started
+    assert (tmp_path / "second.jsonl").read_bytes() == generated["reference"]
+    assert second.stdout == first.stdout
+
+
+def test_generate_resume_refuses_another_seed_before_loading_anything(tmp_path: Path) -> None:
+    problems = write_jsonl(tmp_path / "problems.jsonl", GENERATE_PROBLEMS[:2])
+    output = tmp_path / "all.jsonl"
+    args = ["generate", "--problems", str(problems), "-m", "/nonexistent/generator", "-r", "/nonexistent/reward",
+            "-n", "2", "-o", str(output), "--resume"]
+    from codescaler_cli.resume import write_settings
+    from codescaler_cli.cli.generate import _run_settings  # the settings a run records
+    from codescaler_cli.generation import SamplingSettings
+    from codescaler_cli.generation.config import GeneratorConfig
+    from codescaler_cli.scoring import ScorerConfig
+
+    write_settings(output, "generate", _run_settings(
+        GeneratorConfig(model="/nonexistent/generator"), ScorerConfig(model="/nonexistent/reward"),
+        SamplingSettings(n=2), 7, None, None))
+    output.write_text("")
+    result = runner.invoke(app, [*args, "--seed", "8", "--n", "3"])
+    assert result.exit_code == 2
+    assert "--n 2 then, 3 now; --seed 7 then, 8 now" in result.stderr

@@ -244,7 +244,7 @@ def json_document(records: list[dict[str, Any]]) -> str:
 
 def write_records(path: Path, records: list[dict[str, Any]]) -> None:
     """Write a JSONL file whole: to a temporary sibling first, then moved into place (never half a file)."""
-    partial = path.with_name(f".{path.name}.partial")
+    partial = path.with_name(f".{path.name}.writing")
     try:
         with open(partial, "w", encoding="utf-8") as handle:
             for record in records:
