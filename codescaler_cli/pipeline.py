@@ -8,11 +8,13 @@ chunk is scored, so a caller can write results as they come and nothing computed
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .errors import BackendError
 from .extraction import check_code, dedup_key, extract_code
 from .generation import GenerationStats, Generator, Problem, SamplingSettings, problem_seeds, sample_candidates
 from .generation.config import GeneratorConfig, open_generator
@@ -23,6 +25,11 @@ from .selection import apply_score, assign_ranks
 
 if TYPE_CHECKING:
     from .cache import Cache
+
+# How the remote scorer words a request that failed for good (scoring/remote.py), and the HTTP statuses that are
+# the request's own fault (a 4xx other than the retried 408, 409, 425 and 429).
+REQUEST_FAILED = "scoring request failed"
+_REQUEST_FAULT = re.compile(r"HTTP 4(?!08|09|25|29)\d\d")
 
 # Unique programs handed to the scorer per call: large enough to batch well, small enough to stream results.
 DEFAULT_CHUNK_REQUESTS = 256
@@ -106,6 +113,13 @@ def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candid
     if requests and scorer is None:
         raise ValueError("valid candidates need a scorer")
     results = scorer.score(requests, progress) if requests and scorer is not None else []
+    failed = [result.error for result in results if result.error is not None]
+    if results and len(failed) == len(results) and all(_server_unavailable(error) for error in failed):
+        # Not one text of the chunk scored, every request lost to connection errors or 5xx after its retries: the
+        # servers are down, not these candidates bad. Stop here, with every finished problem written, rather than
+        # write the rest of the run as errors; `--resume` continues once the servers are back.
+        raise BackendError(f"the reward model failed on all {len(results)} texts of a batch: {failed[0]}",
+                           "check the reward servers")
     for representative, result in zip(representatives, results):
         score, error = result.score, result.error
         if score is not None and not math.isfinite(score):
@@ -125,6 +139,11 @@ def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candid
                 candidate.truncated, candidate.error = representative.truncated, representative.error
         if number >= done:
             yield assign_ranks(group)
+
+
+def _server_unavailable(error: str) -> bool:
+    """Whether a scoring error says the server could not be used (rather than that it refused this input)."""
+    return error.startswith(REQUEST_FAILED) and not _REQUEST_FAULT.search(error)
 
 
 class LazyScorer:

@@ -138,3 +138,44 @@ def test_resuming_a_complete_file_does_nothing(workload: tuple[Path, bytes], tmp
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "" and output.read_bytes() == reference
     assert f"resuming: {PROBLEMS} of {PROBLEMS} problems are complete" in result.stderr
+
+
+@pytest.mark.vllm
+def test_a_reward_server_that_dies_mid_run_stops_the_run_and_resume_finishes_it(
+        workload: tuple[Path, bytes], reward_dir: Path, tmp_path: Path) -> None:
+    """A real vLLM pooling server behind a proxy that starts dropping every connection (the server 'dies') after the
+    first chunk: the run stops with exit 1 and the finished problems written; once it is back, --resume finishes
+    the file exactly as an uninterrupted run against the server writes it."""
+    from servers import FaultProxy, vllm_server
+
+    candidates, _ = workload
+    state = {"dead": False}
+    with vllm_server(reward_dir, "--runner", "pooling", "--max-model-len", "1024", log=tmp_path / "server.log") as url:
+        proxy = FaultProxy(url.removesuffix("/v1"), lambda n, path, body: "drop" if state["dead"] else None)
+        try:
+            args = ["rank", str(candidates), "-r", str(reward_dir), "--reward-url", proxy.url, "--concurrency", "1",
+                    "--max-retries", "1", "-f", "jsonl"]
+            reference = tmp_path / "reference.jsonl"
+            uninterrupted = runner.invoke(app, [*args, "-o", str(reference)])
+            assert uninterrupted.exit_code == 0, uninterrupted.stderr
+            output = tmp_path / "ranked.jsonl"
+            # Chunks of at least 16 texts (the first: 6 problems, 18 texts, 2 requests of up to 16): the first
+            # chunk goes through, then the server is gone.
+            proxy.fault = lambda n, path, body: state.__setitem__("dead", state["dead"] or n > 2) or (
+                "drop" if state["dead"] else None)
+            proxy.count = 0
+            died = runner.invoke(app, [*args, "-o", str(output)])
+            assert died.exit_code == 1, died.stderr
+            assert "the reward model failed on all" in died.stderr and "scoring request failed" in died.stderr
+            assert "continue with:" in died.stderr and "Traceback" not in died.stderr
+            written = output.read_bytes()
+            assert 0 < len(written) < len(reference.read_bytes())
+            assert reference.read_bytes().startswith(written)
+            assert all("error" not in record for record in parse_jsonl(written.decode()))
+            state["dead"] = False
+            proxy.fault = lambda n, path, body: None
+            resumed = runner.invoke(app, [*args, "-o", str(output), "--resume"])
+            assert resumed.exit_code == 0, resumed.stderr
+            assert output.read_bytes() == reference.read_bytes()
+        finally:
+            proxy.close()

@@ -335,15 +335,23 @@ def _generate_resumed(problems: list[Problem], output: Path, run_settings: dict[
 
         advance_sampling = phases.phase("Sampling", (len(problems) - usable) * settings.n)
         advance_scoring = phases.phase("Scoring")
-        for ranked in iter_best_of_n(problems, generator_config, scorer_config, settings, seed=seed,
-                                     template=template, system=system, run=run, sampled=sampled,
-                                     done_problems=done.groups, round_problems=round_problems, on_round=save_round,
-                                     on_sampled=lambda c: phases.set_total("Scoring", run.to_score),
-                                     sampling_progress=advance_sampling, scoring_progress=advance_scoring,
-                                     cache=cache):
-            truncated_seen = warn_truncated(ranked, truncated_seen, max_length, _sample_name)
-            writer.write([c.scored_record() for c in keep_top_k(ranked, keep)], problem=str(ranked[0].record.get("id")),
-                         file_records=[c.scored_record() for c in ranked])
+        try:
+            for ranked in iter_best_of_n(problems, generator_config, scorer_config, settings, seed=seed,
+                                         template=template, system=system, run=run, sampled=sampled,
+                                         done_problems=done.groups, round_problems=round_problems,
+                                         on_round=save_round,
+                                         on_sampled=lambda c: phases.set_total("Scoring", run.to_score),
+                                         sampling_progress=advance_sampling, scoring_progress=advance_scoring,
+                                         cache=cache):
+                truncated_seen = warn_truncated(ranked, truncated_seen, max_length, _sample_name)
+                writer.write([c.scored_record() for c in keep_top_k(ranked, keep)],
+                             problem=str(ranked[0].record.get("id")),
+                             file_records=[c.scored_record() for c in ranked])
+        except CodescalerError as exc:
+            where = (f"{done.groups + writer.groups_written} of {len(problems)} problems are complete in {output}; "
+                     f"continue with: {resume_command()}")
+            exc.hint = f"{exc.hint}; {where}" if exc.hint else where
+            raise
     samples_file.unlink(missing_ok=True)  # every problem is in --output now
     finish_truncation_warnings(truncated_seen, max_length)
 

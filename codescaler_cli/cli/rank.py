@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from ..errors import UsageError
+from ..errors import CodescalerError, UsageError
 from ..pipeline import DEFAULT_CHUNK_REQUESTS, LazyScorer, extract_candidate, score_groups, unique_programs
 from ..records import Candidate, CandidateSource, FieldNames, group_hash, record_group_key
 from ..resume import Progress, check_settings, read_settings, repair_output, write_settings
@@ -126,6 +126,7 @@ def _rank(source: CandidateSource, fields: FieldNames, scorer_config: ScorerConf
     counts = {"valid": 0, "unique": 0}
     max_length = scorer_config.max_length
     truncated_seen = 0
+    writer: RecordWriter | None = None
     try:
         with RecordWriter(output_format, output, columns="rank", append=resume) as writer:
             set_interrupt_hint(lambda: _resume_hint(output, done.groups + writer.groups_written, scan.groups))
@@ -145,6 +146,11 @@ def _rank(source: CandidateSource, fields: FieldNames, scorer_config: ScorerConf
                     counts["valid"] += sum(c.valid for c in ranked)
                     counts["unique"] += len(unique_programs(ranked))
                     advance(len(ranked))
+    except CodescalerError as exc:
+        if output is not None and writer is not None:
+            where = _resume_hint(output, done.groups + writer.groups_written, scan.groups)
+            exc.hint = f"{exc.hint}; {where}" if exc.hint else where
+        raise
     finally:
         scorer.close()
         if cache is not None:
@@ -164,7 +170,10 @@ def rank_settings(config: ScorerConfig, fields: FieldNames) -> dict[str, Any]:
 
 def chunk_size(config: ScorerConfig) -> int:
     """Unique programs scored per chunk: a few batches' worth, so results stream out steadily (and an interrupt
-    loses little) whatever the batch budget; 256 at the default budget."""
+    loses little) whatever the batch budget; 256 at the default budget. On servers: one full request (16 texts)
+    per connection in flight."""
+    if config.urls:
+        return max(4, min(DEFAULT_CHUNK_REQUESTS, config.concurrency * len(config.urls) * 16))
     return max(4, min(DEFAULT_CHUNK_REQUESTS, config.max_batch_tokens // 64))
 
 
