@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 REQUEST_FAILED = "scoring request failed"
 _REQUEST_FAULT = re.compile(r"HTTP 4(?!08|09|25|29)\d\d")
 
+# Candidates held in one chunk at most, whatever they need scored: what bounds memory on a large file.
+MAX_CHUNK_CANDIDATES = 4096
+
+# Longest response or code extracted: far beyond any model answer or program (the reward model reads at most
+# --max-length tokens of it anyway), and small enough that parsing it takes seconds, not minutes.
+MAX_CANDIDATE_CHARS = 1_000_000
+
 # Unique programs handed to the scorer per call: large enough to batch well, small enough to stream results.
 DEFAULT_CHUNK_REQUESTS = 256
 
@@ -38,8 +45,17 @@ DEFAULT_CHUNK_REQUESTS = 256
 def extract_candidate(candidate: Candidate) -> Candidate:
     """Fill `code`, `valid` and the dedup key: from `code` when the record has it, else from `response`.
 
-    The question and the record's `starter_code` tell extraction which entry point the problem names.
+    The question and the record's `starter_code` tell extraction which entry point the problem names. A text over
+    MAX_CANDIDATE_CHARS is not parsed (parsing megabytes of prose takes minutes): the candidate is invalid and its
+    `error` says why.
     """
+    text = candidate.given_code if candidate.given_code is not None else candidate.response or ""
+    if len(text) > MAX_CANDIDATE_CHARS:
+        field = "code" if candidate.given_code is not None else "response"
+        candidate.code, candidate.valid, candidate.dedup_key = "", False, ""
+        candidate.error = (f"the {field} is {len(text):,} characters, over the {MAX_CANDIDATE_CHARS:,} a candidate "
+                           "may have; not extracted or scored")
+        return candidate
     if candidate.given_code is not None:
         extraction = check_code(candidate.given_code)
     else:
@@ -89,16 +105,18 @@ def score_groups(groups: Iterable[list[Candidate]], scorer: Scorer | None, *,
     last bits with the batch it ran in, so only the same chunks give exactly the scores of an uninterrupted run.
     """
     chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candidate]]] = []
-    pending = 0
+    pending = held = 0
     position = 0  # index of the chunk's first group
     for group in groups:
         unique = unique_programs(group)
         chunk.append((group, unique))
         pending += len(unique)
-        if pending >= chunk_requests:
+        held += len(group)
+        # Cut on candidates held too: groups with nothing to score (all invalid) must not pile up in memory.
+        if pending >= chunk_requests or held >= MAX_CHUNK_CANDIDATES:
             yield from _score_chunk(chunk, scorer, progress, skip_groups - position)
             position += len(chunk)
-            chunk, pending = [], 0
+            chunk, pending, held = [], 0, 0
     if chunk:
         yield from _score_chunk(chunk, scorer, progress, skip_groups - position)
 
@@ -109,7 +127,7 @@ def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candid
     if done >= len(chunk):
         return
     representatives = [c for _, unique in chunk for c in unique.values()]
-    requests = [ScoreRequest(question=c.question or "", code=c.code) for c in representatives]
+    requests = [ScoreRequest(question=encodable(c.question or ""), code=encodable(c.code)) for c in representatives]
     if requests and scorer is None:
         raise ValueError("valid candidates need a scorer")
     results = scorer.score(requests, progress) if requests and scorer is not None else []
@@ -139,6 +157,15 @@ def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candid
                 candidate.truncated, candidate.error = representative.truncated, representative.error
         if number >= done:
             yield assign_ranks(group)
+
+
+def encodable(text: str) -> str:
+    """Text a tokenizer accepts: a lone surrogate (legal in JSON, not in UTF-8) becomes U+FFFD; the record keeps it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
 
 
 def _server_unavailable(error: str) -> bool:
