@@ -8,19 +8,38 @@ chunk is scored, so a caller can write results as they come and nothing computed
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+from .errors import BackendError
 from .extraction import check_code, dedup_key, extract_code
 from .generation import GenerationStats, Generator, Problem, SamplingSettings, problem_seeds, sample_candidates
 from .generation.config import GeneratorConfig, open_generator
 from .records import Candidate, group_candidates
-from .scoring.base import ProgressCallback, Scorer, ScoreRequest, ScoringStats
+from .scoring.base import ProgressCallback, Scorer, ScoreRequest, ScoreResult, ScoringStats
 from .scoring.config import ScorerConfig, check_scorer, open_scorer
 from .selection import apply_score, assign_ranks
 
 StatsT = TypeVar("StatsT", GenerationStats, ScoringStats)
+
+if TYPE_CHECKING:
+    from .cache import Cache
+
+# How the remote scorer words a request that failed for good (scoring/remote.py), and the HTTP statuses that are
+# the request's own fault (a 4xx other than the retried 408, 409, 425 and 429).
+REQUEST_FAILED = "scoring request failed"
+_REQUEST_FAULT = re.compile(r"HTTP 4(?!08|09|25|29)\d\d")
+
+# Candidates held in one chunk at most, whatever they need scored: what bounds memory on a large file.
+MAX_CHUNK_CANDIDATES = 4096
+
+# Longest response or code extracted: far beyond any model answer or program (the reward model reads at most
+# --max-length tokens of it anyway), and small enough that parsing it takes seconds, not minutes.
+MAX_CANDIDATE_CHARS = 1_000_000
 
 # Unique programs handed to the scorer per call: large enough to batch well, small enough to stream results.
 DEFAULT_CHUNK_REQUESTS = 256
@@ -29,8 +48,17 @@ DEFAULT_CHUNK_REQUESTS = 256
 def extract_candidate(candidate: Candidate) -> Candidate:
     """Fill `code`, `valid` and the dedup key: from `code` when the record has it, else from `response`.
 
-    The question and the record's `starter_code` tell extraction which entry point the problem names.
+    The question and the record's `starter_code` tell extraction which entry point the problem names. A text over
+    MAX_CANDIDATE_CHARS is not parsed (parsing megabytes of prose takes minutes): the candidate is invalid and its
+    `error` says why.
     """
+    text = candidate.given_code if candidate.given_code is not None else candidate.response or ""
+    if len(text) > MAX_CANDIDATE_CHARS:
+        field = "code" if candidate.given_code is not None else "response"
+        candidate.code, candidate.valid, candidate.dedup_key = "", False, ""
+        candidate.error = (f"the {field} is {len(text):,} characters, over the {MAX_CANDIDATE_CHARS:,} a candidate "
+                           "may have; not extracted or scored")
+        return candidate
     if candidate.given_code is not None:
         extraction = check_code(candidate.given_code)
     else:
@@ -65,39 +93,63 @@ def count_unique(groups: Sequence[Sequence[Candidate]]) -> int:
     return sum(len(unique_programs(group)) for group in groups)
 
 
-def score_groups(groups: Sequence[list[Candidate]], scorer: Scorer | None, *, progress: ProgressCallback | None = None,
-                 chunk_requests: int = DEFAULT_CHUNK_REQUESTS) -> Iterator[list[Candidate]]:
+def score_groups(groups: Iterable[list[Candidate]], scorer: Scorer | None, *,
+                 progress: ProgressCallback | None = None, chunk_requests: int = DEFAULT_CHUNK_REQUESTS,
+                 skip_groups: int = 0) -> Iterator[list[Candidate]]:
     """Score and rank extracted groups; yield each group sorted by rank, in input order of groups.
 
     Each distinct valid program of a group is scored once and its score shared by its duplicates; invalid
     candidates are never scored (score None, reward 0.0) and rank after every valid one. `scorer` may be None
-    only when no group has a valid candidate (then no model needs loading).
+    only when no group has a valid candidate (then no model needs loading). `groups` may be a stream: one chunk
+    of groups is held at a time.
+
+    `skip_groups`: the first groups are already done (a resumed run) and are not yielded. Chunks are still cut
+    from the first group on, and a chunk holding done and new groups is scored whole: a score can differ in its
+    last bits with the batch it ran in, so only the same chunks give exactly the scores of an uninterrupted run.
     """
     chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candidate]]] = []
-    pending = 0
+    pending = held = 0
+    position = 0  # index of the chunk's first group
     for group in groups:
         unique = unique_programs(group)
         chunk.append((group, unique))
         pending += len(unique)
-        if pending >= chunk_requests:
-            yield from _score_chunk(chunk, scorer, progress)
-            chunk, pending = [], 0
+        held += len(group)
+        # Cut on candidates held too: groups with nothing to score (all invalid) must not pile up in memory.
+        if pending >= chunk_requests or held >= MAX_CHUNK_CANDIDATES:
+            yield from _score_chunk(chunk, scorer, progress, skip_groups - position)
+            position += len(chunk)
+            chunk, pending, held = [], 0, 0
     if chunk:
-        yield from _score_chunk(chunk, scorer, progress)
+        yield from _score_chunk(chunk, scorer, progress, skip_groups - position)
 
 
 def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candidate]]], scorer: Scorer | None,
-                 progress: ProgressCallback | None) -> Iterator[list[Candidate]]:
+                 progress: ProgressCallback | None, done: int = 0) -> Iterator[list[Candidate]]:
+    """Score one chunk and yield its groups ranked, except its first `done` (already written by an earlier run)."""
+    if done >= len(chunk):
+        return
     representatives = [c for _, unique in chunk for c in unique.values()]
-    requests = [ScoreRequest(question=c.question or "", code=c.code) for c in representatives]
+    requests = [ScoreRequest(question=encodable(c.question or ""), code=encodable(c.code)) for c in representatives]
     if requests and scorer is None:
         raise ValueError("valid candidates need a scorer")
     results = scorer.score(requests, progress) if requests and scorer is not None else []
+    failed = [result.error for result in results if result.error is not None]
+    if results and len(failed) == len(results) and all(_server_unavailable(error) for error in failed):
+        # Not one text of the chunk scored, every request lost to connection errors or 5xx after its retries: the
+        # servers are down, not these candidates bad. Stop here, with every finished problem written, rather than
+        # write the rest of the run as errors; `--resume` continues once the servers are back.
+        raise BackendError(f"the reward model failed on all {len(results)} texts of a batch: {failed[0]}",
+                           "check the reward servers")
     for representative, result in zip(representatives, results):
-        apply_score(representative, result.score)
+        score, error = result.score, result.error
+        if score is not None and not math.isfinite(score):
+            # A broken model (NaN weights, overflow) must not rank its nonsense first, nor crash the run.
+            score, error = None, f"the reward model returned {score} (not a finite score)"
+        apply_score(representative, score)
         representative.truncated = result.truncated
-        representative.error = result.error
-    for group, unique in chunk:
+        representative.error = error
+    for number, (group, unique) in enumerate(chunk):
         for candidate in group:
             if not candidate.valid:
                 apply_score(candidate, None)
@@ -106,7 +158,48 @@ def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candid
             if representative is not candidate:
                 apply_score(candidate, representative.score)
                 candidate.truncated, candidate.error = representative.truncated, representative.error
-        yield assign_ranks(group)
+        if number >= done:
+            yield assign_ranks(group)
+
+
+def encodable(text: str) -> str:
+    """Text a tokenizer accepts: a lone surrogate (legal in JSON, not in UTF-8) becomes U+FFFD; the record keeps it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+def _server_unavailable(error: str) -> bool:
+    """Whether a scoring error says the server could not be used (rather than that it refused this input)."""
+    return error.startswith(REQUEST_FAILED) and not _REQUEST_FAULT.search(error)
+
+
+class LazyScorer:
+    """A scorer opened on its first use: a run whose texts are all cached, or all invalid, loads no model."""
+
+    def __init__(self, config: ScorerConfig) -> None:
+        self.config = config
+        self.opened: Scorer | None = None
+        self.load_seconds = 0.0
+
+    @property
+    def stats(self) -> ScoringStats:
+        return self.opened.stats if self.opened is not None else ScoringStats()
+
+    def score(self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None) -> list[ScoreResult]:
+        if not requests:
+            return []
+        if self.opened is None:
+            started = time.perf_counter()
+            self.opened = open_scorer(self.config)
+            self.load_seconds = time.perf_counter() - started
+        return self.opened.score(requests, progress)
+
+    def close(self) -> None:
+        if self.opened is not None:
+            self.opened.close()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -135,7 +228,10 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
                    seed: int | None = None, template: str | None = None, system: str | None = None,
                    run: BestOfNRun | None = None, on_sampled: Callable[[list[Candidate]], None] | None = None,
                    sampling_progress: ProgressCallback | None = None,
-                   scoring_progress: ProgressCallback | None = None) -> Iterator[list[Candidate]]:
+                   scoring_progress: ProgressCallback | None = None, cache: Cache | None = None,
+                   sampled: Sequence[list[Candidate]] = (), done_problems: int = 0,
+                   round_problems: int | None = None,
+                   on_round: Callable[[list[Candidate]], None] | None = None) -> Iterator[list[Candidate]]:
     """Sample `settings.n` responses per problem, extract, score and rank; yield each problem's ranked candidates.
 
     Configs are opened here and closed when done; objects passed in stay open (the caller owns them). The
@@ -143,6 +239,12 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
     the samples are paid for), and an in-process generator is shut down before the reward model loads, so both
     fit one GPU in turn. `on_sampled` sees every sample (extracted, not yet scored) before scoring starts, e.g. to
     save them. `run` is filled with the seed, candidates and statistics as the run goes.
+
+    Long runs: with `cache`, samples and scores already known are reused and a backend opens only on a miss.
+    Resuming: `sampled` holds the samples of the first problems (from an earlier run; problem i's samples always
+    come from seed `seed + i * n`, so they are the ones this run would draw), `done_problems` were already
+    written and are not yielded again. `round_problems` samples that many problems per generator call, calling
+    `on_round` with each round's samples, so an interrupted sampling phase keeps its finished rounds.
     """
     run = run if run is not None else BestOfNRun()
     items = [p if isinstance(p, Problem) else Problem(id=index, question=p, record={})
@@ -152,31 +254,46 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
         return
     if isinstance(scorer, ScorerConfig):
         check_scorer(scorer)
-    opened = open_generator(generator) if isinstance(generator, GeneratorConfig) else generator
-    before = dataclasses.replace(opened.stats)
-    try:
-        run.candidates = sample_candidates(items, opened, settings, seed=run.seed, template=template, system=system,
-                                           progress=sampling_progress)
-    finally:
-        if opened is not generator:
-            opened.close()
-    run.generation = _stats_since(before, opened.stats)
-    extract_all(run.candidates)
+    candidates = [candidate for group in sampled for candidate in group]
+    todo = items[len(sampled):]
+    if todo:
+        opened = _open_generator(generator, cache)
+        before = dataclasses.replace(opened.stats)
+        try:
+            step = round_problems or len(todo)
+            for start in range(0, len(todo), step):
+                first = len(sampled) + start
+                fresh = sample_candidates(todo[start:start + step], opened, settings,
+                                          seed=run.seed + first * settings.n, template=template, system=system,
+                                          progress=sampling_progress)
+                extract_all(fresh)
+                if on_round is not None:
+                    on_round(fresh)
+                candidates.extend(fresh)
+        finally:
+            if opened is not generator:
+                opened.close()
+        # What this run did (a generator passed in may have served other runs); None when every sample came from
+        # the cache and no generator ran.
+        generation = _stats_since(before, opened.stats)
+        run.generation = generation if generation.requests else None
+    run.candidates = candidates
     if on_sampled is not None:
         on_sampled(run.candidates)
     groups = group_candidates(run.candidates)
-    run.to_score = count_unique(groups)
+    run.to_score = count_unique(groups[done_problems:])
     active: Scorer | None = None
     if run.to_score:
-        active = open_scorer(scorer) if isinstance(scorer, ScorerConfig) else scorer
+        active = _open_scorer(scorer, cache)
     scoring_before = dataclasses.replace(active.stats) if active is not None else None
     try:
-        for ranked in score_groups(groups, active, progress=scoring_progress):
+        for ranked in score_groups(groups, active, progress=scoring_progress, skip_groups=done_problems):
             run.groups.append(ranked)
             yield ranked
     finally:
         if active is not None and scoring_before is not None:
-            run.scoring = _stats_since(scoring_before, active.stats)
+            scoring = _stats_since(scoring_before, active.stats)
+            run.scoring = scoring if scoring.texts else None  # None: every score came from the cache
             if active is not scorer:
                 active.close()
 
@@ -185,6 +302,27 @@ def _stats_since(before: StatsT, after: StatsT) -> StatsT:
     """What a backend did during this run (a backend passed in may have served other runs before)."""
     return dataclasses.replace(after, **{f.name: getattr(after, f.name) - getattr(before, f.name)
                                          for f in dataclasses.fields(after)})  # type: ignore[arg-type]
+def _open_generator(generator: Generator | GeneratorConfig, cache: Cache | None) -> Generator:
+    """The generator to sample with: behind the cache (which starts the real one only on a miss) when there is one."""
+    if cache is None:
+        return open_generator(generator) if isinstance(generator, GeneratorConfig) else generator
+    from .cache import CachedGenerator, generator_identity
+
+    if isinstance(generator, GeneratorConfig):
+        config = generator
+        return CachedGenerator(lambda: open_generator(config), cache, generator_identity(config))
+    return CachedGenerator(lambda: generator, cache, [type(generator).__name__, getattr(generator, "model", None)])
+
+
+def _open_scorer(scorer: Scorer | ScorerConfig, cache: Cache | None) -> Scorer:
+    if cache is None:
+        return open_scorer(scorer) if isinstance(scorer, ScorerConfig) else scorer
+    from .cache import CachedScorer, scorer_identity
+
+    if isinstance(scorer, ScorerConfig):
+        return CachedScorer(LazyScorer(scorer), cache, scorer_identity(scorer.model, scorer.revision, scorer.dtype,
+                                                                       scorer.max_length, bool(scorer.urls)))
+    return CachedScorer(scorer, cache, [type(scorer).__name__, getattr(scorer, "model_name", None)])
 
 
 def best_of_n(problems: Sequence[Problem | str], generator: Generator | GeneratorConfig,

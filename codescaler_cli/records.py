@@ -2,15 +2,22 @@
 
 Input is read and validated completely before any model loads, so a bad line fails in well under a second and
 names its file and line. Output records are the input records, unchanged, plus the fields the tool adds.
+
+Large inputs stream: `CandidateSource` reads a file (or spooled stdin) twice, a validating pass that keeps only
+each problem's size (`scan`), then a pass that yields one problem's candidates at a time (`groups`), so memory
+holds one chunk of problems rather than the file — when each problem's records are contiguous, as `generate`
+writes them. Scattered problems are read whole and grouped in memory.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -189,6 +196,113 @@ def candidate_from_record(record: dict[str, Any], source: str, line: int, index:
     group_key: tuple[str, Any] = ("id", group_id) if group_id is not None else ("question", question)
     return Candidate(record=record, source=source, line=line, index=index, question=question, response=response,
                      given_code=given_code, group_key=group_key)
+
+
+@dataclass
+class InputScan:
+    """What the validating pass learned: the number of records, and each problem's size and key, in first-seen order.
+
+    `group_hashes` identify problems (a hash of the group key, for this process only) so an output file's problems
+    can be matched against the input's without holding the questions in memory.
+    """
+
+    records: int = 0
+    group_sizes: list[int] = field(default_factory=list)
+    group_hashes: list[int] = field(default_factory=list)
+    contiguous: bool = True
+
+    @property
+    def groups(self) -> int:
+        return len(self.group_sizes)
+
+
+def group_hash(group_key: tuple[str, Any]) -> int:
+    """A problem's identity for matching records of one run (Python's hash: stable within a process only)."""
+    return hash(group_key)
+
+
+def record_group_key(record: dict[str, Any], fields: FieldNames) -> tuple[str, Any]:
+    """The group key of an input or output record: its id when it has one, else its question."""
+    group_id = record.get(fields.id)
+    if group_id is not None:
+        return ("id", group_id)
+    question = record.get(fields.question)
+    return ("question", question if isinstance(question, str) else None)
+
+
+class CandidateSource:
+    """A candidates file, or standard input spooled to a temporary file, that can be read more than once."""
+
+    def __init__(self, path: str | Path | None, fields: FieldNames = FieldNames(), *, require_question: bool,
+                 stdin: IO[bytes] | None = None) -> None:
+        self.fields = fields
+        self.require_question = require_question
+        self._spool: IO[bytes] | None = None
+        self.path = None if path is None or str(path) == "-" else path
+        if self.path is None:
+            # stdin can be read once; a temporary file on disk (not memory) lets it be read twice.
+            self._spool = tempfile.TemporaryFile()
+            shutil.copyfileobj(stdin if stdin is not None else sys.stdin.buffer, self._spool, 1 << 20)
+        self.scan_result: InputScan | None = None
+
+    def _lines(self) -> Iterator[tuple[str, int, str]]:
+        if self._spool is None:
+            yield from iter_lines(self.path)
+            return
+        self._spool.seek(0)
+        yield from _decode_lines(STDIN_NAME, self._spool)
+
+    def _candidates(self) -> Iterator[Candidate]:
+        index = 0
+        for source, line, text in self._lines():
+            if not text.strip():
+                continue
+            record = parse_record(source, line, text)
+            yield candidate_from_record(record, source, line, index, self.fields,
+                                        require_question=self.require_question)
+            index += 1
+
+    def scan(self) -> InputScan:
+        """Validate every record (raising InputError at the first bad one) and learn the problems' sizes."""
+        scan = InputScan()
+        position: dict[int, int] = {}
+        current: int | None = None
+        for candidate in self._candidates():
+            scan.records += 1
+            key = group_hash(candidate.group_key)
+            if key == current:
+                scan.group_sizes[-1] += 1
+                continue
+            if key in position:
+                scan.contiguous = False
+                scan.group_sizes[position[key]] += 1
+            else:
+                position[key] = len(scan.group_sizes)
+                scan.group_sizes.append(1)
+                scan.group_hashes.append(key)
+            current = key
+        self.scan_result = scan
+        return scan
+
+    def groups(self) -> Iterator[list[Candidate]]:
+        """Each problem's candidates in first-seen order: streamed when contiguous, else grouped in memory."""
+        scan = self.scan_result if self.scan_result is not None else self.scan()
+        if not scan.contiguous:
+            yield from group_candidates(list(self._candidates()))
+            return
+        group: list[Candidate] = []
+        for candidate in self._candidates():
+            if group and candidate.group_key != group[0].group_key:
+                yield group
+                group = []
+            group.append(candidate)
+        if group:
+            yield group
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
 
 
 def group_candidates(candidates: Iterable[Candidate]) -> list[list[Candidate]]:

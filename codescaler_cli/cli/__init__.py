@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import inspect
 import os
+import signal
 import sys
 from typing import Annotated, Optional
 
 import typer
 
 from .. import __version__
-from ._errors import debug_enabled, report, set_debug
+from ._errors import Interrupted, debug_enabled, report, set_debug
+from .cache import app as cache_app
 from .env import env
 from .eval import evaluate
 from .extract import extract
@@ -61,6 +63,7 @@ def _help(command: object) -> str:
 for _name, _command in (("extract", extract), ("rank", rank), ("generate", generate), ("eval", evaluate),
                          ("serve", serve), ("env", env)):
     app.command(_name, help=_help(_command))(_command)
+app.add_typer(cache_app, name="cache")
 
 
 def main() -> None:
@@ -71,6 +74,11 @@ def main() -> None:
         os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     try:
         app()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # outside a command (e.g. while parsing options): no hint to give
         report("interrupted")
-        sys.exit(130)
+        sys.exit(exc.exit_code if isinstance(exc, Interrupted) else 130)
+    finally:
+        # The command is over and its output complete: a signal arriving during interpreter teardown must not
+        # turn a finished run into a crash (SIGKILL still ends a teardown that hangs).
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)

@@ -17,6 +17,7 @@ import typer
 
 from ..errors import UsageError
 from ..records import Candidate, dumps
+from ._errors import uninterrupted
 from ._options import OutputFormat
 
 _CODE_PREVIEW = 60
@@ -68,13 +69,36 @@ def finish_truncation_warnings(seen: int, max_length: int) -> None:
 
 def exit_on_item_errors(candidates: list[Candidate], describe: Callable[[Candidate], str], what: str) -> None:
     """After everything was written: name the first failed items, count them all, and exit 1."""
-    failed = [c for c in candidates if c.error is not None]
-    if not failed:
-        return
-    for candidate in failed[:MAX_ITEM_WARNINGS]:
-        warn(f"{describe(candidate)}: {candidate.error}")
-    info(f"error: {len(failed)} of {len(candidates)} {what} (their records carry an 'error'); the rest were written")
-    raise typer.Exit(1)
+    errors = ItemErrors(describe)
+    errors.add(candidates)
+    errors.exit_if_any(what)
+
+
+class ItemErrors:
+    """Per-item failures counted as a streamed run goes: the first few kept to name, the rest only counted."""
+
+    def __init__(self, describe: Callable[[Candidate], str]) -> None:
+        self.describe = describe
+        self.first: list[str] = []
+        self.failed = 0
+        self.seen = 0
+
+    def add(self, candidates: list[Candidate]) -> None:
+        self.seen += len(candidates)
+        for candidate in candidates:
+            if candidate.error is not None:
+                self.failed += 1
+                if len(self.first) < MAX_ITEM_WARNINGS:
+                    self.first.append(f"{self.describe(candidate)}: {candidate.error}")
+
+    def exit_if_any(self, what: str) -> None:
+        """After everything was written: name the first failed items, count them all, and exit 1."""
+        if not self.failed:
+            return
+        for line in self.first:
+            warn(line)
+        info(f"error: {self.failed} of {self.seen} {what} (their records carry an 'error'); the rest were written")
+        raise typer.Exit(1)
 
 
 def info(message: str) -> None:
@@ -88,21 +112,25 @@ class RecordWriter:
     JSON document or a table is printed only when the command succeeds: a failure never leaves half a document
     (or a misleading empty one) on stdout. With `staged=True` the `--output` file is written next to its target
     and moved into place on success, so a file already there (e.g. the samples `generate` saved) survives a
-    failure.
+    failure. With `append=True` records are added to the end of `--output` (resuming a run).
+
+    One group's records are written as a whole: SIGINT or SIGTERM during a write takes effect after it, so both
+    streams always end with complete lines (and, in a file, complete problems).
     """
 
     def __init__(self, fmt: OutputFormat, output_file: Path | None, *, columns: str, stdout: bool = True,
-                 staged: bool = False) -> None:
+                 staged: bool = False, append: bool = False) -> None:
         self.format = resolve_format(fmt)
         self.stdout = stdout
         self.columns = columns
+        self.groups_written = 0
         self._collected: list[dict[str, Any]] = []
         self._file: IO[str] | None = None
         self._target = output_file
         self._path = output_file.with_name(f".{output_file.name}.partial") if output_file and staged else output_file
         if self._path is not None:
             try:
-                self._file = open(self._path, "w", encoding="utf-8")
+                self._file = open(self._path, "a" if append else "w", encoding="utf-8")
             except OSError as exc:
                 raise UsageError(f"cannot write --output {output_file}: {exc.strerror or exc}",
                                  "check that the directory exists and is writable") from None
@@ -119,20 +147,24 @@ class RecordWriter:
 
         `file_records`, when given, go to --output instead of `records` (e.g. all candidates, not just the top-k).
         """
-        if self._file is not None:
-            for record in records if file_records is None else file_records:
-                self._file.write(dumps(record) + "\n")
-            if flush:
-                self._file.flush()
-        if not self.stdout:
+        # Serialised before the protected section, so a signal waits only for the writes themselves.
+        file_text = "".join(dumps(r) + "\n" for r in (records if file_records is None else file_records)) \
+            if self._file is not None else ""
+        stdout_text = "".join(dumps(r) + "\n" for r in records) \
+            if self.stdout and self.format is OutputFormat.jsonl else ""
+        with uninterrupted():
+            if self._file is not None:
+                self._file.write(file_text)
+                if flush:
+                    self._file.flush()
+            self.groups_written += 1
+            if stdout_text:
+                sys.stdout.write(stdout_text)
+                if flush:
+                    sys.stdout.flush()
+        if not self.stdout or self.format is OutputFormat.jsonl:
             return
-        if self.format is OutputFormat.jsonl:
-            out = sys.stdout
-            for record in records:
-                out.write(dumps(record) + "\n")
-            if flush:
-                out.flush()
-        elif self.format is OutputFormat.json:
+        if self.format is OutputFormat.json:
             self._collected.extend(records)
         else:
             for position, record in enumerate(records):

@@ -1,0 +1,125 @@
+"""`--cache DIR`: a second rank of the same candidates loads no model and writes the same bytes; `cache info|clear`.
+
+"No model loaded" is checked where it shows: in a fresh process, torch and transformers are never imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import parse_jsonl, write_jsonl
+from typer.testing import CliRunner
+
+from codescaler_cli.cache import Cache, CachedScorer, cache_file, model_fingerprint
+from codescaler_cli.cli import app
+from codescaler_cli.scoring import ScoreRequest
+
+runner = CliRunner()
+
+
+def candidates(path: Path) -> Path:
+    return write_jsonl(path, [{"id": p, "question": f"Problem {p}: double x.", "code": f"def f(x):\n    return 2 * x + {v}"}
+                              for p in range(5) for v in range(3)]
+                       + [{"id": 9, "question": "Problem 9", "response": "no code here"}])
+
+
+def test_second_rank_hits_the_cache_loads_no_model_and_writes_the_same(reward_dir: Path, tmp_path: Path) -> None:
+    path = candidates(tmp_path / "candidates.jsonl")
+    cache_dir = tmp_path / "cache"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "codescaler_cli", "rank", str(path), "-r", str(reward_dir), "--cache",
+               str(cache_dir), "-f", "jsonl"]
+    started = time.perf_counter()
+    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    first_seconds = time.perf_counter() - started
+    assert first.returncode == 0, first.stderr
+    assert "cache: 0 hits, 15 misses (the reward model was loaded)" in first.stderr
+    # The second run, as a probe that reports which heavy modules it imported.
+    probe = ("import runpy, sys\n"
+             "sys.argv = ['codescaler', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('codescaler_cli', run_name='__main__')\n"
+             "finally:\n    print('heavy modules:', ','.join(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules), "
+             "file=sys.stderr)\n")
+    started = time.perf_counter()
+    second = subprocess.run([sys.executable, "-c", probe, *command[3:]], capture_output=True, text=True, env=env,
+                            timeout=600)
+    second_seconds = time.perf_counter() - started
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    assert "cache: 15 hits, 0 misses (no model was loaded)" in second.stderr
+    assert second.stderr.splitlines()[-1] == "heavy modules: "  # none of torch, transformers, vllm imported
+    assert second_seconds * 2 < first_seconds, (first_seconds, second_seconds)
+
+
+def test_cached_scores_depend_on_model_max_length_and_exact_text(reward_dir: Path, tmp_path: Path) -> None:
+    path = candidates(tmp_path / "candidates.jsonl")
+    cache_dir = tmp_path / "cache"
+    base = ["rank", str(path), "-r", str(reward_dir), "--cache", str(cache_dir), "-f", "jsonl", "-q"]
+    plain = runner.invoke(app, base)
+    assert plain.exit_code == 0, plain.stderr
+    shorter = runner.invoke(app, [*base, "--max-length", "24"])
+    assert shorter.exit_code == 0, shorter.stderr
+    # Another --max-length is another score: the cut ones are recomputed (and flagged), not served stale.
+    assert all(r["truncated"] for r in parse_jsonl(shorter.stdout) if r["valid"])
+    cache = Cache(cache_dir)
+    try:
+        assert cache.info()["scores"] == 30
+        # A comment changes the tokens the model reads, so it is another key (and another score).
+        keyed = CachedScorer(None, cache, ["identity"])  # type: ignore[arg-type]
+        assert keyed.key(ScoreRequest("q", "x = 1")) != keyed.key(ScoreRequest("q", "x = 1  # one"))
+    finally:
+        cache.close()
+    assert model_fingerprint(str(reward_dir)).startswith("dir:")
+
+
+def test_cache_info_and_clear(reward_dir: Path, tmp_path: Path) -> None:
+    path = candidates(tmp_path / "candidates.jsonl")
+    cache_dir = tmp_path / "cache"
+    ranked = runner.invoke(app, ["rank", str(path), "-r", str(reward_dir), "-f", "jsonl", "-q"],
+                           env={"CODESCALER_CACHE": str(cache_dir)})
+    assert ranked.exit_code == 0, ranked.stderr
+    info = runner.invoke(app, ["cache", "info", str(cache_dir), "--json"])
+    assert info.exit_code == 0, info.stderr
+    assert json.loads(info.stdout)["scores"] == 15
+    human = runner.invoke(app, ["cache", "info"], env={"CODESCALER_CACHE": str(cache_dir)})
+    assert "15 scores, 0 samples" in human.stdout
+    cleared = runner.invoke(app, ["cache", "clear", str(cache_dir)])
+    assert cleared.exit_code == 0 and "cleared 15 scores and 0 samples" in cleared.stderr
+    assert json.loads(runner.invoke(app, ["cache", "info", str(cache_dir), "--json"]).stdout)["scores"] == 0
+    missing = runner.invoke(app, ["cache", "info", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "holds no codescaler cache" in missing.stderr
+    no_cache = runner.invoke(app, ["rank", str(path), "-r", str(reward_dir), "-f", "jsonl", "--no-cache"],
+                             env={"CODESCALER_CACHE": str(cache_dir)})
+    assert no_cache.exit_code == 0 and "cache:" not in no_cache.stderr
+
+
+def test_concurrent_writers_share_one_cache(tmp_path: Path) -> None:
+    """Several processes' worth of connections writing at once: WAL and the busy timeout serialise them."""
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            cache = Cache(tmp_path)
+            for batch in range(20):
+                cache.put_scores([(f"{worker}-{batch}-{i}".encode(), float(i), False) for i in range(50)])
+            cache.close()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(worker,)) for worker in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with sqlite3.connect(cache_file(tmp_path)) as db:
+        assert db.execute("SELECT count(*) FROM scores").fetchone()[0] == 4 * 20 * 50
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
