@@ -69,7 +69,7 @@ def check_settings(output: Path, command: str, settings: dict[str, Any],
         return
     if recorded.get("command") != command:
         raise UsageError(f"cannot resume {output}: it was written by `codescaler {recorded.get('command')}`, "
-                         f"not `codescaler {command}`", f"use another --output, or run without --resume to replace it")
+                         f"not `codescaler {command}`", "use another --output, or run without --resume to replace it")
     before = recorded["settings"]
     differences = [f"{name} {_show(before.get(name))} then, {_show(settings.get(name))} now"
                    for name in sorted(set(before) | set(settings)) if before.get(name) != settings.get(name)]

@@ -18,7 +18,7 @@ def stdin_is_terminal() -> bool:
 def read_input(path: str | None, fields: FieldNames, *, require_question: bool, command: str) -> list[Candidate]:
     """Read and validate all candidates: FILE, '-' for stdin, or stdin when no FILE is given and it is piped."""
     if path is None and stdin_is_terminal():
-        raise UsageError(f"no input: give a JSONL FILE or pipe records on standard input",
+        raise UsageError("no input: give a JSONL FILE or pipe records on standard input",
                          f"e.g. codescaler {command} candidates.jsonl, or cat candidates.jsonl | codescaler {command}")
     stdin = getattr(sys.stdin, "buffer", None)
     return read_candidates(path, fields, require_question=require_question, stdin=stdin)

@@ -27,7 +27,6 @@ from ..generation.config import GeneratorConfig
 from ..pipeline import BestOfNRun, count_unique, iter_best_of_n
 from ..records import Candidate, group_candidates, group_hash
 from ..resume import (
-    Progress,
     check_settings,
     read_sample_groups,
     read_settings,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 
 DEFAULT_GENERATOR_MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct"
