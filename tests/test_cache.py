@@ -14,7 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from conftest import parse_jsonl, write_jsonl
 from typer.testing import CliRunner
 

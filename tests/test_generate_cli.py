@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from conftest import parse_jsonl, write_jsonl
+from conftest import parse_jsonl
 from typer.testing import CliRunner
 
-from codescaler_cli.generation import read_problems
 from codescaler_cli.cli import app
-from codescaler_cli.errors import InputError
 
 pytestmark = pytest.mark.vllm
 runner = CliRunner()

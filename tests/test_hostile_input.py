@@ -11,7 +11,6 @@ import math
 import tracemalloc
 from pathlib import Path
 
-import pytest
 from conftest import parse_jsonl, write_jsonl
 from typer.testing import CliRunner
 
