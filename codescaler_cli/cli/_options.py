@@ -17,6 +17,7 @@ from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
+from ..generation.base import DEFAULT_GENERATOR_MODEL
 from ..scoring.base import DEFAULT_MAX_LENGTH, DEFAULT_REWARD_MODEL
 from ..scoring.config import ScorerConfig
 
@@ -280,3 +281,84 @@ def warn_ignored_scorer_options(ctx: typer.Context, config: ScorerConfig, *, pre
     else:
         for field in ("tensor_parallel_size", "gpu_memory_utilization"):
             check(field, "with the transformers scorer (they apply to --scorer vllm)")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The generator's options (generate, and eval when it generates its candidates).
+
+GeneratorModel = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", envvar="CODESCALER_MODEL", show_default=False, rich_help_panel=GENERATOR,
+                 help=f"Generator: hub id or local directory for in-process vLLM (default {DEFAULT_GENERATOR_MODEL}); "
+                 "with --base-url, the served model's name (default: the one the server serves)."),
+]
+Samples = Annotated[int, typer.Option("--n", "-n", min=1, help="Samples per problem.", rich_help_panel=GENERATOR)]
+Temperature = Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature.",
+                                            rich_help_panel=GENERATOR)]
+TopP = Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling.", rich_help_panel=GENERATOR)]
+MaxTokens = Annotated[int, typer.Option("--max-tokens", min=1, help="Longest response, in tokens.",
+                                        rich_help_panel=GENERATOR)]
+Seed = Annotated[
+    Optional[int],
+    typer.Option("--seed", min=0, help="Same seed, same candidates. Default: a random seed, recorded in the output.",
+                 show_default=False, rich_help_panel=GENERATOR),
+]
+SystemMessage = Annotated[Optional[str], typer.Option("--system", help="A system message for the generator.",
+                                                      show_default=False, rich_help_panel=GENERATOR)]
+PromptTemplate = Annotated[
+    Optional[Path],
+    typer.Option("--prompt-template", help="Replace the default LiveCodeBench-style prompt: a text file with "
+                 "{question} (and optionally {starter_code}).", show_default=False, dir_okay=False,
+                 rich_help_panel=GENERATOR),
+]
+ModelRevision = Annotated[Optional[str], typer.Option("--model-revision", help="Generator revision on the hub.",
+                                                      show_default=False, rich_help_panel=GENERATOR)]
+MaxModelLen = Annotated[
+    Optional[int],
+    typer.Option("--max-model-len", min=16, help="Context length of the in-process generator engine.",
+                 show_default=False, rich_help_panel=GENERATOR),
+]
+BaseUrl = Annotated[
+    Optional[list[str]],
+    typer.Option("--base-url", help="Sample from an OpenAI-compatible server (http://host:8000 or "
+                 "http://host:8000/v1) instead of in-process vLLM; repeat to spread requests over replicas.",
+                 show_default=False, rich_help_panel=SERVERS),
+]
+EndpointOption = Annotated[
+    Endpoint,
+    typer.Option("--endpoint", help="Generator server endpoint: chat (the server applies the chat template) or "
+                 "completions (codescaler renders the prompt with the served model's tokenizer).",
+                 case_sensitive=False, rich_help_panel=SERVERS),
+]
+TokenizerOption = Annotated[
+    Optional[str],
+    typer.Option("--tokenizer", help="Tokenizer that renders --endpoint completions prompts (default: the served "
+                 "model's).", show_default=False, rich_help_panel=SERVERS),
+]
+GeneratorApiKey = Annotated[
+    Optional[str],
+    typer.Option("--api-key", envvar="OPENAI_API_KEY", help="Bearer token for the generator servers.",
+                 show_default=False, rich_help_panel=SERVERS),
+]
+GeneratorConcurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Requests in flight per generator "
+                                                   "server.", rich_help_panel=SERVERS)]
+GeneratorTimeout = Annotated[
+    float, typer.Option("--timeout", min=1.0, help="Seconds before one generator request is given up (then "
+                        "retried).", rich_help_panel=SERVERS),
+]
+GeneratorMaxRetries = Annotated[
+    int, typer.Option("--max-retries", min=0, help="Retries of a generator request on connection errors, 429 and "
+                      "5xx.", rich_help_panel=SERVERS),
+]
+
+# Generator options by parameter name and flag: only the servers (--base-url) read the first group, only the
+# in-process engine the second; sampling options matter whenever anything is generated.
+GENERATOR_SERVER_ONLY = (("endpoint", "--endpoint"), ("tokenizer", "--tokenizer"), ("api_key", "--api-key"),
+                         ("concurrency", "--concurrency"), ("timeout", "--timeout"), ("max_retries", "--max-retries"))
+GENERATOR_ENGINE_ONLY = (("max_model_len", "--max-model-len"), ("dtype", "--dtype"),
+                         ("tensor_parallel_size", "--tensor-parallel-size"),
+                         ("gpu_memory_utilization", "--gpu-memory-utilization"),
+                         ("generator_revision", "--model-revision"))
+GENERATOR_SAMPLING = (("n", "--n"), ("temperature", "--temperature"), ("top_p", "--top-p"),
+                      ("max_tokens", "--max-tokens"), ("seed", "--seed"), ("system", "--system"),
+                      ("prompt_template", "--prompt-template"))

@@ -28,16 +28,34 @@ from ..scoring import ScorerConfig, open_scorer
 from ._errors import handle_errors
 from ._input import stdin_is_terminal
 from ._options import (
-    GENERATOR,
+    GENERATOR_ENGINE_ONLY,
+    GENERATOR_SAMPLING,
+    GENERATOR_SERVER_ONLY,
     INPUT,
     OUTPUT,
-    SERVERS,
+    BaseUrl,
     DType,
     DTypeOption,
     Endpoint,
+    EndpointOption,
+    GeneratorApiKey,
+    GeneratorConcurrency,
+    GeneratorMaxRetries,
+    GeneratorModel,
+    GeneratorTimeout,
     GpuMemory,
+    MaxModelLen,
+    MaxTokens,
+    ModelRevision,
+    PromptTemplate,
     Quiet,
+    Samples,
+    Seed,
+    SystemMessage,
+    Temperature,
     TensorParallel,
+    TokenizerOption,
+    TopP,
     on_command_line,
     scorer_options,
     warn_ignored,
@@ -45,14 +63,6 @@ from ._options import (
 from ._output import info, progress_bar, stdout_is_terminal, warn, write_records
 
 SANDBOX = "Sandbox"
-# Generator options, by parameter name and flag: used only when eval generates the candidates itself.
-_GENERATOR_ONLY = (("n", "--n"), ("temperature", "--temperature"), ("top_p", "--top-p"),
-                   ("max_tokens", "--max-tokens"), ("seed", "--seed"), ("system", "--system"),
-                   ("prompt_template", "--prompt-template"), ("generator_revision", "--model-revision"),
-                   ("dtype", "--dtype"), ("tensor_parallel_size", "--tensor-parallel-size"),
-                   ("gpu_memory_utilization", "--gpu-memory-utilization"), ("max_model_len", "--max-model-len"),
-                   ("endpoint", "--endpoint"), ("tokenizer", "--tokenizer"), ("api_key", "--api-key"),
-                   ("concurrency", "--concurrency"), ("timeout", "--timeout"), ("max_retries", "--max-retries"))
 
 
 @handle_errors
@@ -83,55 +93,26 @@ def evaluate(
         case_sensitive=False, rich_help_panel=SANDBOX)] = "auto",
     require_isolation: Annotated[bool, typer.Option(
         "--require-isolation", help="Refuse to run programs without bubblewrap.", rich_help_panel=SANDBOX)] = False,
-    model: Annotated[Optional[str], typer.Option(
-        "--model", "-m", show_default=False, rich_help_panel=GENERATOR,
-        help="Generate the candidates first (no CANDIDATES file): hub id or local directory for in-process vLLM; "
-        "with --base-url, the served model's name.")] = None,
-    n: Annotated[int, typer.Option("--n", "-n", min=1, help="Samples per problem (with -m).",
-                                   rich_help_panel=GENERATOR)] = 16,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature.",
-                                               rich_help_panel=GENERATOR)] = 0.6,
-    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling.",
-                                         rich_help_panel=GENERATOR)] = 0.95,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Longest response, in tokens.",
-                                            rich_help_panel=GENERATOR)] = 4096,
-    seed: Annotated[Optional[int], typer.Option(
-        "--seed", min=0, help="Same seed, same candidates. Default: a random seed, recorded in the records.",
-        show_default=False, rich_help_panel=GENERATOR)] = None,
-    system: Annotated[Optional[str], typer.Option("--system", help="A system message for the generator.",
-                                                  show_default=False, rich_help_panel=GENERATOR)] = None,
-    prompt_template: Annotated[Optional[Path], typer.Option(
-        "--prompt-template", help="Replace the default LiveCodeBench-style prompt: a text file with {question} "
-        "(and optionally {starter_code}).", show_default=False, dir_okay=False, rich_help_panel=GENERATOR)] = None,
-    generator_revision: Annotated[Optional[str], typer.Option(
-        "--model-revision", help="Generator revision on the hub.", show_default=False,
-        rich_help_panel=GENERATOR)] = None,
+    model: GeneratorModel = None,
+    n: Samples = 16,
+    temperature: Temperature = 0.6,
+    top_p: TopP = 0.95,
+    max_tokens: MaxTokens = 4096,
+    seed: Seed = None,
+    system: SystemMessage = None,
+    prompt_template: PromptTemplate = None,
+    generator_revision: ModelRevision = None,
     dtype: DTypeOption = DType.auto,
     tensor_parallel_size: TensorParallel = 1,
     gpu_memory_utilization: GpuMemory = None,
-    max_model_len: Annotated[Optional[int], typer.Option(
-        "--max-model-len", min=16, help="Context length of the in-process generator engine.",
-        show_default=False, rich_help_panel=GENERATOR)] = None,
-    base_url: Annotated[Optional[list[str]], typer.Option(
-        "--base-url", help="Generate on an OpenAI-compatible server instead of in-process vLLM (repeatable).",
-        show_default=False, rich_help_panel=SERVERS)] = None,
-    endpoint: Annotated[Endpoint, typer.Option(
-        "--endpoint", help="Generator server endpoint: chat or completions.", case_sensitive=False,
-        rich_help_panel=SERVERS)] = Endpoint.chat,
-    tokenizer: Annotated[Optional[str], typer.Option(
-        "--tokenizer", help="Tokenizer that renders --endpoint completions prompts.", show_default=False,
-        rich_help_panel=SERVERS)] = None,
-    api_key: Annotated[Optional[str], typer.Option(
-        "--api-key", envvar="OPENAI_API_KEY", help="Bearer token for the generator servers.", show_default=False,
-        rich_help_panel=SERVERS)] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Requests in flight per generator server.",
-                                             rich_help_panel=SERVERS)] = 4,
-    timeout: Annotated[float, typer.Option(
-        "--timeout", min=1.0, help="Seconds before one generator request is given up (then retried).",
-        rich_help_panel=SERVERS)] = 600.0,
-    max_retries: Annotated[int, typer.Option(
-        "--max-retries", min=0, help="Retries of a generator request on connection errors, 429 and 5xx.",
-        rich_help_panel=SERVERS)] = 4,
+    max_model_len: MaxModelLen = None,
+    base_url: BaseUrl = None,
+    endpoint: EndpointOption = Endpoint.chat,
+    tokenizer: TokenizerOption = None,
+    api_key: GeneratorApiKey = None,
+    concurrency: GeneratorConcurrency = 4,
+    timeout: GeneratorTimeout = 600.0,
+    max_retries: GeneratorMaxRetries = 4,
     scorer_config: ScorerConfig = ScorerConfig(),
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Write every candidate's record (the input, its code, score and rank, and its test "
@@ -177,7 +158,7 @@ def evaluate(
     if generating and candidates_file is not None:
         raise UsageError("give either a CANDIDATES file or -m/--base-url to generate them, not both")
     if not generating:
-        for parameter, flag in _GENERATOR_ONLY:
+        for parameter, flag in GENERATOR_SAMPLING + GENERATOR_ENGINE_ONLY + GENERATOR_SERVER_ONLY:
             warn_ignored(ctx, parameter, flag, "without -m or --base-url (nothing is generated)")
         if candidates_file is None:
             if stdin_is_terminal():

@@ -39,19 +39,36 @@ from ..selection import top_k as keep_top_k
 from ._errors import handle_errors, set_interrupt_hint
 from ._input import stdin_is_terminal
 from ._options import (
-    GENERATOR,
+    GENERATOR_ENGINE_ONLY,
+    GENERATOR_SERVER_ONLY,
     INPUT,
     OUTPUT,
-    SERVERS,
+    BaseUrl,
     DType,
     DTypeOption,
     Endpoint,
+    EndpointOption,
     GenerateFormat,
+    GeneratorApiKey,
+    GeneratorConcurrency,
+    GeneratorMaxRetries,
+    GeneratorModel,
+    GeneratorTimeout,
     GpuMemory,
+    MaxModelLen,
+    MaxTokens,
+    ModelRevision,
     OutputFile,
     OutputFormat,
+    PromptTemplate,
     Quiet,
+    Samples,
+    Seed,
+    SystemMessage,
+    Temperature,
     TensorParallel,
+    TokenizerOption,
+    TopP,
     scorer_options,
     warn_ignored,
     warn_ignored_scorer_options,
@@ -72,12 +89,6 @@ from .cache import CacheDir, NoCache, Resume, resume_command
 # sampling phase loses at most one round.
 ROUND_SAMPLES = 1024
 
-# Options that only the generator servers (--base-url) read, and only the in-process engine reads.
-_SERVER_ONLY = (("endpoint", "--endpoint"), ("tokenizer", "--tokenizer"), ("api_key", "--api-key"),
-                ("concurrency", "--concurrency"), ("timeout", "--timeout"), ("max_retries", "--max-retries"))
-_ENGINE_ONLY = (("max_model_len", "--max-model-len"), ("dtype", "--dtype"),
-                ("tensor_parallel_size", "--tensor-parallel-size"),
-                ("gpu_memory_utilization", "--gpu-memory-utilization"), ("generator_revision", "--model-revision"))
 
 
 @handle_errors
@@ -89,56 +100,26 @@ def generate(
     problems_file: Annotated[Optional[str], typer.Option(
         "--problems", "-p", help="JSONL of problems ({\"id\", \"question\", \"starter_code\"?}); '-' for stdin.",
         show_default=False, rich_help_panel=INPUT)] = None,
-    system: Annotated[Optional[str], typer.Option("--system", help="A system message for the generator.",
-                                                  show_default=False, rich_help_panel=INPUT)] = None,
-    prompt_template: Annotated[Optional[Path], typer.Option(
-        "--prompt-template", help="Replace the default LiveCodeBench-style prompt: a text file with {question} "
-        "(and optionally {starter_code}).", show_default=False, dir_okay=False, rich_help_panel=INPUT)] = None,
-    model: Annotated[Optional[str], typer.Option(
-        "--model", "-m", envvar="CODESCALER_MODEL", show_default=False, rich_help_panel=GENERATOR,
-        help=f"Generator: hub id or local directory for in-process vLLM (default {DEFAULT_GENERATOR_MODEL}); with "
-        "--base-url, the served model's name (default: the one the server serves).")] = None,
-    n: Annotated[int, typer.Option("--n", "-n", min=1, help="Samples per problem.", rich_help_panel=GENERATOR)] = 16,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature.",
-                                               rich_help_panel=GENERATOR)] = 0.6,
-    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling.",
-                                         rich_help_panel=GENERATOR)] = 0.95,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Longest response, in tokens.",
-                                            rich_help_panel=GENERATOR)] = 4096,
-    seed: Annotated[Optional[int], typer.Option(
-        "--seed", min=0, help="Same seed, same candidates. Default: a random seed, recorded in the output.",
-        show_default=False, rich_help_panel=GENERATOR)] = None,
-    generator_revision: Annotated[Optional[str], typer.Option(
-        "--model-revision", help="Generator revision on the hub.", show_default=False,
-        rich_help_panel=GENERATOR)] = None,
+    system: SystemMessage = None,
+    prompt_template: PromptTemplate = None,
+    model: GeneratorModel = None,
+    n: Samples = 16,
+    temperature: Temperature = 0.6,
+    top_p: TopP = 0.95,
+    max_tokens: MaxTokens = 4096,
+    seed: Seed = None,
+    generator_revision: ModelRevision = None,
     dtype: DTypeOption = DType.auto,
     tensor_parallel_size: TensorParallel = 1,
     gpu_memory_utilization: GpuMemory = None,
-    max_model_len: Annotated[Optional[int], typer.Option(
-        "--max-model-len", min=16, help="Context length of the in-process generator engine.",
-        show_default=False, rich_help_panel=GENERATOR)] = None,
-    base_url: Annotated[Optional[list[str]], typer.Option(
-        "--base-url", help="Sample from an OpenAI-compatible server (http://host:8000 or http://host:8000/v1) "
-        "instead of in-process vLLM; repeat to spread requests over replicas.", show_default=False,
-        rich_help_panel=SERVERS)] = None,
-    endpoint: Annotated[Endpoint, typer.Option(
-        "--endpoint", help="Generator server endpoint: chat (the server applies the chat template) or completions "
-        "(codescaler renders the prompt with the served model's tokenizer).", case_sensitive=False,
-        rich_help_panel=SERVERS)] = Endpoint.chat,
-    tokenizer: Annotated[Optional[str], typer.Option(
-        "--tokenizer", help="Tokenizer that renders --endpoint completions prompts (default: the served model's).",
-        show_default=False, rich_help_panel=SERVERS)] = None,
-    api_key: Annotated[Optional[str], typer.Option(
-        "--api-key", envvar="OPENAI_API_KEY", help="Bearer token for the generator servers.", show_default=False,
-        rich_help_panel=SERVERS)] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Requests in flight per generator server.",
-                                             rich_help_panel=SERVERS)] = 4,
-    timeout: Annotated[float, typer.Option(
-        "--timeout", min=1.0, help="Seconds before one generator request is given up (then retried).",
-        rich_help_panel=SERVERS)] = 600.0,
-    max_retries: Annotated[int, typer.Option(
-        "--max-retries", min=0, help="Retries of a generator request on connection errors, 429 and 5xx.",
-        rich_help_panel=SERVERS)] = 4,
+    max_model_len: MaxModelLen = None,
+    base_url: BaseUrl = None,
+    endpoint: EndpointOption = Endpoint.chat,
+    tokenizer: TokenizerOption = None,
+    api_key: GeneratorApiKey = None,
+    concurrency: GeneratorConcurrency = 4,
+    timeout: GeneratorTimeout = 600.0,
+    max_retries: GeneratorMaxRetries = 4,
     scorer_config: ScorerConfig = ScorerConfig(),
     top_k: Annotated[Optional[int], typer.Option(
         "--top-k", "-k", min=1, help="Records per problem on stdout (jsonl/json/table). Default: all for one "
@@ -397,7 +378,7 @@ def _run_settings(generator: GeneratorConfig, scorer: ScorerConfig, settings: Sa
 def _warn_ignored_options(ctx: typer.Context, fmt: GenerateFormat, servers: bool, scorer_config: ScorerConfig) -> None:
     if fmt is GenerateFormat.code:
         warn_ignored(ctx, "top_k", "--top-k", "with --format code (it prints the best program only)")
-    for parameter, flag in _ENGINE_ONLY if servers else _SERVER_ONLY:
+    for parameter, flag in GENERATOR_ENGINE_ONLY if servers else GENERATOR_SERVER_ONLY:
         why = ("with --base-url (the server runs the generator)" if servers
                else "without --base-url (it applies to generator servers)")
         warn_ignored(ctx, parameter, flag, why)
