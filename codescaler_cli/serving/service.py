@@ -36,6 +36,10 @@ class ServeSettings:
     retry_after: int = 1
     end_tokens: tuple[str, ...] = ()
     vocab_size: int | None = None
+    # The generator behind the OpenAI endpoints (`--generator-url`/`-m`), listed first by /v1/models so clients
+    # that take the first model get it. The reward endpoints accept its name too: `rank --reward-url` sends the
+    # first listed model, and this server has one reward model whatever the name says.
+    generator: Any = None
 
 
 class RequestError(Exception):
@@ -102,7 +106,10 @@ class RewardService:
         return await asyncio.wrap_future(future)
 
     def check_model(self, model: str | None) -> None:
-        if model is not None and model not in (self.settings.served_name, self.settings.model):
+        generator = self.settings.generator
+        names = (self.settings.served_name, self.settings.model,
+                 *((generator.name, generator.root) if generator is not None else ()))
+        if model is not None and model not in names:
             raise RequestError(f"the model '{model}' does not exist; this server serves '{self.settings.served_name}'",
                                param="model", status=404, type="not_found_error")
 
@@ -200,9 +207,13 @@ class RewardService:
             usage={"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0})
 
     def models(self) -> protocol.ModelList:
-        return protocol.ModelList(data=[protocol.ModelCard(id=self.settings.served_name, created=self.created,
-                                                           root=self.settings.model,
-                                                           max_model_len=self.settings.max_length)])
+        cards = [protocol.ModelCard(id=self.settings.served_name, created=self.created, root=self.settings.model,
+                                    max_model_len=self.settings.max_length)]
+        generator = self.settings.generator
+        if generator is not None:
+            cards.insert(0, protocol.ModelCard(id=generator.name, created=self.created, root=generator.root,
+                                               max_model_len=generator.max_model_len))
+        return protocol.ModelList(data=cards)
 
 
 def _finite(value: float | None) -> float | None:

@@ -1,0 +1,171 @@
+"""The generator side of `serve --generator-url/-m`: sample one request's best-of-N candidates with its own settings.
+
+`generation.OpenAIGenerator` samples problems with one `SamplingSettings` for a whole run and wraps each problem in
+codescaler's prompt; an OpenAI request brings its own prompt, `stop` and `seed`. So the servers are opened with
+`OpenAIGenerator` (replicas, retries, model checks) and each request is sent through its `EndpointPool` here.
+
+Every candidate is its own generator request (`n=1`, seed + j): the samples are the ones `n=best_of` with the
+same seed gives (vLLM's sample j uses seed + j), the replicas share a request's samples, and a failed request
+costs one candidate, not all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..generation.base import Sample
+from ..generation.openai_server import parse_choices
+from ..http_client import RequestFailed
+
+
+@dataclass(frozen=True)
+class SamplingRequest:
+    """One OpenAI request's generation: chat `messages` or a completions `prompt`, as the client wrote them."""
+
+    n: int
+    seed: int
+    messages: list[dict[str, Any]] | None = None
+    prompt: str | None = None
+    # Sampling fields passed to the generator as given (temperature, top_p, max_tokens, stop, penalties).
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Sampled:
+    """The candidates of one request in sample order; a failed one has `text` None, `error` and `status`."""
+
+    samples: list[Sample]
+    statuses: list[int | None]
+    prompt_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        return sum(sample.error is not None for sample in self.samples)
+
+
+@dataclass(frozen=True)
+class GeneratorCard:
+    """What GET /v1/models says about the generator."""
+
+    name: str
+    root: str
+    max_model_len: int | None = None
+
+
+class CandidateSampler(Protocol):
+    """A generator backend for the OpenAI endpoints."""
+
+    card: GeneratorCard
+
+    async def sample(self, request: SamplingRequest) -> Sampled:
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+class RemoteSampler:
+    """Samples from OpenAI-compatible servers (vLLM's), with `generate --base-url`'s replicas, retries and seeds."""
+
+    def __init__(self, urls: list[str], model: str | None = None, *, api_key: str | None = None,
+                 concurrency: int = 8, timeout: float = 600.0, max_retries: int = 4) -> None:
+        from ..generation.openai_server import OpenAIGenerator
+
+        self.generator = OpenAIGenerator(urls, model, endpoint="chat", api_key=api_key, concurrency=concurrency,
+                                         timeout=timeout, max_retries=max_retries)
+        self.pool = self.generator.pool
+        answer = self.pool.get(self.pool.base_urls[0], "/models")
+        entry = next((m for m in (answer.get("data") or []) if isinstance(m, dict)
+                      and m.get("id") == self.generator.model), {}) if isinstance(answer, dict) else {}
+        length = entry.get("max_model_len")
+        self.card = GeneratorCard(name=self.generator.model, root=str(entry.get("root") or self.generator.model),
+                                  max_model_len=int(length) if isinstance(length, int) else None)
+        # Blocking HTTP calls run here, not on the event loop; as many as the pool lets through at once.
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.pool.concurrency * len(self.pool.base_urls), thread_name_prefix="codescaler-sample")
+
+    def _one(self, request: SamplingRequest, index: int) -> tuple[Sample, int | None, int]:
+        chat = request.messages is not None
+        payload: dict[str, Any] = {"model": self.card.name, "n": 1, "seed": request.seed + index,
+                                   **request.options}
+        if chat:
+            payload["messages"] = request.messages
+        else:
+            payload["prompt"] = request.prompt
+        try:
+            answer = self.pool.post("/chat/completions" if chat else "/completions", payload)
+            sample = parse_choices(answer, 1, chat=chat)[0]
+        except RequestFailed as exc:
+            return Sample(text=None, error=f"generator request failed: {exc}"), exc.status, 0
+        except Exception as exc:  # a broken answer fails this candidate, never the request
+            return Sample(text=None, error=f"generator request failed: {type(exc).__name__}: {exc}"), None, 0
+        prompt_tokens = int((answer.get("usage") or {}).get("prompt_tokens") or 0)
+        return sample, None, prompt_tokens
+
+    async def sample(self, request: SamplingRequest) -> Sampled:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        outcomes = await asyncio.gather(*(loop.run_in_executor(self._executor, self._one, request, index)
+                                          for index in range(request.n)))
+        return Sampled(samples=[o[0] for o in outcomes], statuses=[o[1] for o in outcomes],
+                       prompt_tokens=max((o[2] for o in outcomes), default=0),
+                       seconds=time.perf_counter() - started)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.generator.close()
+
+
+class EngineSampler:
+    """Samples with an in-process vLLM engine (`serve -m MODEL`).
+
+    The engine is not safe to drive from several threads, so requests run one at a time on one thread, each as a
+    single `n=best_of` call with the request's seed (sample j uses seed + j, as with servers).
+    """
+
+    def __init__(self, model: str, *, revision: str | None = None, dtype: str = "auto",
+                 max_model_len: int | None = None, gpu_memory_utilization: float | None = None,
+                 tensor_parallel_size: int = 1) -> None:
+        from ..generation.vllm_engine import VllmGenerator
+
+        self.engine = VllmGenerator(model, revision=revision, dtype=dtype, max_model_len=max_model_len,
+                                    gpu_memory_utilization=gpu_memory_utilization,
+                                    tensor_parallel_size=tensor_parallel_size)
+        self.card = GeneratorCard(name=model, root=model, max_model_len=self.engine.max_model_len)
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="codescaler-engine")
+        self._lock = threading.Lock()
+
+    def _run(self, request: SamplingRequest) -> Sampled:
+        started = time.perf_counter()
+        engine = self.engine
+        if request.messages is not None:
+            ids = engine.prompt_ids(request.messages)
+        else:
+            ids = list(engine.tokenizer(request.prompt or "")["input_ids"])
+        room = engine.max_model_len - len(ids)
+        if room < 1:
+            error = f"prompt is {len(ids)} tokens; the generator's max_model_len is {engine.max_model_len}"
+            return Sampled(samples=[Sample(text=None, error=error) for _ in range(request.n)],
+                           statuses=[400] * request.n, seconds=time.perf_counter() - started)
+        options = dict(request.options)
+        max_tokens = min(int(options.pop("max_tokens", room)), room)
+        params = engine._vllm.SamplingParams(n=request.n, seed=request.seed, max_tokens=max_tokens, **options)
+        with self._lock:
+            output = engine.llm.generate([{"prompt_token_ids": ids}], params, use_tqdm=False)[0]
+        samples = [Sample(text=o.text, finish_reason=o.finish_reason, tokens=len(o.token_ids))
+                   for o in sorted(output.outputs, key=lambda o: o.index)]
+        return Sampled(samples=samples, statuses=[None] * len(samples), prompt_tokens=len(ids),
+                       seconds=time.perf_counter() - started)
+
+    async def sample(self, request: SamplingRequest) -> Sampled:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, request)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.engine.close()
