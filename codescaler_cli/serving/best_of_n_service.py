@@ -19,6 +19,7 @@ from typing import Any, Union
 from ..records import Candidate
 from . import openai_protocol as op
 from .batcher import groups_job
+from .inputs import question_from_prompt
 from .metrics import Metrics
 from .sampler import CandidateSampler, Sampled, SamplingRequest
 from .service import RequestError, RewardService
@@ -205,7 +206,10 @@ class BestOfNService:
         best_of = self._check(request)
         sampling = SamplingRequest(n=best_of, seed=self._seed(request, best_of), prompt=request.prompt,
                                    options=self._options(request))
-        outcome = await self._best_of_n(request, question=request.prompt, sampling=sampling,
+        # A prompt rendered with a chat template (ChatML, Llama 3) is read like /get_reward reads one: its last user
+        # turn is the problem; a plain prompt is the problem as it is.
+        question = question_from_prompt(request.prompt, self.rewards.settings.prompt_format)
+        outcome = await self._best_of_n(request, question=question, sampling=sampling,
                                         endpoint="/v1/completions")
         answer_id, created, model = f"cmpl-{uuid.uuid4().hex}", int(time.time()), self.sampler.card.name
         samples = outcome.sampled.samples
