@@ -19,7 +19,7 @@ import httpx
 import openai
 import pytest
 from conftest import parse_jsonl, write_jsonl
-from serve_helpers import serving
+from serve_helpers import serving, start_serve, stop_serve
 from servers import FaultProxy, vllm_server
 from typer.testing import CliRunner
 
@@ -328,3 +328,38 @@ def test_concurrent_requests_each_get_their_own_winner(server: str, model: str) 
         assert together[seed].choices[0].message.content == alone[seed].choices[0].message.content
         assert [c["score"] for c in together[seed].codescaler["candidates"]] == pytest.approx(  # type: ignore[attr-defined]
             [c["score"] for c in alone[seed].codescaler["candidates"]], abs=1e-4)  # type: ignore[attr-defined]
+
+
+# -- -m MODEL: the generator in serve's own process ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def in_process(coder_dir: Path, reward_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    log = tmp_path_factory.mktemp("serve") / "serve-in-process.log"
+    served = start_serve(reward_dir, "-m", str(coder_dir), "--max-model-len", "512", "--n", "3", log=log,
+                         startup_timeout=300)  # a vLLM engine loads before the port is bound
+    try:
+        yield served.url
+    finally:
+        stop_serve(served)
+
+
+def test_in_process_generator_answers_like_a_generator_server(in_process: str, coder_dir: Path, reward_dir: Path,
+                                                              tmp_path: Path) -> None:
+    api = client(in_process)
+    assert [m.id for m in api.models.list().data][0] == str(coder_dir)
+    answer = api.chat.completions.create(model=str(coder_dir), messages=MESSAGES, max_tokens=MAX_TOKENS, seed=5,
+                                         extra_body={"return_candidates": True})
+    info = answer.codescaler  # type: ignore[attr-defined]
+    assert info["best_of"] == 3 and info["sampled"] == 3 and info["failed"] == 0  # --n 3 is the default
+    ranked = rank_cli(reward_dir, tmp_path, QUESTION, [c["text"] for c in info["candidates"]])
+    assert_matches_rank(info, ranked, [0, 1, 2])
+    assert answer.choices[0].message.content == ranked[0]["response"]
+    assert answer.usage.completion_tokens == sum(c["completion_tokens"] for c in info["candidates"]) > 0
+    again = api.chat.completions.create(model=str(coder_dir), messages=MESSAGES, max_tokens=MAX_TOKENS, seed=5,
+                                        extra_body={"return_candidates": True})
+    assert [c["text"] for c in again.codescaler["candidates"]] == [c["text"] for c in info["candidates"]]  # type: ignore[attr-defined]
+    completion = api.completions.create(model=str(coder_dir), prompt=CHATML_PROMPT, max_tokens=MAX_TOKENS, seed=5)
+    assert completion.codescaler["question"] is None and completion.codescaler["sampled"] == 3  # type: ignore[attr-defined]
+    streamed = list(api.completions.create(model=str(coder_dir), prompt=CHATML_PROMPT, max_tokens=MAX_TOKENS,
+                                           seed=5, stream=True))
+    assert "".join(c.choices[0].text for c in streamed if c.choices) == completion.choices[0].text
