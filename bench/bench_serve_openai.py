@@ -9,10 +9,11 @@ interleaved so machine noise hits them alike:
 - direct 8 x n=1: eight concurrent `n=1` requests with seeds s+j, which is how serve samples (a failed request then
   costs one candidate);
 - serve best_of=8: the OpenAI request to `codescaler serve --generator-url`, which samples, extracts, scores with
-  the reward model and answers with the winner.
+  the reward model and answers with the winner; once with the default `--samples-per-request 1` (eight generator
+  requests, as "direct 8 x n=1") and once with `--samples-per-request 8` (one request, as "direct n=8").
 
 Printed: median and p90 latency of each, serve's own split (generation vs scoring, from the `codescaler` object), and
-the overhead ratio serve / direct n=8. By default both servers are started here on 127.0.0.1 with the tiny models:
+the overhead ratios serve / direct. By default both servers are started here on 127.0.0.1 with the tiny models:
 
     python bench/bench_serve_openai.py --repeats 20
     python bench/bench_serve_openai.py --generator-url http://127.0.0.1:8000/v1 -r LARK-Lab/CodeScaler-4B
@@ -70,13 +71,14 @@ def start_generator(model: str, max_model_len: int, log: Path) -> tuple[subproce
     return process, f"http://127.0.0.1:{port}/v1"
 
 
-def start_serve(reward_model: str, generator_url: str, threads: int, log: Path) -> tuple[subprocess.Popen, str]:
+def start_serve(reward_model: str, generator_url: str, threads: int, log: Path,
+                extra: list[str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     process = subprocess.Popen([sys.executable, "-m", "codescaler_cli", "serve", "-r", reward_model, "--host",
-                                "127.0.0.1", "--port", str(port), "--generator-url", generator_url],
+                                "127.0.0.1", "--port", str(port), "--generator-url", generator_url, *extra],
                                stdin=subprocess.DEVNULL, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
     wait_healthy(process, f"http://127.0.0.1:{port}", "codescaler serve", 300)
     return process, f"http://127.0.0.1:{port}/v1"
@@ -113,7 +115,7 @@ def main() -> None:
 
     logs = Path(os.environ.get("TMPDIR", "/tmp"))
     generator_process = None
-    serve_process = None
+    serve_processes: list[subprocess.Popen] = []
     try:
         generator_url = args.generator_url
         if generator_url is None:
@@ -121,8 +123,12 @@ def main() -> None:
             generator_process, generator_url = start_generator(args.generator_model, 512,
                                                                logs / "bench-openai-generator.log")
         print("starting codescaler serve ...", file=sys.stderr, flush=True)
-        serve_process, serve_url = start_serve(args.reward_model, generator_url, args.threads,
-                                               logs / "bench-openai-serve.log")
+        serve_urls = []
+        for split in (1, args.best_of):
+            process, url = start_serve(args.reward_model, generator_url, args.threads,
+                                       logs / f"bench-openai-serve-{split}.log", ["--samples-per-request", str(split)])
+            serve_processes.append(process)
+            serve_urls.append(url)
         model = httpx.get(generator_url + "/models", timeout=10).json()["data"][0]["id"]
         messages = [{"role": "user", "content": QUESTION}]
         common = {"model": model, "messages": messages, "max_tokens": args.max_tokens, "temperature": 0.6,
@@ -143,30 +149,35 @@ def main() -> None:
 
             return list(pool.map(one, range(args.best_of)))
 
-        def served(seed: int) -> dict[str, Any]:
-            answer = client.post(serve_url + "/chat/completions", json={**common, "seed": seed,
-                                                                        "best_of": args.best_of})
-            answer.raise_for_status()
-            return answer.json()
+        def served(url: str) -> Any:
+            def run(seed: int) -> dict[str, Any]:
+                answer = client.post(url + "/chat/completions", json={**common, "seed": seed, "best_of": args.best_of})
+                answer.raise_for_status()
+                return answer.json()
 
-        runs: dict[str, Any] = {"direct n=8": direct, "direct 8 x n=1": direct_split, "serve best_of=8": served}
+            return run
+
+        runs: dict[str, Any] = {"direct n=8": direct, "direct 8 x n=1": direct_split,
+                                "serve, 8 x n=1": served(serve_urls[0]), "serve, n=8": served(serve_urls[1])}
         for function in runs.values():  # warm-up: compile paths, fill caches, open connections
             function(10_000)
         times: dict[str, list[float]] = {name: [] for name in runs}
-        generation, scoring = [], []
+        generation: dict[str, list[float]] = {name: [] for name in runs if name.startswith("serve")}
+        scoring: dict[str, list[float]] = {name: [] for name in generation}
         for repeat in range(args.repeats):
             seed = repeat * 1000
             for name, function in runs.items():
                 started = time.perf_counter()
                 result = function(seed)
                 times[name].append(time.perf_counter() - started)
-                if name.startswith("serve"):
-                    generation.append(result["codescaler"]["generation_seconds"])
-                    scoring.append(result["codescaler"]["scoring_seconds"])
+                if name in generation:
+                    generation[name].append(result["codescaler"]["generation_seconds"])
+                    scoring[name].append(result["codescaler"]["scoring_seconds"])
         pool.shutdown()
         client.close()
     finally:
-        stop(serve_process)
+        for process in serve_processes:
+            stop(process)
         stop(generator_process)
 
     print(f"\nbest-of-{args.best_of}, max_tokens {args.max_tokens}, {args.repeats} requests each, generator {model}, "
@@ -176,13 +187,17 @@ def main() -> None:
     print("-" * len(header))
     for name, values in times.items():
         print(f"{name:20} {statistics.median(values) * 1000:10.0f} {percentile(values, 0.9) * 1000:8.0f}")
-    print(f"\nserve's split (median): generation {statistics.median(generation) * 1000:.0f} ms, extraction + scoring "
-          f"{statistics.median(scoring) * 1000:.0f} ms")
+    print()
+    for name in generation:
+        print(f"{name}: generation {statistics.median(generation[name]) * 1000:.0f} ms, extraction + scoring "
+              f"{statistics.median(scoring[name]) * 1000:.0f} ms (medians, as serve reports them)")
     base = statistics.median(times["direct n=8"])
     split = statistics.median(times["direct 8 x n=1"])
-    through = statistics.median(times["serve best_of=8"])
-    print(f"overhead ratio serve / direct n=8: {through / base:.2f}x "
-          f"(serve / direct 8 x n=1: {through / split:.2f}x)")
+    for name, direct_name, direct_median in (("serve, n=8", "direct n=8", base),
+                                             ("serve, 8 x n=1", "direct 8 x n=1", split)):
+        print(f"overhead ratio {name} / {direct_name}: {statistics.median(times[name]) / direct_median:.2f}x")
+    print(f"overhead ratio serve (default, 8 x n=1) / direct n=8: "
+          f"{statistics.median(times['serve, 8 x n=1']) / base:.2f}x")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,9 @@ def generator_url(coder_dir: Path, tmp_path_factory: pytest.TempPathFactory):  #
 @pytest.fixture(scope="module")
 def server(generator_url: str, reward_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with serving(reward_dir, "--generator-url", generator_url, "--n", "4", "--max-best-of", "16", log=log) as served:
+    # Two candidates per generator request (the faulty server below keeps the default, one): both splits are tested.
+    with serving(reward_dir, "--generator-url", generator_url, "--n", "4", "--max-best-of", "16",
+                 "--samples-per-request", "2", log=log) as served:
         yield served.url
 
 
@@ -200,6 +202,7 @@ def test_candidate_j_is_the_generator_sample_with_seed_plus_j(server: str, model
                                                     extra_body={"best_of": 3, "return_candidates": True})
     info = answer.codescaler  # type: ignore[attr-defined]
     seed = info["seed"]  # drawn by the server and reported, so the answer can be reproduced
+    # Sent as n=2 (seed) and n=1 (seed + 2), they are the samples of one n=3 request.
     direct = openai.OpenAI(base_url=generator_url, api_key="unused").chat.completions.create(
         model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, temperature=0.6, top_p=0.95, n=3, seed=seed)
     assert [c["text"] for c in info["candidates"]] == [choice.message.content for choice in direct.choices]

@@ -96,6 +96,11 @@ def serve(
     generator_max_retries: Annotated[int, typer.Option("--generator-max-retries", rich_help_panel=GENERATOR, min=0,
                                                        help="Retries of a generator request on connection errors, "
                                                        "429 and 5xx.")] = 4,
+    samples_per_request: Annotated[int, typer.Option("--samples-per-request", rich_help_panel=GENERATOR, min=1,
+                                                     help="Candidates per generator request (n). 1: a failed "
+                                                     "request loses one candidate and replicas share the work; "
+                                                     "--n: one request per best-of-N, less overhead on one "
+                                                     "server. The samples are the same either way.")] = 1,
     generator_max_model_len: Annotated[Optional[int], typer.Option("--max-model-len", rich_help_panel=GENERATOR, min=16,
                                                                    help="-m without --generator-url: the engine's "
                                                                    "context length.", show_default=False)] = None,
@@ -132,5 +137,6 @@ def serve(
         generator_urls=list(generator_urls or []), generator_model=generator_model,
         generator_api_key=generator_api_key, generator_concurrency=generator_concurrency,
         generator_timeout=generator_timeout, generator_max_retries=generator_max_retries,
+        samples_per_request=samples_per_request,
         generator_max_model_len=generator_max_model_len, best_of=best_of, max_best_of=max_best_of,
         max_best_of_requests=max_best_of_requests))

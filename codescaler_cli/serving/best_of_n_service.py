@@ -18,7 +18,6 @@ from typing import Any, Union
 
 from ..records import Candidate
 from . import openai_protocol as op
-from .batcher import groups_job
 from .inputs import question_from_prompt
 from .metrics import Metrics
 from .sampler import CandidateSampler, Sampled, SamplingRequest
@@ -142,7 +141,7 @@ class BestOfNService:
                                 response=sample.text, given_code=None, group_key=("request", 0))
                       for index, sample in enumerate(sampled.samples) if sample.error is None]
         started = time.perf_counter()
-        ranked = (await self.rewards._run(groups_job([candidates], self.rewards.settings.extraction)))[0]
+        ranked = await self.rewards.rank_group(candidates)
         scoring_seconds = time.perf_counter() - started
         by_index = {candidate.index: candidate for candidate in ranked}
         infos = []

@@ -4,9 +4,11 @@
 codescaler's prompt; an OpenAI request brings its own prompt, `stop` and `seed`. So the servers are opened with
 `OpenAIGenerator` (replicas, retries, model checks) and each request is sent through its `EndpointPool` here.
 
-Every candidate is its own generator request (`n=1`, seed + j): the samples are the ones `n=best_of` with the
-same seed gives (vLLM's sample j uses seed + j), the replicas share a request's samples, and a failed request
-costs one candidate, not all of them.
+A request's candidates are split into generator requests of at most `samples_per_request` (the one starting at
+candidate j0 gets seed + j0): the samples are the ones `n=best_of` with the same seed gives (vLLM's sample j uses
+seed + j) however they are split, so the split trades only latency against failure isolation. One candidate per
+request (the default) lets replicas share a request's samples and makes a failed request cost one candidate; one
+request of `best_of` saves the per-request overhead on a single server.
 """
 
 from __future__ import annotations
@@ -74,12 +76,14 @@ class RemoteSampler:
     """Samples from OpenAI-compatible servers (vLLM's), with `generate --base-url`'s replicas, retries and seeds."""
 
     def __init__(self, urls: list[str], model: str | None = None, *, api_key: str | None = None,
-                 concurrency: int = 8, timeout: float = 600.0, max_retries: int = 4) -> None:
+                 concurrency: int = 8, timeout: float = 600.0, max_retries: int = 4,
+                 samples_per_request: int = 1) -> None:
         from ..generation.openai_server import OpenAIGenerator
 
         self.generator = OpenAIGenerator(urls, model, endpoint="chat", api_key=api_key, concurrency=concurrency,
                                          timeout=timeout, max_retries=max_retries)
         self.pool = self.generator.pool
+        self.samples_per_request = max(1, samples_per_request)
         answer = self.pool.get(self.pool.base_urls[0], "/models")
         entry = next((m for m in (answer.get("data") or []) if isinstance(m, dict)
                       and m.get("id") == self.generator.model), {}) if isinstance(answer, dict) else {}
@@ -90,9 +94,10 @@ class RemoteSampler:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.pool.concurrency * len(self.pool.base_urls), thread_name_prefix="codescaler-sample")
 
-    def _one(self, request: SamplingRequest, index: int) -> tuple[Sample, int | None, int]:
+    def _chunk(self, request: SamplingRequest, first: int, size: int) -> tuple[list[Sample], int | None, int]:
+        """Candidates first..first+size-1 in one generator request; on failure, `size` failed candidates."""
         chat = request.messages is not None
-        payload: dict[str, Any] = {"model": self.card.name, "n": 1, "seed": request.seed + index,
+        payload: dict[str, Any] = {"model": self.card.name, "n": size, "seed": request.seed + first,
                                    **request.options}
         if chat:
             payload["messages"] = request.messages
@@ -100,21 +105,28 @@ class RemoteSampler:
             payload["prompt"] = request.prompt
         try:
             answer = self.pool.post("/chat/completions" if chat else "/completions", payload)
-            sample = parse_choices(answer, 1, chat=chat)[0]
+            samples = parse_choices(answer, size, chat=chat)
         except RequestFailed as exc:
-            return Sample(text=None, error=f"generator request failed: {exc}"), exc.status, 0
-        except Exception as exc:  # a broken answer fails this candidate, never the request
-            return Sample(text=None, error=f"generator request failed: {type(exc).__name__}: {exc}"), None, 0
+            return [Sample(text=None, error=f"generator request failed: {exc}") for _ in range(size)], exc.status, 0
+        except Exception as exc:  # a broken answer fails these candidates, never the whole request
+            error = f"generator request failed: {type(exc).__name__}: {exc}"
+            return [Sample(text=None, error=error) for _ in range(size)], None, 0
         prompt_tokens = int((answer.get("usage") or {}).get("prompt_tokens") or 0)
-        return sample, None, prompt_tokens
+        return samples, None, prompt_tokens
 
     async def sample(self, request: SamplingRequest) -> Sampled:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        outcomes = await asyncio.gather(*(loop.run_in_executor(self._executor, self._one, request, index)
-                                          for index in range(request.n)))
-        return Sampled(samples=[o[0] for o in outcomes], statuses=[o[1] for o in outcomes],
-                       prompt_tokens=max((o[2] for o in outcomes), default=0),
+        size = self.samples_per_request
+        chunks = [(first, min(size, request.n - first)) for first in range(0, request.n, size)]
+        outcomes = await asyncio.gather(*(loop.run_in_executor(self._executor, self._chunk, request, first, n)
+                                          for first, n in chunks))
+        samples: list[Sample] = []
+        statuses: list[int | None] = []
+        for (_, n), (chunk_samples, status, _) in zip(chunks, outcomes):
+            samples.extend(chunk_samples)
+            statuses.extend([status] * n)
+        return Sampled(samples=samples, statuses=statuses, prompt_tokens=max((o[2] for o in outcomes), default=0),
                        seconds=time.perf_counter() - started)
 
     def close(self) -> None:

@@ -48,6 +48,7 @@ class ServeConfig:
     generator_concurrency: int = 8
     generator_timeout: float = 600.0
     generator_max_retries: int = 4
+    samples_per_request: int = 1
     generator_max_model_len: int | None = None
     best_of: int = 8
     max_best_of: int = 64
@@ -109,7 +110,8 @@ def open_sampler(config: ServeConfig) -> Any:
     if config.generator_urls:
         return RemoteSampler(config.generator_urls, config.generator_model, api_key=config.generator_api_key,
                              concurrency=config.generator_concurrency, timeout=config.generator_timeout,
-                             max_retries=config.generator_max_retries)
+                             max_retries=config.generator_max_retries,
+                             samples_per_request=config.samples_per_request)
     assert config.generator_model is not None
     return EngineSampler(config.generator_model, max_model_len=config.generator_max_model_len)
 

@@ -113,6 +113,13 @@ class RewardService:
             raise RequestError(f"the model '{model}' does not exist; this server serves '{self.settings.served_name}'",
                                param="model", status=404, type="not_found_error")
 
+    async def rank_group(self, candidates: list[Candidate], extraction: str | None = None) -> list[Candidate]:
+        """Extract, dedup, score and rank one problem's candidates through the shared queue; rank order."""
+        if not candidates:
+            return []
+        ranked = await self._run(groups_job([candidates], extraction or self.settings.extraction))
+        return ranked[0]
+
     async def score_pairs(self, pairs: Sequence[tuple[str, str]], extraction: str | None) -> list[Candidate]:
         """Extract, dedup and score (question, response) pairs; candidates in request order."""
         groups = pair_candidates(pairs)
