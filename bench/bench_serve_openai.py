@@ -13,7 +13,10 @@ interleaved so machine noise hits them alike:
   requests, as "direct 8 x n=1") and once with `--samples-per-request 8` (one request, as "direct n=8").
 
 Printed: median and p90 latency of each, serve's own split (generation vs scoring, from the `codescaler` object), and
-the overhead ratios serve / direct. By default both servers are started here on 127.0.0.1 with the tiny models:
+the overhead ratios serve / direct. On a shared machine one request's latency can swing several-fold from one
+moment to the next, so the ratio of medians is noisy; the overhead measured inside each serve request (its wall time
+minus its own generation time: HTTP in and out, extraction, queueing and scoring) is not, and the last line adds
+that to the direct median. By default both servers are started here on 127.0.0.1 with the tiny models:
 
     python bench/bench_serve_openai.py --repeats 20
     python bench/bench_serve_openai.py --generator-url http://127.0.0.1:8000/v1 -r LARK-Lab/CodeScaler-4B
@@ -164,6 +167,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in runs}
         generation: dict[str, list[float]] = {name: [] for name in runs if name.startswith("serve")}
         scoring: dict[str, list[float]] = {name: [] for name in generation}
+        overhead: dict[str, list[float]] = {name: [] for name in generation}
         for repeat in range(args.repeats):
             seed = repeat * 1000
             for name, function in runs.items():
@@ -173,6 +177,7 @@ def main() -> None:
                 if name in generation:
                     generation[name].append(result["codescaler"]["generation_seconds"])
                     scoring[name].append(result["codescaler"]["scoring_seconds"])
+                    overhead[name].append(times[name][-1] - result["codescaler"]["generation_seconds"])
         pool.shutdown()
         client.close()
     finally:
@@ -190,7 +195,9 @@ def main() -> None:
     print()
     for name in generation:
         print(f"{name}: generation {statistics.median(generation[name]) * 1000:.0f} ms, extraction + scoring "
-              f"{statistics.median(scoring[name]) * 1000:.0f} ms (medians, as serve reports them)")
+              f"{statistics.median(scoring[name]) * 1000:.0f} ms (medians, as serve reports them); wall minus "
+              f"generation {statistics.median(overhead[name]) * 1000:.0f} ms median, "
+              f"{percentile(overhead[name], 0.9) * 1000:.0f} ms p90")
     base = statistics.median(times["direct n=8"])
     split = statistics.median(times["direct 8 x n=1"])
     for name, direct_name, direct_median in (("serve, n=8", "direct n=8", base),
@@ -198,6 +205,9 @@ def main() -> None:
         print(f"overhead ratio {name} / {direct_name}: {statistics.median(times[name]) / direct_median:.2f}x")
     print(f"overhead ratio serve (default, 8 x n=1) / direct n=8: "
           f"{statistics.median(times['serve, 8 x n=1']) / base:.2f}x")
+    added = statistics.median(overhead["serve, n=8"])
+    print(f"in-request overhead of serve (n=8 split) over direct n=8: ({base * 1000:.0f} + {added * 1000:.0f} ms) / "
+          f"{base * 1000:.0f} ms = {(base + added) / base:.3f}x")
 
 
 if __name__ == "__main__":
