@@ -251,6 +251,13 @@ def test_bad_requests_name_the_field(server: str, model: str, body: dict[str, An
     assert error["param"] == param and error["code"] == status and param in error["message"]
 
 
+def test_completions_take_one_prompt_string(server: str, model: str) -> None:
+    # Best-of-N ranks the candidates of one question: a batch of prompts is several requests.
+    answer = httpx.post(server + "/v1/completions", json={"model": model, "prompt": ["a", "b"], "max_tokens": 8},
+                        timeout=60)
+    assert answer.status_code == 400 and answer.json()["error"]["param"] == "prompt"
+
+
 def test_openai_client_raises_bad_request_with_the_field(server: str, model: str) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client(server).completions.create(model=model, prompt=CHATML_PROMPT, n=5, best_of=4)
@@ -366,3 +373,19 @@ def test_in_process_generator_answers_like_a_generator_server(in_process: str, c
     streamed = list(api.completions.create(model=str(coder_dir), prompt=CHATML_PROMPT, max_tokens=MAX_TOKENS,
                                            seed=5, stream=True))
     assert "".join(c.choices[0].text for c in streamed if c.choices) == completion.choices[0].text
+
+
+# -- without a generator ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def reward_only(reward_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    with serving(reward_dir, log=tmp_path_factory.mktemp("serve") / "serve-reward-only.log") as served:
+        yield served.url
+
+
+def test_without_a_generator_the_openai_endpoints_say_how_to_add_one(reward_only: str, reward_dir: Path) -> None:
+    for path in ("/v1/chat/completions", "/v1/completions"):
+        answer = httpx.post(reward_only + path, json={"model": "m", "messages": MESSAGES, "prompt": "p"}, timeout=60)
+        assert answer.status_code == 404
+        assert "--generator-url" in answer.json()["error"]["message"]
+    assert [m["id"] for m in httpx.get(reward_only + "/v1/models", timeout=10).json()["data"]] == [str(reward_dir)]
