@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ..records import Candidate, FieldNames, candidate_from_record, group_candidates
@@ -21,6 +21,9 @@ from ..selection import top_k as keep_top_k
 from . import protocol
 from .batcher import Batcher, Job, QueueFull, ShuttingDown, groups_job, ids_job, pairs_job
 from .inputs import openrlhf_pairs
+
+if TYPE_CHECKING:
+    from .sampler import GeneratorCard
 
 
 @dataclass
@@ -39,7 +42,7 @@ class ServeSettings:
     # The generator behind the OpenAI endpoints (`--generator-url`/`-m`), listed first by /v1/models so clients
     # that take the first model get it. The reward endpoints accept its name too: `rank --reward-url` sends the
     # first listed model, and this server has one reward model whatever the name says.
-    generator: Any = None
+    generator: GeneratorCard | None = None
 
 
 class RequestError(Exception):
