@@ -12,6 +12,7 @@ from ._errors import handle_errors
 from ._options import REWARD, scorer_options, warn_ignored_scorer_options
 
 SERVER = "Server"
+GENERATOR = "Generator (OpenAI best-of-N endpoints)"
 BATCHING = "Batching"
 REWARDS = "Rewards"
 
@@ -67,10 +68,49 @@ def serve(
                                                " needs.")] = False,
     log_level: Annotated[LogLevel, typer.Option("--log-level", rich_help_panel=SERVER, case_sensitive=False,
                                                 help="Server log level on stderr.")] = LogLevel.warning,
+    generator_urls: Annotated[Optional[list[str]], typer.Option("--generator-url", rich_help_panel=GENERATOR,
+                                                                help="OpenAI-compatible generator server (e.g. vLLM's "
+                                                                "http://127.0.0.1:8000/v1); repeat for replicas. "
+                                                                "Turns on /v1/chat/completions and /v1/completions.",
+                                                                show_default=False)] = None,
+    generator_model: Annotated[Optional[str], typer.Option("--model", "-m", rich_help_panel=GENERATOR,
+                                                           help="Generator model: with --generator-url, the served "
+                                                           "name to use (default: the server's); without, a model "
+                                                           "run in-process with vLLM.", show_default=False)] = None,
+    best_of: Annotated[int, typer.Option("--n", rich_help_panel=GENERATOR, min=1, help="Candidates per request when "
+                                         "the request gives no best_of.")] = 8,
+    max_best_of: Annotated[int, typer.Option("--max-best-of", rich_help_panel=GENERATOR, min=1, help="Largest "
+                                             "best_of a request may ask for (more is a 400).")] = 64,
+    max_best_of_requests: Annotated[int, typer.Option("--max-best-of-requests", rich_help_panel=GENERATOR, min=1,
+                                                      help="Best-of-N requests in flight at most; more are answered"
+                                                      " 503 with Retry-After.")] = 64,
+    generator_api_key: Annotated[Optional[str], typer.Option("--generator-api-key", rich_help_panel=GENERATOR,
+                                                             envvar="CODESCALER_GENERATOR_API_KEY", help="Bearer "
+                                                             "token for the generator servers.",
+                                                             show_default=False)] = None,
+    generator_concurrency: Annotated[int, typer.Option("--generator-concurrency", rich_help_panel=GENERATOR, min=1,
+                                                       help="Requests in flight per generator server.")] = 8,
+    generator_timeout: Annotated[float, typer.Option("--generator-timeout", rich_help_panel=GENERATOR, min=1.0,
+                                                     help="Seconds before one generator request is given up (then "
+                                                     "retried).")] = 600.0,
+    generator_max_retries: Annotated[int, typer.Option("--generator-max-retries", rich_help_panel=GENERATOR, min=0,
+                                                       help="Retries of a generator request on connection errors, "
+                                                       "429 and 5xx.")] = 4,
+    samples_per_request: Annotated[int, typer.Option("--samples-per-request", rich_help_panel=GENERATOR, min=1,
+                                                     help="Candidates per generator request (n). 1: a failed "
+                                                     "request loses one candidate and replicas share the work; "
+                                                     "--n: one request per best-of-N, less overhead on one "
+                                                     "server. The samples are the same either way.")] = 1,
+    generator_max_model_len: Annotated[Optional[int], typer.Option("--max-model-len", rich_help_panel=GENERATOR, min=16,
+                                                                   help="-m without --generator-url: the engine's "
+                                                                   "context length.", show_default=False)] = None,
 ) -> None:
     """Serve a CodeScaler reward model over HTTP, batching concurrent requests together.
 
         codescaler serve -r LARK-Lab/CodeScaler-4B --port 8100
+
+    With --generator-url (or -m), POST /v1/chat/completions and /v1/completions answer OpenAI requests with the
+    best of `best_of` sampled candidates (request field, default --n), ranked by the reward model.
 
     Endpoints: POST /v1/rank (records as `rank` writes them), /v1/score (raw scores of question/code pairs),
     /v1/rewards (shaped rewards), /get_reward (OpenRLHF), /classify (vLLM's shape, so `rank --reward-url` works
@@ -82,6 +122,8 @@ def serve(
         codescaler rank candidates.jsonl -r LARK-Lab/CodeScaler-4B --reward-url http://127.0.0.1:8100
 
         curl -s localhost:8100/v1/rank -d '{"question": "Add two numbers.", "candidates": [{"code": "def add(a, b): return a + b"}]}'
+
+        codescaler serve -r LARK-Lab/CodeScaler-4B --generator-url http://127.0.0.1:8000/v1 --n 8
     """
     from ..serving.server import ServeConfig, run_server
 
@@ -91,4 +133,10 @@ def serve(
         scorer=scorer_config,
         host=host, port=port, api_key=api_key, served_model_name=served_model_name, batch_wait_ms=batch_wait_ms,
         max_batch_requests=max_batch_requests, max_queue=max_queue, extraction=extraction.value, raw=raw,
-        prompt_format=prompt_format.value, log_level=log_level.value, reuse_prefix=reuse_prefix))
+        prompt_format=prompt_format.value, log_level=log_level.value, reuse_prefix=reuse_prefix,
+        generator_urls=list(generator_urls or []), generator_model=generator_model,
+        generator_api_key=generator_api_key, generator_concurrency=generator_concurrency,
+        generator_timeout=generator_timeout, generator_max_retries=generator_max_retries,
+        samples_per_request=samples_per_request,
+        generator_max_model_len=generator_max_model_len, best_of=best_of, max_best_of=max_best_of,
+        max_best_of_requests=max_best_of_requests))

@@ -1,6 +1,7 @@
 """The FastAPI app: routes wired to the serving classes, bearer-token auth, error bodies and metrics.
 
-Thin on purpose: request parsing is pydantic (`protocol`), the work is `service.RewardService`, batching is
+Thin on purpose: request parsing is pydantic (`protocol`, `openai_protocol`), the work is `service.RewardService`
+and, with a generator, `best_of_n_service.BestOfNService` (OpenAI's chat and completions), batching is
 `batcher.Batcher`. Every error answer has OpenAI's shape `{"error": {"message", "type", "param", "code"}}`.
 """
 
@@ -14,10 +15,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import protocol
+from . import openai_protocol, protocol
+from .best_of_n_service import BestOfNService
 from .metrics import Metrics
 from .service import RequestError, RewardService
 
@@ -42,7 +44,8 @@ def _param(location: tuple[Any, ...]) -> str | None:
 
 def create_app(service: RewardService, metrics: Metrics, *, api_key: str | None = None,
                on_shutdown: Callable[[], None] | None = None,
-               on_startup: Callable[[], None] | None = None) -> FastAPI:
+               on_startup: Callable[[], None] | None = None,
+               best_of_n: BestOfNService | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         if on_startup is not None:
@@ -58,6 +61,7 @@ def create_app(service: RewardService, metrics: Metrics, *, api_key: str | None 
                                        ) -> Response:
         path = request.url.path
         started = time.perf_counter()
+        request.state.received = started  # the best-of-N endpoints measure their first byte from here
         if api_key and path not in PUBLIC_PATHS:
             given = request.headers.get("authorization", "")
             scheme, _, token = given.partition(" ")
@@ -137,5 +141,27 @@ def create_app(service: RewardService, metrics: Metrics, *, api_key: str | None 
     async def classify(request: protocol.ClassifyRequest) -> protocol.ClassifyResponse:
         metrics.items.labels("/classify").inc(len(request.input) if isinstance(request.input, list) else 1)
         return await service.classify(request)
+
+    def best_of_n_service() -> BestOfNService:
+        if best_of_n is None:
+            raise RequestError("this server has no generator: start it with --generator-url URL (an OpenAI-compatible "
+                               "server such as vLLM's) or -m MODEL to serve best-of-N completions", status=404,
+                               type="not_found_error")
+        return best_of_n
+
+    def answer(result: Any) -> Any:
+        if isinstance(result, (openai_protocol.ChatCompletionResponse, openai_protocol.CompletionResponse)):
+            return JSONResponse(result.model_dump())
+        # No proxy buffering: the chosen text should reach the client as soon as it is written.
+        return StreamingResponse(result, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(request: openai_protocol.ChatCompletionRequest, http: Request) -> Response:
+        return answer(await best_of_n_service().chat(request, http.state.received))
+
+    @app.post("/v1/completions", response_model=None)
+    async def completions(request: openai_protocol.CompletionRequest, http: Request) -> Response:
+        return answer(await best_of_n_service().completions(request, http.state.received))
 
     return app

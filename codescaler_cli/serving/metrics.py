@@ -1,4 +1,5 @@
-"""Prometheus metrics for `/metrics`: requests, texts, tokens, batch sizes, queue depth and latencies.
+"""Prometheus metrics for `/metrics`: requests, texts, tokens, batch sizes, queue depth and latencies, and for the
+OpenAI best-of-N endpoints the time to the first byte, the generation time and the candidates sampled or failed.
 
 Each server gets its own registry, so several apps in one process (tests) never collide.
 """
@@ -38,6 +39,18 @@ class Metrics:
                                     buckets=_LATENCY_BUCKETS, registry=self.registry)
         self.queue_depth = Gauge("codescaler_queue_depth", "Requests waiting for a batch.", registry=self.registry)
         self.queue_depth.set_function(queue_depth)
+        # Best-of-N: a streamed answer starts only after every candidate is sampled and scored, so the time to its
+        # first byte is what an editor's user waits for; it is the whole latency of a non-streamed answer.
+        self.first_byte = Histogram("codescaler_first_byte_seconds", "Time from a best-of-N request's arrival to "
+                                    "the first byte of its answer.", ["endpoint", "stream"],
+                                    buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.generation_seconds = Histogram("codescaler_generation_seconds", "Time to sample one request's "
+                                            "best_of candidates from the generator.", ["endpoint"],
+                                            buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.candidates = Counter("codescaler_candidates", "Best-of-N candidates by outcome (sampled, failed).",
+                                  ["outcome"], registry=self.registry)
+        self.best_of_in_flight = Gauge("codescaler_best_of_in_flight", "Best-of-N requests being sampled or scored.",
+                                       registry=self.registry)
 
     def observe_batch(self, report: BatchReport) -> None:
         self.batches.inc()

@@ -156,7 +156,7 @@ class ModelCard(BaseModel):
     created: int
     owned_by: str = "codescaler"
     root: str
-    max_model_len: int
+    max_model_len: Optional[int] = None
 
 
 class ModelList(BaseModel):

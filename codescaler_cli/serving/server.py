@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import BackendError, CodescalerError, UsageError
 from ..scoring.config import ScorerConfig
@@ -40,6 +41,22 @@ class ServeConfig:
     log_level: str = "warning"
     reuse_prefix: bool = False
     graceful_timeout: float = 60.0
+    # The generator behind /v1/chat/completions and /v1/completions: OpenAI-compatible servers, or a model run here.
+    generator_urls: list[str] = field(default_factory=list)
+    generator_model: str | None = None
+    generator_api_key: str | None = None
+    generator_concurrency: int = 8
+    generator_timeout: float = 600.0
+    generator_max_retries: int = 4
+    samples_per_request: int = 1
+    generator_max_model_len: int | None = None
+    best_of: int = 8
+    max_best_of: int = 64
+    max_best_of_requests: int = 64
+
+    @property
+    def has_generator(self) -> bool:
+        return bool(self.generator_urls or self.generator_model)
 
 
 def _check(config: ServeConfig) -> None:
@@ -49,6 +66,9 @@ def _check(config: ServeConfig) -> None:
         raise UsageError(f"unknown --prompt-format '{config.prompt_format}'", f"use one of: {', '.join(PROMPT_FORMATS)}")
     if config.scorer.urls:
         raise UsageError("serve scores with a local model", "drop --reward-url")
+    if config.best_of > config.max_best_of:
+        raise UsageError(f"--n {config.best_of} is more than --max-best-of {config.max_best_of}",
+                         "lower --n or raise --max-best-of")
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -83,6 +103,19 @@ def _server_class() -> type:
     return Server
 
 
+def open_sampler(config: ServeConfig) -> Any:
+    """The generator behind the OpenAI endpoints: `--generator-url` servers, else an in-process `-m` engine."""
+    from .sampler import EngineSampler, RemoteSampler
+
+    if config.generator_urls:
+        return RemoteSampler(config.generator_urls, config.generator_model, api_key=config.generator_api_key,
+                             concurrency=config.generator_concurrency, timeout=config.generator_timeout,
+                             max_retries=config.generator_max_retries,
+                             samples_per_request=config.samples_per_request)
+    assert config.generator_model is not None
+    return EngineSampler(config.generator_model, max_model_len=config.generator_max_model_len)
+
+
 def run_server(config: ServeConfig) -> None:
     """Load the reward model, bind, and serve until SIGTERM/Ctrl-C; raises CodescalerError on start-up failures."""
     try:
@@ -100,11 +133,21 @@ def run_server(config: ServeConfig) -> None:
     from .scorer import open_serving_scorer, tokenizer_of
 
     _check(config)
-    scorer = open_serving_scorer(config.scorer, reuse_prefix=config.reuse_prefix)
+    # The generator first: a server that is down or a wrong model name fails in seconds, before the reward model
+    # loads.
+    sampler = open_sampler(config) if config.has_generator else None
+    try:
+        scorer = open_serving_scorer(config.scorer, reuse_prefix=config.reuse_prefix)
+    except BaseException:
+        if sampler is not None:
+            sampler.close()
+        raise
     try:
         sock = bind(config.host, config.port)
     except BaseException:
         scorer.close()
+        if sampler is not None:
+            sampler.close()
         raise
     tokenizer = tokenizer_of(scorer)
     end_tokens = tuple(t for t in (getattr(tokenizer, "eos_token", None), getattr(tokenizer, "pad_token", None))
@@ -112,7 +155,7 @@ def run_server(config: ServeConfig) -> None:
     settings = ServeSettings(model=config.scorer.model, served_name=config.served_model_name or config.scorer.model,
                              max_length=config.scorer.max_length, extraction=config.extraction, raw=config.raw,
                              prompt_format=config.prompt_format, end_tokens=end_tokens,
-                             vocab_size=len(tokenizer))
+                             vocab_size=len(tokenizer), generator=sampler.card if sampler is not None else None)
     metrics_holder: list[Metrics] = []
     batcher = Batcher(scorer, max_batch_tokens=config.scorer.max_batch_tokens, batch_wait_ms=config.batch_wait_ms,
                       max_queue=config.max_queue, max_batch_requests=config.max_batch_requests,
@@ -120,19 +163,33 @@ def run_server(config: ServeConfig) -> None:
     metrics = Metrics(lambda: batcher.depth)
     metrics_holder.append(metrics)
     service = RewardService(batcher, settings)
+    best_of_n = None
+    if sampler is not None:
+        from .best_of_n_service import BestOfNService, BestOfNSettings
+
+        best_of_n = BestOfNService(service, sampler, BestOfNSettings(
+            default_best_of=config.best_of, max_best_of=config.max_best_of,
+            max_requests=config.max_best_of_requests, retry_after=settings.retry_after), metrics)
+        metrics.best_of_in_flight.set_function(lambda: best_of_n.in_flight if best_of_n is not None else 0)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in str(host) else host
 
     def started() -> None:
         print(f"codescaler serve: {settings.served_name} ({config.scorer.kind}) on http://{shown}:{port}"
               f"{' (API key required)' if config.api_key else ''}", file=sys.stderr, flush=True)
+        if sampler is not None:
+            print(f"codescaler serve: best-of-{config.best_of} over generator '{sampler.card.name}' at "
+                  f"http://{shown}:{port}/v1 (chat/completions, completions)", file=sys.stderr, flush=True)
 
     def stopping() -> None:
         batcher.close()
         scorer.close()
+        if sampler is not None:
+            sampler.close()
         print("codescaler serve: stopped", file=sys.stderr, flush=True)
 
-    app = create_app(service, metrics, api_key=config.api_key, on_startup=started, on_shutdown=stopping)
+    app = create_app(service, metrics, api_key=config.api_key, on_startup=started, on_shutdown=stopping,
+                     best_of_n=best_of_n)
     server = _Server(uvicorn.Config(app, log_level=config.log_level, access_log=False,
                                            timeout_graceful_shutdown=config.graceful_timeout,
                                            timeout_keep_alive=30))

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ..records import Candidate, FieldNames, candidate_from_record, group_candidates
@@ -21,6 +21,9 @@ from ..selection import top_k as keep_top_k
 from . import protocol
 from .batcher import Batcher, Job, QueueFull, ShuttingDown, groups_job, ids_job, pairs_job
 from .inputs import openrlhf_pairs
+
+if TYPE_CHECKING:
+    from .sampler import GeneratorCard
 
 
 @dataclass
@@ -36,6 +39,10 @@ class ServeSettings:
     retry_after: int = 1
     end_tokens: tuple[str, ...] = ()
     vocab_size: int | None = None
+    # The generator behind the OpenAI endpoints (`--generator-url`/`-m`), listed first by /v1/models so clients
+    # that take the first model get it. The reward endpoints accept its name too: `rank --reward-url` sends the
+    # first listed model, and this server has one reward model whatever the name says.
+    generator: GeneratorCard | None = None
 
 
 class RequestError(Exception):
@@ -102,9 +109,19 @@ class RewardService:
         return await asyncio.wrap_future(future)
 
     def check_model(self, model: str | None) -> None:
-        if model is not None and model not in (self.settings.served_name, self.settings.model):
+        generator = self.settings.generator
+        names = (self.settings.served_name, self.settings.model,
+                 *((generator.name, generator.root) if generator is not None else ()))
+        if model is not None and model not in names:
             raise RequestError(f"the model '{model}' does not exist; this server serves '{self.settings.served_name}'",
                                param="model", status=404, type="not_found_error")
+
+    async def rank_group(self, candidates: list[Candidate], extraction: str | None = None) -> list[Candidate]:
+        """Extract, dedup, score and rank one problem's candidates through the shared queue; rank order."""
+        if not candidates:
+            return []
+        ranked = await self._run(groups_job([candidates], extraction or self.settings.extraction))
+        return ranked[0]
 
     async def score_pairs(self, pairs: Sequence[tuple[str, str]], extraction: str | None) -> list[Candidate]:
         """Extract, dedup and score (question, response) pairs; candidates in request order."""
@@ -200,9 +217,13 @@ class RewardService:
             usage={"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0})
 
     def models(self) -> protocol.ModelList:
-        return protocol.ModelList(data=[protocol.ModelCard(id=self.settings.served_name, created=self.created,
-                                                           root=self.settings.model,
-                                                           max_model_len=self.settings.max_length)])
+        cards = [protocol.ModelCard(id=self.settings.served_name, created=self.created, root=self.settings.model,
+                                    max_model_len=self.settings.max_length)]
+        generator = self.settings.generator
+        if generator is not None:
+            cards.insert(0, protocol.ModelCard(id=generator.name, created=self.created, root=generator.root,
+                                               max_model_len=generator.max_model_len))
+        return protocol.ModelList(data=cards)
 
 
 def _finite(value: float | None) -> float | None:
