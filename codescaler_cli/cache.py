@@ -227,6 +227,8 @@ class CachedScorer:
             progress(len(requests) - len(misses))
         if misses:
             computed = self.inner.score([requests[i] for i in misses], progress)
+            if len(computed) != len(misses):  # zip would pair later scores with the wrong requests
+                raise RuntimeError(f"the scorer returned {len(computed)} results for {len(misses)} texts")
             store = []
             for position, result in zip(misses, computed):
                 results[position] = result

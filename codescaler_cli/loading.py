@@ -231,6 +231,10 @@ def _memory_hint(kind: str, text: str) -> str:
             "a smaller model, or --device cpu")
 
 
+def _example_model(kind: str) -> str:
+    return "LARK-Lab/CodeScaler-4B" if "reward" in kind else "Qwen/Qwen2.5-Coder-7B-Instruct"
+
+
 def load_error(kind: str, model: str, exc: BaseException) -> ModelLoadError:
     """A one-line cause and a hint for a model that could not be loaded, matched to the kind of failure.
 
@@ -240,7 +244,7 @@ def load_error(kind: str, model: str, exc: BaseException) -> ModelLoadError:
         return ClassifiedLoadError(
             f"cannot load {kind} '{model}': no such directory",
             "check the path (a directory with config.json and the weights), or pass a Hugging Face hub id "
-            "such as Qwen/Qwen2.5-Coder-7B-Instruct", NOT_FOUND)
+            f"such as {_example_model(kind)}", NOT_FOUND)
     local = Path(model).expanduser().is_dir()
     if local and not (Path(model).expanduser() / "config.json").is_file():
         return ClassifiedLoadError(

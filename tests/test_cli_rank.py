@@ -262,3 +262,35 @@ def test_a_generator_passed_as_reward_model_is_refused_before_loading(candidates
     assert result.exit_code == 1 and result.stdout == ""
     assert "is a Qwen3ForCausalLM, not a sequence-classification reward model" in result.stderr
     assert "LOAD REPORT" not in result.stderr
+
+
+def test_a_wrong_reward_model_leaves_earlier_results_alone(candidates: Path, reward_dir: Path,
+                                                           tmp_path: Path) -> None:
+    out = tmp_path / "ranked.jsonl"
+    rank(str(candidates), "-r", str(reward_dir), "-o", str(out), "-q")
+    before = out.read_bytes()
+    result = runner.invoke(app, ["rank", str(candidates), "-r", str(tmp_path / "typo"), "-o", str(out), "-q"])
+    assert result.exit_code == 1 and "cannot load reward model" in result.stderr
+    assert out.read_bytes() == before and len(before) > 0
+
+
+def test_output_that_is_the_input_is_refused(candidates: Path, reward_dir: Path) -> None:
+    before = candidates.read_bytes()
+    result = runner.invoke(app, ["rank", str(candidates), "-r", str(reward_dir), "-o", str(candidates)])
+    assert result.exit_code == 2 and "is the input file" in result.stderr and result.stdout == ""
+    assert candidates.read_bytes() == before
+
+
+def test_output_file_gets_everything_when_stdout_closes_early(reward_dir: Path, tmp_path: Path) -> None:
+    """`rank ... -o all.jsonl | head -n 1`: the pipe breaks after one line, -o still holds every record."""
+    records = [{"id": i, "question": f"Return {i} plus x.", "code": f"def f(x):\n    return x + {i}"}
+               for i in range(300)]
+    path = write_jsonl(tmp_path / "many.jsonl", records)
+    out = tmp_path / "all.jsonl"
+    command = (f"'{sys.executable}' -m codescaler_cli rank '{path}' -r '{reward_dir}' -o '{out}' -q "
+               f"--max-batch-tokens 256 | head -n 1")
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 1 and "Traceback" not in done.stderr
+    assert sorted(r["id"] for r in parse_jsonl(out.read_text(encoding="utf-8"))) == list(range(300))

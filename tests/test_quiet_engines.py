@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("vllm")
 
 from codescaler_cli.vllm_support import GiB, memory_status, plan_cpu_memory  # noqa: E402
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
-pytest.importorskip("trl")
-datasets = pytest.importorskip("datasets")
+# TRL and datasets come with the `test` extra: a missing one fails here rather than skipping the integration.
+import datasets
+import trl
+from serve_helpers import serving
 
-from serve_helpers import serving  # noqa: E402
+from codescaler_cli.serving.rewards import trl_reward
 
-from codescaler_cli.serving.rewards import trl_reward  # noqa: E402
+assert trl.__version__  # imported for real, not skipped
 
 QUESTIONS = ["Return the sum of a list of integers.", "Return the maximum of a list of integers."]
 

@@ -151,7 +151,7 @@ def handle_errors(command: F) -> F:
             raise typer.Exit(exc.exit_code if isinstance(exc, Interrupted) else 130) from None
         except BrokenPipeError:
             # The reader of our stdout went away (e.g. `| head`): not an error worth a message.
-            _silence_stdout()
+            silence_stdout()
             raise typer.Exit(0) from None
         except Exception as exc:
             if debug_enabled():
@@ -164,7 +164,7 @@ def handle_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

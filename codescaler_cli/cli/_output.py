@@ -17,7 +17,7 @@ import typer
 
 from ..errors import UsageError
 from ..records import Candidate, dumps
-from ._errors import uninterrupted
+from ._errors import silence_stdout, uninterrupted
 from ._options import OutputFormat
 
 _CODE_PREVIEW = 60
@@ -159,9 +159,16 @@ class RecordWriter:
                     self._file.flush()
             self.groups_written += 1
             if stdout_text:
-                sys.stdout.write(stdout_text)
-                if flush:
-                    sys.stdout.flush()
+                try:
+                    sys.stdout.write(stdout_text)
+                    if flush:
+                        sys.stdout.flush()
+                except BrokenPipeError:
+                    if self._file is None:
+                        raise
+                    # The reader of stdout went away (`| head`), but --output still gets every record.
+                    silence_stdout()
+                    self.stdout = False
         if not self.stdout or self.format is OutputFormat.jsonl:
             return
         if self.format is OutputFormat.json:

@@ -13,6 +13,7 @@ from ..pipeline import DEFAULT_CHUNK_REQUESTS, LazyScorer, extract_candidate, sc
 from ..records import Candidate, CandidateSource, FieldNames, group_hash, record_group_key
 from ..resume import Progress, check_settings, read_settings, repair_output, write_settings
 from ..scoring import ScorerConfig
+from ..scoring.config import check_scorer
 from ..selection import top_k as keep_top_k
 from ._errors import handle_errors, set_interrupt_hint
 from ._input import problem_label, stdin_is_terminal
@@ -83,6 +84,9 @@ def rank(
         raise UsageError("--resume continues the file given with --output, and no --output was given",
                          "add -o FILE (the file an earlier run was writing)")
     fields = FieldNames(id=id_field, question=question_field, response=response_field, code=code_field)
+    if output is not None and input_file not in (None, "-") and output.resolve() == Path(input_file).resolve():
+        raise UsageError(f"--output {output} is the input file: ranking would overwrite what it reads",
+                         "write the ranked records to another file")
     if input_file is None and stdin_is_terminal():
         raise UsageError("no input: give a JSONL FILE or pipe records on standard input",
                          "e.g. codescaler rank candidates.jsonl, or cat candidates.jsonl | codescaler rank")
@@ -99,6 +103,10 @@ def _rank(source: CandidateSource, fields: FieldNames, scorer_config: ScorerConf
           cache_dir: Path | None) -> None:
     scan = source.scan()  # every record validated before any model loads or any output is touched
     done = Progress()
+    if output is not None and cache_dir is None and output.exists() and output.stat().st_size > 0:
+        # A file that holds earlier results is only replaced (or continued) once the reward side can work: a typo
+        # in -r must not cost them.
+        check_scorer(scorer_config)
     if output is not None:
         settings = rank_settings(scorer_config, fields)
         if resume:

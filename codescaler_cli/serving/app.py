@@ -66,7 +66,9 @@ def create_app(service: RewardService, metrics: Metrics, *, api_key: str | None 
             given = request.headers.get("authorization", "")
             scheme, _, token = given.partition(" ")
             if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), api_key.encode()):
-                metrics.requests.labels(path, "401").inc()
+                # Paths a client made up are one label, so unauthenticated requests cannot grow the metrics.
+                known = path if any(getattr(r, "path", None) == path for r in app.routes) else "other"
+                metrics.requests.labels(known, "401").inc()
                 return error_response(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
                                       type="authentication_error")
         if request.method == "POST" and "json" not in request.headers.get("content-type", ""):
