@@ -356,3 +356,13 @@ def test_vllm_scorer_serves_the_same_scores(server: str, reward_dir: Path, tmp_p
         ids = httpx.post(served.url + "/classify", json={"input": [[1, 2, 3]], "use_activation": False}).json()
     assert [d["score"] for d in answer["data"]] == pytest.approx(expected, abs=1e-4)
     assert len(ids["data"]) == 1
+
+
+def test_a_lone_surrogate_in_a_request_gets_an_answer_not_a_500(server: str) -> None:
+    # Legal JSON (an escaped lone surrogate), not encodable as UTF-8: the answer escapes it instead of failing.
+    body = '{"question": "q \\ud800", "candidates": [{"response": "\\ud800"}, {"code": "def f():\\n    return 1"}]}'
+    answer = httpx.post(server + "/v1/rank", content=body, headers={"content-type": "application/json"}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    data = answer.json()["data"]
+    assert len(data) == 2 and data[0]["valid"] and data[0]["rank"] == 1 and data[1]["valid"] is False
+    assert data[1]["response"] == "\ud800"

@@ -7,6 +7,7 @@ and, with a generator, `best_of_n_service.BestOfNService` (OpenAI's chat and com
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,22 @@ from .service import RequestError, RewardService
 
 # Paths anyone may call without the API key (load balancers and orchestrators probe it).
 PUBLIC_PATHS = frozenset({"/health"})
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that any client can read: readable UTF-8, or escapes when a field holds a lone surrogate (legal in a JSON
+    request, not encodable as UTF-8), so hostile input never turns an answer into a 500."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def _answer(result: Any) -> SafeJSONResponse:
+    return SafeJSONResponse(result.model_dump())
 
 
 def error_response(status: int, message: str, *, type: str, param: str | None = None,
@@ -120,29 +137,29 @@ def create_app(service: RewardService, metrics: Metrics, *, api_key: str | None 
         return Response(body, media_type=content_type)
 
     @app.post("/v1/rank")
-    async def rank(request: protocol.RankRequest) -> protocol.RankResponse:
+    async def rank(request: protocol.RankRequest) -> Response:
         metrics.items.labels("/v1/rank").inc(len(request.candidates))
-        return await service.rank(request)
+        return _answer(await service.rank(request))
 
     @app.post("/v1/score")
-    async def score(request: protocol.ScoreRequest) -> protocol.ScoreResponse:
+    async def score(request: protocol.ScoreRequest) -> Response:
         metrics.items.labels("/v1/score").inc(len(request.pairs))
-        return await service.score(request)
+        return _answer(await service.score(request))
 
     @app.post("/v1/rewards")
-    async def rewards(request: protocol.RewardsRequest) -> protocol.RewardsResponse:
+    async def rewards(request: protocol.RewardsRequest) -> Response:
         metrics.items.labels("/v1/rewards").inc(len(request.items))
-        return await service.rewards(request)
+        return _answer(await service.rewards(request))
 
     @app.post("/get_reward")
-    async def get_reward(request: protocol.GetRewardRequest) -> protocol.GetRewardResponse:
+    async def get_reward(request: protocol.GetRewardRequest) -> Response:
         metrics.items.labels("/get_reward").inc(len(request.query))
-        return await service.get_reward(request)
+        return _answer(await service.get_reward(request))
 
     @app.post("/classify")
-    async def classify(request: protocol.ClassifyRequest) -> protocol.ClassifyResponse:
+    async def classify(request: protocol.ClassifyRequest) -> Response:
         metrics.items.labels("/classify").inc(len(request.input) if isinstance(request.input, list) else 1)
-        return await service.classify(request)
+        return _answer(await service.classify(request))
 
     def best_of_n_service() -> BestOfNService:
         if best_of_n is None:
@@ -153,7 +170,7 @@ def create_app(service: RewardService, metrics: Metrics, *, api_key: str | None 
 
     def answer(result: Any) -> Any:
         if isinstance(result, (openai_protocol.ChatCompletionResponse, openai_protocol.CompletionResponse)):
-            return JSONResponse(result.model_dump())
+            return _answer(result)
         # No proxy buffering: the chosen text should reach the client as soon as it is written.
         return StreamingResponse(result, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
