@@ -5,7 +5,7 @@ Each client sends GRPO-shaped requests one after another: one question and 8 sam
 (the defaults), one scoring one request at a time (`--max-batch-requests 1 --batch-wait-ms 0`). Printed: throughput
 (candidates/s), p50/p99 request latency and the batch sizes the server reports in /metrics.
 
-    python bench/bench_serve.py -r /work/tiny-models/reward --clients 64 --requests 4
+    python bench/bench_serve.py -r models/tiny/reward --clients 64 --requests 4
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def run_mode(model: str, extra: list[str], workload: list[list[dict]], warmup: l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_model = str(Path(os.environ.get("CODESCALER_TEST_MODELS", "/work/tiny-models")) / "reward")
+    default_model = str(Path(os.environ.get("CODESCALER_TEST_MODELS", "models/tiny")) / "reward")
     parser.add_argument("-r", "--reward-model", default=default_model)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--requests", type=int, default=4, help="requests per client")

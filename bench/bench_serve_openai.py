@@ -104,7 +104,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    models = Path(os.environ.get("CODESCALER_TEST_MODELS", "/work/tiny-models"))
+    models = Path(os.environ.get("CODESCALER_TEST_MODELS", "models/tiny"))
     parser.add_argument("-r", "--reward-model", default=str(models / "reward"))
     parser.add_argument("-m", "--generator-model", default=str(models / "coder"),
                         help="model for the generator server started here (ignored with --generator-url)")
