@@ -25,6 +25,7 @@ from typing import Any
 
 from .errors import UsageError
 from .generation.base import GenerationRequest, GenerationStats, Generator, ProgressCallback, Sample, SamplingSettings
+from .http_client import normalise_base_url
 from .scoring.base import ScoreRequest, ScoreResult, Scorer, ScoringStats
 
 CACHE_FILE = "codescaler-cache.sqlite3"
@@ -312,9 +313,12 @@ def generator_identity(config: Any) -> list[Any]:
             config.max_model_len]
 
 
-def scorer_identity(model: str, revision: str | None, dtype: str, max_length: int, remote: bool) -> list[Any]:
-    """What, besides the texts, a reward score depends on."""
-    return [model_fingerprint(model, revision), "server" if remote else dtype, max_length]
+def scorer_identity(model: str, revision: str | None, dtype: str, max_length: int,
+                    servers: Sequence[str] = ()) -> list[Any]:
+    """What, besides the texts, a reward score depends on. Scores from servers are keyed by the servers too: -r
+    names only the tokenizer there, and two servers may serve different checkpoints under one name."""
+    where: Any = ["servers", *sorted(normalise_base_url(url) for url in servers)] if servers else dtype
+    return [model_fingerprint(model, revision), where, max_length]
 
 
 @dataclass

@@ -321,7 +321,7 @@ def _open_scorer(scorer: Scorer | ScorerConfig, cache: Cache | None) -> Scorer:
 
     if isinstance(scorer, ScorerConfig):
         return CachedScorer(LazyScorer(scorer), cache, scorer_identity(scorer.model, scorer.revision, scorer.dtype,
-                                                                       scorer.max_length, bool(scorer.urls)))
+                                                                       scorer.max_length, scorer.urls))
     return CachedScorer(scorer, cache, [type(scorer).__name__, getattr(scorer, "model_name", None)])
 
 

@@ -122,3 +122,13 @@ def test_concurrent_writers_share_one_cache(tmp_path: Path) -> None:
     with sqlite3.connect(cache_file(tmp_path)) as db:
         assert db.execute("SELECT count(*) FROM scores").fetchone()[0] == 4 * 20 * 50
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_scores_from_servers_are_keyed_by_the_servers(reward_dir: Path) -> None:
+    from codescaler_cli.cache import scorer_identity
+
+    local = scorer_identity(str(reward_dir), None, "auto", 4096)
+    one = scorer_identity(str(reward_dir), None, "auto", 4096, ["http://a:8001", "http://b:8001/v1"])
+    same = scorer_identity(str(reward_dir), None, "auto", 4096, ["http://b:8001", "http://a:8001/v1/"])
+    other = scorer_identity(str(reward_dir), None, "auto", 4096, ["http://c:8001"])
+    assert one == same and one != other and one != local

@@ -129,7 +129,7 @@ def _rank(source: CandidateSource, fields: FieldNames, scorer_config: ScorerConf
     if cache is not None:
         scorer = CachedScorer(lazy, cache, scorer_identity(scorer_config.model, scorer_config.revision,
                                                            scorer_config.dtype, scorer_config.max_length,
-                                                           bool(scorer_config.urls)))
+                                                           scorer_config.urls))
     errors = ItemErrors(_location)
     counts = {"valid": 0, "unique": 0}
     max_length = scorer_config.max_length
