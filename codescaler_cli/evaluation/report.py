@@ -120,10 +120,16 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+def _per_problem(report: Report) -> str:
+    """'16 candidates each', or 'at least 3 candidates each' when problems have different numbers."""
+    even = report.candidates == report.problems * report.samples_per_problem
+    return f"{'' if even else 'at least '}{report.samples_per_problem} candidates each"
+
+
 def table_lines(report: Report) -> list[str]:
     """The report as plain text (what stdout gets in a pipe)."""
     width = max(len(row.name) for row in report.strategies)
-    lines = [f"{report.problems} problems, {report.samples_per_problem} candidates each "
+    lines = [f"{report.problems} problems, {_per_problem(report)} "
              f"({report.candidates} in all); programs ran under {report.isolation}",
              "",
              f"{'strategy':<{width}}  {'accuracy %':>10}  {'95% interval':>13}  note",
@@ -161,8 +167,8 @@ def print_table(report: Report, *, terminal: bool) -> None:
     from rich.table import Table
 
     console = Console(file=sys.stdout)
-    table = Table(title=f"{report.problems} problems × {report.samples_per_problem} candidates "
-                  f"(isolation: {report.isolation})", header_style="bold")
+    table = Table(title=f"{report.problems} problems, {_per_problem(report)} (isolation: {report.isolation})",
+                  header_style="bold")
     table.add_column("strategy", no_wrap=True, min_width=max(len(row.name) for row in report.strategies))
     table.add_column("accuracy %", justify="right", no_wrap=True)
     table.add_column("95% interval", justify="right", no_wrap=True)
