@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+
+def debug_from_environment() -> bool:
+    """CODESCALER_DEBUG=1 (or true/yes/on): tracebacks, and the engines' own logs and bars."""
+    return os.environ.get("CODESCALER_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+
 
 class CodescalerError(Exception):
     """Base class: a failure with a message meant for a person, and an optional hint saying what to do."""

@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, debug_from_environment
 
 GiB = 1 << 30
 # The KV cache given to a CPU engine when neither VLLM_CPU_KVCACHE_SPACE nor --gpu-memory-utilization says
@@ -38,7 +38,7 @@ def set_verbose(enabled: bool) -> None:
 
 
 def verbose() -> bool:
-    return _verbose or os.environ.get("CODESCALER_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+    return _verbose or debug_from_environment()
 
 
 def cuda_available() -> bool:

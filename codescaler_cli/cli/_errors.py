@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from ..errors import CodescalerError
+from ..errors import CodescalerError, debug_from_environment
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -118,7 +118,7 @@ def set_debug(enabled: bool) -> None:
 
 
 def debug_enabled() -> bool:
-    return _debug_flag or os.environ.get("CODESCALER_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+    return _debug_flag or debug_from_environment()
 
 
 def report(message: str, hint: str | None = None) -> None:
