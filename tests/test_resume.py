@@ -137,6 +137,14 @@ def generated(tmp_path_factory: pytest.TempPathFactory, coder_dir: Path, reward_
     return {"problems": problems, "reference": reference}
 
 
+def _read(path: Path) -> bytes:
+    """A file's bytes, or none if it does not exist (yet, or any more)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
 @pytest.mark.vllm
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_generate_interrupted_then_resumed_equals_an_uninterrupted_run(signum: int, generated: dict[str, object],
@@ -159,10 +167,10 @@ def test_generate_interrupted_then_resumed_equals_an_uninterrupted_run(signum: i
         deadline = time.monotonic() + 600
         lines = rng.randrange(0, 8)
         while time.monotonic() < deadline and process.poll() is None:
-            if plain and output.exists() and output.stat().st_size > 0:
+            # The run may finish (and remove its samples file) between two looks: read each file once, tolerantly.
+            if plain and _read(output):
                 break
-            if not plain and samples.exists() and samples.stat().st_size > 0 and \
-                    (output.read_bytes().count(b"\n") if output.exists() else 0) >= lines:
+            if not plain and _read(samples) and _read(output).count(b"\n") >= lines:
                 break
             time.sleep(0.05)
         process.send_signal(signum)
