@@ -149,6 +149,7 @@ def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candid
         apply_score(representative, score)
         representative.truncated = result.truncated
         representative.error = error
+        representative.tokens = result.tokens
     for number, (group, unique) in enumerate(chunk):
         for candidate in group:
             if not candidate.valid:

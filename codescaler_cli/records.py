@@ -56,6 +56,7 @@ class Candidate:
     rank: int | None = None
     truncated: bool = False
     error: str | None = None
+    tokens: int = 0  # tokens the reward model ran for this candidate (0 for an unscored or duplicate one)
 
     @property
     def location(self) -> str:

@@ -105,6 +105,12 @@ def test_v1_rank_returns_the_records_rank_writes(server: str, reward_dir: Path, 
         assert set(record) >= {"code", "valid", "score", "reward", "rank", "truncated", "index"}
     top = httpx.post(server + "/v1/rank", json={"question": Q1, "candidates": q1, "top_k": 1}, timeout=60).json()
     assert len(top["data"]) == 1 and top["data"][0]["rank"] == 1
+    # usage: the tokens of each distinct valid program, scored once (SUM_A_COMMENTED is SUM_A's duplicate; top_k only
+    # cuts what is returned).
+    tokens = [httpx.post(server + "/v1/score", json={"pairs": [{"question": Q1, "code": code}]}).json()["usage"]
+              for code in (SUM_B, SUM_A)]
+    assert answer["usage"]["prompt_tokens"] == sum(t["prompt_tokens"] for t in tokens) > 0
+    assert top["usage"] == answer["usage"]
 
 
 # -- concurrency and batching --------------------------------------------------------------------------------------
@@ -168,8 +174,10 @@ def test_health_models_and_metrics(server: str, reward_dir: Path) -> None:
 def test_score_and_rewards_shapes(server: str) -> None:
     score = httpx.post(server + "/v1/score", json={"pairs": [{"question": Q1, "code": SUM_A}]}).json()
     raw = score["data"][0]["score"]
-    rewards = httpx.post(server + "/v1/rewards", json={"items": [
-        {"question": Q1, "response": fenced(SUM_A)}, {"question": Q1, "response": "no code"}]}).json()["data"]
+    answered = httpx.post(server + "/v1/rewards", json={"items": [
+        {"question": Q1, "response": fenced(SUM_A)}, {"question": Q1, "response": "no code"}]}).json()
+    rewards = answered["data"]
+    assert answered["usage"] == score["usage"] and score["usage"]["prompt_tokens"] > 0  # the invalid one ran nothing
     assert rewards[0]["score"] == pytest.approx(raw, abs=1e-4)
     assert rewards[0]["reward"] == pytest.approx(math.log1p(math.exp(raw)), abs=1e-4)
     assert rewards[1] == {**rewards[1], "reward": 0.0, "score": None, "valid": False, "code": ""}

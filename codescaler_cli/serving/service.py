@@ -10,7 +10,7 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -154,7 +154,8 @@ class RewardService:
                 record = candidate.scored_record()
                 record["index"] = candidate.index
                 data.append(record)
-        return protocol.RankResponse(model=self.settings.served_name, data=data, usage=protocol.Usage())
+        return protocol.RankResponse(model=self.settings.served_name, data=data,
+                                     usage=_usage(c for group in ranked for c in group))
 
     async def score(self, request: protocol.ScoreRequest) -> protocol.ScoreResponse:
         self.check_model(request.model)
@@ -175,7 +176,7 @@ class RewardService:
             model=self.settings.served_name,
             data=[protocol.RewardItem(index=c.index, reward=shaped(c, raw), score=_finite(c.score), valid=c.valid,
                                       code=c.code, truncated=c.truncated, error=c.error) for c in scored],
-            usage=protocol.Usage())
+            usage=_usage(scored))
 
     async def get_reward(self, request: protocol.GetRewardRequest) -> protocol.GetRewardResponse:
         if request.prompts is not None and len(request.prompts) != len(request.query):
@@ -224,6 +225,12 @@ class RewardService:
             cards.insert(0, protocol.ModelCard(id=generator.name, created=self.created, root=generator.root,
                                                max_model_len=generator.max_model_len))
         return protocol.ModelList(data=cards)
+
+
+def _usage(candidates: Iterable[Candidate]) -> protocol.Usage:
+    """Tokens the reward model ran for a request: each distinct valid program once, nothing for the invalid ones."""
+    tokens = sum(c.tokens for c in candidates)
+    return protocol.Usage(prompt_tokens=tokens, total_tokens=tokens)
 
 
 def _finite(value: float | None) -> float | None:
