@@ -167,3 +167,32 @@ def test_samples_are_saved_before_scoring(generator_server: str, coder_dir: Path
     # ... and they rank as they are once the reward model is fixed.
     reranked = runner.invoke(app, ["rank", str(out), "-r", str(reward_dir), "-f", "jsonl", "-q"])
     assert reranked.exit_code == 0 and len(parse_jsonl(reranked.stdout)) == 3
+
+
+class TokenCounter:
+    """A progress callback that also listens for sampled tokens, as codescaler's progress bar does."""
+
+    def __init__(self) -> None:
+        self.samples = self.tokens = 0
+
+    def __call__(self, n: int) -> None:
+        self.samples += n
+
+    def add_tokens(self, tokens: int) -> None:
+        self.tokens += tokens
+
+
+def test_sampling_progress_counts_tokens_as_requests_finish(generator_server: str) -> None:
+    from codescaler_cli.generation import Problem, SamplingSettings
+    from codescaler_cli.generation.openai_server import OpenAIGenerator
+    from codescaler_cli.generation.problems import sample_candidates
+
+    generator = OpenAIGenerator([generator_server])
+    progress = TokenCounter()
+    try:
+        candidates = sample_candidates([Problem(id=i, question="Write add(a, b)") for i in range(2)], generator,
+                                       SamplingSettings(n=3, max_tokens=24), seed=0, progress=progress)
+    finally:
+        generator.close()
+    assert len(candidates) == progress.samples == 6
+    assert progress.tokens == generator.stats.completion_tokens > 0

@@ -48,10 +48,19 @@ if __name__ == "__main__":
     except ModelLoadError as error:
         print(json.dumps({"error": error.message, "hint": error.hint, "cause_class": error.cause_class}))
         sys.exit(1)
-    advanced = []
+    class Progress(list):  # counts samples, and tokens as codescaler's progress bar does
+        tokens = 0
+
+        def __call__(self, n):
+            self.append(n)
+
+        def add_tokens(self, k):
+            self.tokens += k
+
+    advanced = Progress()
     candidates = sample_candidates([Problem(id=i, question="Write add(a, b)") for i in range(problems)], generator,
-                                   SamplingSettings(n=n, max_tokens=48), seed=0, progress=advanced.append)
-    print(json.dumps({"progress": advanced, "samples": len(candidates),
+                                   SamplingSettings(n=n, max_tokens=48), seed=0, progress=advanced)
+    print(json.dumps({"progress": advanced, "tokens": advanced.tokens, "samples": len(candidates),
                       "errors": [c.error for c in candidates if c.error],
                       "completion_tokens": generator.stats.completion_tokens,
                       "kv_cache_bytes": generator.llm.llm_engine.vllm_config.cache_config.kv_cache_memory_bytes}))
@@ -87,6 +96,7 @@ def test_default_memory_share_starts_where_0_9_does_not(coder_dir: Path) -> None
     # One progress display: the callback reached N x problems, vLLM printed nothing at all.
     assert sum(ran["progress"]) == PROBLEMS * N and all(step > 0 for step in ran["progress"])
     assert ran["completion_tokens"] > 0
+    assert ran["tokens"] == ran["completion_tokens"]  # relayed from vLLM's loop as requests finish, for tokens/s
     assert not [noise for noise in VLLM_NOISE if noise in stderr], stderr[-3000:]
     assert stderr.strip() == "" and len(stdout.strip().splitlines()) == 1, stderr[-3000:] + stdout[-3000:]
 

@@ -6,8 +6,10 @@ unless stderr is a terminal.
 
 from __future__ import annotations
 
+import collections
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -304,11 +306,13 @@ class _Phases:
         self._progress = progress
 
     def phase(self, description: str, total: int | None = None) -> Callable[[int], None]:
-        """Add a bar; returns `advance(n)`. A phase whose size is known later starts with total None."""
+        """Add a bar; returns `advance(n)`, which also takes `advance.add_tokens(k)` (shown as tokens/s).
+
+        A phase whose size is known later starts with total None.
+        """
         if self._progress is None:
-            return lambda n: None
-        task = self._progress.add_task(description, total=total)
-        return lambda n: self._progress.advance(task, n)
+            return _Advance(None, 0)
+        return _Advance(self._progress, self._progress.add_task(description, total=total, rate=""))
 
     def set_total(self, description: str, total: int) -> None:
         if self._progress is None:
@@ -316,6 +320,36 @@ class _Phases:
         for task in self._progress.tasks:
             if task.description == description:
                 self._progress.update(task.id, total=total)
+
+
+class _Advance:
+    """A phase's `advance(n)` callback; `add_tokens(k)` keeps a tokens/s rate over the last half minute.
+
+    `add_tokens(0)` marks the start (a generator calls it when sampling begins, after the model loaded).
+    """
+
+    WINDOW = 30.0
+
+    def __init__(self, progress: Any, task: Any) -> None:
+        self._progress, self._task = progress, task
+        self._tokens = 0
+        self._points: collections.deque[tuple[float, int]] = collections.deque()
+
+    def __call__(self, n: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, n)
+
+    def add_tokens(self, tokens: int) -> None:
+        if self._progress is None:
+            return
+        now = time.monotonic()
+        self._tokens += tokens
+        self._points.append((now, self._tokens))
+        while len(self._points) > 2 and now - self._points[1][0] >= self.WINDOW:
+            self._points.popleft()
+        (first, before), (last, after) = self._points[0], self._points[-1]
+        if last > first:
+            self._progress.update(self._task, rate=f"{(after - before) / (last - first):,.0f} tokens/s")
 
 
 @contextmanager
@@ -328,7 +362,7 @@ def progress_phases(*, enabled: bool = True) -> Iterator[_Phases]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True,
+                  TimeElapsedColumn(), TextColumn("{task.fields[rate]}"), console=console, transient=True,
                   # rich's live display would otherwise capture stdout writes and print them on stderr.
                   redirect_stdout=False, redirect_stderr=False) as progress:
         yield _Phases(progress)

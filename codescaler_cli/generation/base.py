@@ -57,6 +57,17 @@ class GenerationStats:
 ProgressCallback = Callable[[int], None]
 
 
+def report_tokens(progress: ProgressCallback | None, tokens: int) -> None:
+    """Tell a progress callback how many tokens were sampled, if it listens (`progress.add_tokens(k)`).
+
+    A plain callable (e.g. `list.append`) only counts samples; codescaler's progress bar also shows tokens/s.
+    Generators report 0 when they start sampling, which starts the rate's clock.
+    """
+    add_tokens = getattr(progress, "add_tokens", None)
+    if add_tokens is not None and tokens >= 0:
+        add_tokens(tokens)
+
+
 class Generator(Protocol):
     """A backend that samples responses: one list of `request.n` samples per request, in request order."""
 

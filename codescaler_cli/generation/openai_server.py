@@ -14,7 +14,15 @@ from typing import Any
 
 from ..errors import UsageError
 from ..http_client import EndpointPool, RequestFailed, served_models
-from .base import GenerationRequest, GenerationStats, ProgressCallback, Sample, SamplingSettings, failed_samples
+from .base import (
+    GenerationRequest,
+    GenerationStats,
+    ProgressCallback,
+    Sample,
+    SamplingSettings,
+    failed_samples,
+    report_tokens,
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,7 @@ class OpenAIGenerator:
     def generate(self, requests: Sequence[GenerationRequest], settings: SamplingSettings,
                  progress: ProgressCallback | None = None) -> list[list[Sample]]:
         started = time.perf_counter()
+        report_tokens(progress, 0)  # tokens/s counts from here
         chunks = self._chunks(requests)
         path = "/chat/completions" if self.endpoint == "chat" else "/completions"
 
@@ -123,6 +132,8 @@ class OpenAIGenerator:
 
         def done(index: int, value: Any, error: BaseException | None) -> None:
             if progress is not None:
+                if error is None and value:
+                    report_tokens(progress, sum(sample.tokens for sample in value))
                 progress(chunks[index].n)
 
         outcomes = self.pool.map(run, chunks, on_done=done)

@@ -6,12 +6,24 @@ advances the caller's `progress(k)` callback as each problem's k samples finish.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..errors import ModelLoadError
-from .base import GenerationRequest, GenerationStats, ProgressCallback, Sample, SamplingSettings, failed_samples
+from .base import (
+    GenerationRequest,
+    GenerationStats,
+    ProgressCallback,
+    Sample,
+    SamplingSettings,
+    failed_samples,
+    report_tokens,
+)
+
+
+_OUTPUT_SPEED = re.compile(r"output: ([0-9.]+) toks/s")
 
 
 class _ProgressRelay:
@@ -20,11 +32,18 @@ class _ProgressRelay:
     `LLM.generate(use_tqdm=callable)` calls the callable twice: with an iterable (rendering prompts: nothing to
     report, so the iterable comes back as is) and with `total=` (the engine loop, which calls `update(n)` when a
     request's n samples finish and reads `format_dict["elapsed"]` for its speed estimate).
+
+    The loop sets `postfix` to "est. speed input: X toks/s, output: Y toks/s" right before each `update(n)`, Y
+    being the tokens sampled so far over the elapsed time it just read: Y times that time is the running total,
+    whose increments go to the callback's `add_tokens` for codescaler's tokens/s. A postfix in another format
+    (another vLLM version) only leaves the rate out.
     """
 
     def __init__(self, progress: Callable[[int], None]) -> None:
         self._progress = progress
         self._started = time.perf_counter()
+        self._elapsed = 0.0
+        self._tokens = 0
         self.n = 0
         self.total: int | None = None
         self.postfix: object = None
@@ -37,10 +56,17 @@ class _ProgressRelay:
 
     @property
     def format_dict(self) -> dict[str, float]:
-        return {"elapsed": max(time.perf_counter() - self._started, 1e-9)}
+        self._elapsed = max(time.perf_counter() - self._started, 1e-9)
+        return {"elapsed": self._elapsed}
 
     def update(self, n: int = 1) -> None:
         self.n += n
+        match = _OUTPUT_SPEED.search(self.postfix) if isinstance(self.postfix, str) else None
+        if match is not None:
+            total = round(float(match.group(1)) * self._elapsed)
+            if total > self._tokens:
+                report_tokens(self._progress, total - self._tokens)
+                self._tokens = total
         self._progress(n)
 
     def refresh(self) -> None:
@@ -104,6 +130,7 @@ class VllmGenerator:
             skipped = sum(request.n for position, request in enumerate(requests) if position not in sampled)
             if skipped:
                 progress(skipped)
+        report_tokens(progress, 0)  # tokens/s counts from here
         for wave in self._waves(prompts, params):
             # vLLM's own bar only when asked for (debugging); otherwise finished samples go to `progress`.
             relay = _ProgressRelay(progress) if progress is not None and not self.show_progress else None
