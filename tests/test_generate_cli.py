@@ -29,12 +29,12 @@ def test_generate_cli_jsonl_is_reproducible_and_round_trips_through_rank(coder_d
     assert any(r["valid"] for r in records), "the tiny coder model should answer with code"
     assert "sampled 4" in first.stderr and "tokens/s" in first.stderr
     # On a terminal stderr (rich honours TTY_COMPATIBLE=1): codescaler's bars with the sampling rate, stdout unchanged.
+    # (That vLLM's own bars stay off is checked in test_quiet_engines, in fresh processes.)
     second = runner.invoke(app, args, env={"TTY_COMPATIBLE": "1"})
     assert second.exit_code == 0, second.stderr
     assert parse_jsonl(second.stdout) == records
     drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", second.stderr)  # without the terminal's escape sequences
     assert re.search(r"Sampling [━ ]+ 4/4 [0-9:]+ [0-9,]+ tokens/s", drawn), drawn[-3000:]
-    assert "Processed prompts" not in second.stderr and "Loading safetensors" not in second.stderr
     # `rank` on generate's output reproduces its scores exactly (same question, same code).
     reranked = runner.invoke(app, ["rank", str(tmp_path / "all.jsonl"), "-r", str(reward_dir), "-f", "jsonl", "-q"])
     assert reranked.exit_code == 0, reranked.stderr
