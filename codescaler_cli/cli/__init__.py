@@ -43,11 +43,10 @@ def _main_options(
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Print the version and exit.")] = None,
 ) -> None:
-    set_debug(debug)
-    if debug:
-        from ..vllm_support import set_verbose
+    from ..vllm_support import set_verbose
 
-        set_verbose(True)  # vLLM's own logs and bars too
+    set_debug(debug)
+    set_verbose(debug)  # vLLM's own logs and bars too (and off again for the next command run in this process)
 
 
 def _help(command: object) -> str:
