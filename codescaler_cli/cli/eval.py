@@ -411,14 +411,14 @@ def _resume(output: Path, settings: dict[str, Any], groups: list[list[EvalCandid
     state = (recorded or {}).get("state")
     if isinstance(state, dict) and isinstance(state.get("seconds"), dict):
         try:
-            earlier = Timings(**state["seconds"])
+            timings = Timings(**state["seconds"])
             timed = int(state.get("problems", 0))
         except (TypeError, ValueError):
-            earlier = None
-        if earlier is not None and timed <= done.groups:
-            timings = earlier
-        else:
-            timed = 0
+            timings, timed = Timings(), 0
+        if timed > done.groups:
+            # The file holds fewer problems than the seconds cover (cut by hand?): those tests run again, and their
+            # seconds must not count twice. Scoring covered every candidate either way.
+            timings, timed = Timings(scoring=timings.scoring, scoring_load=timings.scoring_load), 0
     return done, timings, timed
 
 
@@ -458,7 +458,8 @@ def _note_resumed(report: Report, output: Path | None, restored: int, total: int
             f"{output}); the seconds add up the chunks of problems each run finished (tests cut off by the "
             "interruption are not counted)")
     if timed < total:
-        note += f"; they leave out {total - timed} problems whose run was killed before it recorded its seconds"
+        note += (f"; the seconds of {total - timed} problems are missing (a run killed between writing them and "
+                 "recording their seconds)")
     report.notes.append(note)
 
 
