@@ -38,7 +38,8 @@ SANDBOX = ["--jobs", "1", "--isolation", "fallback", "--test-timeout", "3"]
 
 def problem_records() -> list[dict[str, Any]]:
     return [{"id": f"p{i}", "question": f"Read an integer, print it plus {i}.",
-             "tests": [{"input": "1\n", "output": f"{1 + i}\n", "public": True}, {"input": "5\n", "output": f"{5 + i}\n"}]}
+             "tests": [{"input": "1\n", "output": f"{1 + i}\n", "public": True},
+                       {"input": "5\n", "output": f"{5 + i}\n"}]}
             for i in range(PROBLEMS)]
 
 

@@ -197,7 +197,8 @@ def evaluate(
                                  "generate them with -m MODEL",
                                  "e.g. codescaler eval samples.jsonl --benchmark humaneval")
             candidates_file = "-"
-    if output is not None and candidates_file not in (None, "-") and output.resolve() == Path(candidates_file).resolve():
+    if output is not None and candidates_file not in (None, "-") \
+            and output.resolve() == Path(candidates_file).resolve():
         raise UsageError(f"--output {output} is the candidates file: the verdicts would overwrite what eval reads",
                          "write the verdicts to another file")
     if output is not None:
@@ -220,6 +221,13 @@ def evaluate(
         done = Progress()
         timed = 0  # problems whose test seconds `timings` holds
         run_settings: dict[str, Any] = {}
+        writer: RecordWriter | None = None
+        score_here = False  # -r scores the candidates here (they carry no scores)
+
+        def where() -> str:
+            written = writer.groups_written if writer is not None else 0
+            return _resume_hint(output, done.groups + written, len(groups), candidates_file == "-")
+
         if generating:
             if output is not None:
                 # -o will hold generated samples, then their verdicts: not a file --resume continues.
@@ -251,30 +259,27 @@ def evaluate(
             if resumable:
                 assert output is not None
                 run_settings = _eval_settings(benchmark, problems_file, digest, test_timeout, memory_mb,
-                                          sandbox.isolation, scorer_config if score_here else None)
+                                              sandbox.isolation, scorer_config if score_here else None)
                 if resume:
                     done, timings, timed = _resume(output, run_settings, groups, scores=score_here, quiet=quiet)
                 write_settings(output, "eval", run_settings, state=_state(timings, timed))
+                set_interrupt_hint(where)
+        try:
             if score_here:
-                scoring = timings.scoring
                 if done.groups < len(groups):
                     seconds, load = _score(candidates, groups[done.groups:], scorer_config, quiet,
                                            skip_groups=done.groups)
-                    if scoring is None:
-                        # What scoring every candidate took; a resumed run re-scores only what it has to.
+                    if timings.scoring is None:
+                        # What scoring every candidate took (a resumed run re-scores only what it has to).
                         timings.scoring, timings.scoring_load = seconds, load
-                        if output is not None:
+                        if resumable and output is not None:
                             write_settings(output, "eval", run_settings, state=_state(timings, timed))
                 with_reward = True
-        _note_missing_problems(problems, candidates, quiet)
-        remaining = groups[done.groups:]
-        chunks = problem_chunks(remaining, CHUNK_CANDIDATES_PER_JOB * sandbox.jobs if resumable else None)
-        writer = RecordWriter(OutputFormat.jsonl, output, columns="eval", stdout=False, staged=generating,
-                              append=resume)
-        if resumable:
-            set_interrupt_hint(lambda: _resume_hint(output, done.groups + writer.groups_written, len(groups),
-                                                    candidates_file == "-"))
-        try:
+            _note_missing_problems(problems, candidates, quiet)
+            remaining = groups[done.groups:]
+            chunks = problem_chunks(remaining, CHUNK_CANDIDATES_PER_JOB * sandbox.jobs if resumable else None)
+            writer = RecordWriter(OutputFormat.jsonl, output, columns="eval", stdout=False, staged=generating,
+                                  append=resume)
             with writer, progress_phases(enabled=not quiet) as phases:
                 to_run = [c for group in remaining for c in group]
                 with_public = sum(1 for c in to_run if c.problem.public_tests)
@@ -291,8 +296,7 @@ def evaluate(
                             write_settings(output, "eval", run_settings, state=_state(timings, timed))
         except CodescalerError as exc:
             if resumable:
-                where = _resume_hint(output, done.groups + writer.groups_written, len(groups), candidates_file == "-")
-                exc.hint = f"{exc.hint}; {where}" if exc.hint else where
+                exc.hint = f"{exc.hint}; {where()}" if exc.hint else where()
             raise
         report = summarize(candidates, with_reward=with_reward, timings=timings, isolation=sandbox.isolation,
                            isolation_detail=sandbox.describe())
