@@ -32,13 +32,20 @@ def samples_path(output: Path) -> Path:
     return output.with_name(f".{output.name}.samples.jsonl")
 
 
-def write_settings(output: Path, command: str, settings: dict[str, Any]) -> None:
-    """Record a run's settings (atomically: a reader never sees half a file)."""
+def write_settings(output: Path, command: str, settings: dict[str, Any], *,
+                   state: dict[str, Any] | None = None) -> None:
+    """Record a run's settings (atomically: a reader never sees half a file).
+
+    `state` is what a command keeps about its progress beside the settings (e.g. `eval`'s seconds so far); it is
+    not compared by `check_settings`.
+    """
     path = settings_path(output)
     partial = path.with_name(path.name + ".partial")
+    document: dict[str, Any] = {"format": SETTINGS_FORMAT, "command": command, "settings": settings}
+    if state is not None:
+        document["state"] = state
     try:
-        partial.write_text(json.dumps({"format": SETTINGS_FORMAT, "command": command, "settings": settings},
-                                      indent=2, ensure_ascii=True) + "\n", encoding="utf-8")
+        partial.write_text(json.dumps(document, indent=2, ensure_ascii=True) + "\n", encoding="utf-8")
         partial.replace(path)
     except OSError as exc:
         partial.unlink(missing_ok=True)

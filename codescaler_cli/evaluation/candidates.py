@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..extraction import check_code, dedup_key, extract_code, is_valid_python
 from ..records import Candidate, iter_lines, parse_record
 from ..selection import apply_score
-from .execution import TestsResult, build_program
+from .execution import FAILED, PASSED, TestsResult, build_program
 from .problems import EvalProblem, problem_key
 
 ID_FIELDS = ("id", "task_id", "question_id", "problem_id")
@@ -61,6 +61,31 @@ class EvalCandidate:
             if result.detail:
                 out["detail"] = result.detail
         return out
+
+
+    def restore(self, record: dict[str, Any], *, scores: bool) -> None:
+        """Take back what an earlier run wrote for this candidate (its `record()` in --output): the verdicts, and
+        with `scores` the score and rank it got there. Nothing runs again.
+
+        The record keeps the public tests' counts, not their status: it comes back as passed or failed.
+        """
+        if scores:
+            score = record.get("score")
+            number = isinstance(score, (int, float)) and not isinstance(score, bool)
+            apply_score(self.candidate, float(score) if number else None)
+            rank = record.get("rank")
+            self.candidate.rank = rank if isinstance(rank, int) and not isinstance(rank, bool) else None
+        self.result = TestsResult(str(record["status"]), int(record["tests_passed"]), int(record["tests_total"]),
+                                  float(record.get("seconds") or 0.0), str(record.get("detail") or ""))
+        if self.problem.public_tests:
+            passed, total = int(record.get("public_passed") or 0), int(record.get("public_total") or 0)
+            self.public = TestsResult(PASSED if passed == total else FAILED, passed, total, 0.0)
+
+
+def record_problem_key(record: dict[str, Any]) -> str | None:
+    """The problem an input or output record belongs to (its `id`, `task_id`, ...), as problems are matched."""
+    problem_id = next((record[name] for name in ID_FIELDS if record.get(name) is not None), None)
+    return None if problem_id is None else problem_key(problem_id)
 
 
 def read_eval_candidates(path: str | Path | None, problems: Sequence[EvalProblem], *,

@@ -31,16 +31,59 @@ class Timings:
 
 
 def score_candidates(candidates: Sequence[EvalCandidate], scorer: Scorer,
-                     progress: ProgressCallback | None = None) -> float:
+                     progress: ProgressCallback | None = None, *, skip_groups: int = 0) -> float:
     """Score every distinct valid program with the reward model and rank each problem's candidates.
 
+    `skip_groups`: the first problems (in first-seen order) are already scored and ranked (a resumed run); the
+    rest are scored in the same chunks as in a run that scores them all, so their scores are the same to the bit.
     Returns the seconds the scorer spent.
     """
     before = scorer.stats.seconds
     groups = group_candidates(c.candidate for c in candidates)
-    for _ in score_groups(groups, scorer, progress=progress):
+    for _ in score_groups(groups, scorer, progress=progress, skip_groups=skip_groups):
         pass
     return scorer.stats.seconds - before
+
+
+def problem_groups(candidates: Sequence[EvalCandidate]) -> list[list[EvalCandidate]]:
+    """Candidates per problem, problems in first-seen order, each problem's candidates in input order."""
+    groups: dict[str, list[EvalCandidate]] = {}
+    for candidate in candidates:
+        groups.setdefault(candidate.problem.key, []).append(candidate)
+    return list(groups.values())
+
+
+def problem_chunks(groups: Sequence[list[EvalCandidate]], programs: int | None) -> list[list[list[EvalCandidate]]]:
+    """Whole problems in chunks of at least `programs` candidates (the last may be smaller); None: one chunk."""
+    if programs is None:
+        return [list(groups)] if groups else []
+    chunks: list[list[list[EvalCandidate]]] = []
+    chunk: list[list[EvalCandidate]] = []
+    size = 0
+    for group in groups:
+        chunk.append(group)
+        size += len(group)
+        if size >= programs:
+            chunks.append(chunk)
+            chunk, size = [], 0
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
+def run_chunk(candidates: Sequence[EvalCandidate], sandbox: Sandbox, timings: Timings, *,
+              test_timeout: float = DEFAULT_TEST_TIMEOUT, limits: Limits = Limits(),
+              public_progress: ProgressCallback | None = None,
+              all_progress: ProgressCallback | None = None) -> None:
+    """Run some problems' public tests, then all their tests, adding the seconds to `timings`."""
+    with_public = [c for c in candidates if c.problem.public_tests]
+    wall, processes = run_all_tests(with_public, sandbox, public=True, test_timeout=test_timeout, limits=limits,
+                                    progress=public_progress)
+    timings.public_tests += wall
+    timings.public_test_processes += processes
+    wall, _ = run_all_tests(candidates, sandbox, public=False, test_timeout=test_timeout, limits=limits,
+                            progress=all_progress)
+    timings.all_tests += wall
 
 
 def run_all_tests(candidates: Sequence[EvalCandidate], sandbox: Sandbox, *, public: bool,

@@ -189,8 +189,16 @@ class Sandbox:
     def map(self, tasks: Sequence[Callable[[], object]]) -> Iterator[object]:
         """Run arbitrary callables that call `run` (e.g. one per candidate), `jobs` at a time, results in order."""
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            for future in [pool.submit(task) for task in tasks]:
-                yield future.result()
+            futures = [pool.submit(task) for task in tasks]
+            try:
+                for future in futures:
+                    yield future.result()
+            except BaseException:
+                # Interrupted (SIGINT, SIGTERM) or abandoned: programs not started yet never start, so the run
+                # stops once the running ones end (each within its time limit).
+                for future in futures:
+                    future.cancel()
+                raise
 
     def _run_as(self, program: Program, uid: int) -> RunResult:
         run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self._root))
