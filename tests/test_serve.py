@@ -332,6 +332,25 @@ def test_model_load_failure_exits_1_before_binding(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_generator_options_the_chosen_generator_does_not_read_are_warned_about(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing")
+    # The warnings come first; start-up then fails fast (here --n over --max-best-of, before anything loads).
+    alone = runner.invoke(app, ["serve", "-r", missing, "--n", "4", "--max-best-of", "2", "--generator-dtype",
+                                "float32"])
+    assert alone.exit_code == 2, alone.stderr
+    assert "warning: --n is ignored without --generator-url or -m" in alone.stderr
+    assert "warning: --generator-dtype is ignored without --generator-url or -m" in alone.stderr
+    port = free_port()  # nothing listens there: the generator check fails at once, before the reward model loads
+    remote = runner.invoke(app, ["serve", "-r", missing, "--generator-url", f"http://127.0.0.1:{port}/v1",
+                                 "--generator-max-retries", "0", "--generator-gpu-memory-utilization", "0.5",
+                                 "--max-model-len", "512", "--generator-concurrency", "2"])
+    assert remote.exit_code == 1, remote.stderr
+    assert "warning: --generator-gpu-memory-utilization is ignored with --generator-url" in remote.stderr
+    assert "warning: --max-model-len is ignored with --generator-url" in remote.stderr
+    assert "--generator-concurrency is ignored" not in remote.stderr  # servers read it
+    assert "Traceback" not in remote.stderr
+
+
 def test_port_in_use_exits_1(server: str, reward_dir: Path) -> None:
     port = server.rsplit(":", 1)[1]
     result = subprocess.run([sys.executable, "-m", "codescaler_cli", "serve", "-r", str(reward_dir), "--port", port],

@@ -345,17 +345,21 @@ def test_concurrent_requests_each_get_their_own_winner(server: str, model: str) 
 @pytest.fixture(scope="module")
 def in_process(coder_dir: Path, reward_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     log = tmp_path_factory.mktemp("serve") / "serve-in-process.log"
-    served = start_serve(reward_dir, "-m", str(coder_dir), "--max-model-len", "512", "--n", "3", log=log,
+    # A small memory share: the engine's options reach vLLM (the start-up line reads them back from its config).
+    served = start_serve(reward_dir, "-m", str(coder_dir), "--max-model-len", "512", "--n", "3",
+                         "--generator-gpu-memory-utilization", "0.05", "--generator-dtype", "float32", log=log,
                          startup_timeout=300)  # a vLLM engine loads before the port is bound
     try:
-        yield served.url
+        yield served
     finally:
         stop_serve(served)
 
 
-def test_in_process_generator_answers_like_a_generator_server(in_process: str, coder_dir: Path, reward_dir: Path,
+def test_in_process_generator_answers_like_a_generator_server(in_process: Any, coder_dir: Path, reward_dir: Path,
                                                               tmp_path: Path) -> None:
-    api = client(in_process)
+    started = in_process.log.read_text()
+    assert "(in-process vLLM: float32, max_model_len 512, memory share 0.05, tensor parallel 1)" in started, started
+    api = client(in_process.url)
     assert [m.id for m in api.models.list().data][0] == str(coder_dir)
     answer = api.chat.completions.create(model=str(coder_dir), messages=MESSAGES, max_tokens=MAX_TOKENS, seed=5,
                                          extra_body={"return_candidates": True})
