@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BackendError, CodescalerError, UsageError
+from ..loading import MEMORY, ClassifiedLoadError
 from ..scoring.config import ScorerConfig
 from .batcher import Batcher
 from .inputs import PROMPT_FORMATS
@@ -123,6 +124,15 @@ def open_sampler(config: ServeConfig) -> Any:
                          tensor_parallel_size=config.generator_tensor_parallel_size)
 
 
+def point_at_the_engine(exc: BaseException, config: ServeConfig) -> None:
+    """A reward model out of memory after an in-process generator engine loaded: the engine's share is the cause."""
+    if isinstance(exc, ClassifiedLoadError) and exc.cause_class == MEMORY and config.generator_model \
+            and not config.generator_urls:
+        exc.hint = ("the generator engine loaded first and holds its share of the memory: lower "
+                    "--generator-gpu-memory-utilization (e.g. 0.6) to leave the reward model room"
+                    + (f"; otherwise {exc.hint}" if exc.hint else ""))
+
+
 def run_server(config: ServeConfig) -> None:
     """Load the reward model, bind, and serve until SIGTERM/Ctrl-C; raises CodescalerError on start-up failures."""
     try:
@@ -145,9 +155,10 @@ def run_server(config: ServeConfig) -> None:
     sampler = open_sampler(config) if config.has_generator else None
     try:
         scorer = open_serving_scorer(config.scorer, reuse_prefix=config.reuse_prefix)
-    except BaseException:
+    except BaseException as exc:
         if sampler is not None:
             sampler.close()
+            point_at_the_engine(exc, config)
         raise
     try:
         sock = bind(config.host, config.port)
