@@ -308,13 +308,27 @@ def test_sigterm_drains_requests_in_flight(reward_dir: Path, tmp_path: Path) -> 
     outcome: dict = {}
 
     def call() -> None:
-        outcome["answer"] = httpx.post(served.url + "/v1/score", json=body, timeout=120)
+        try:
+            outcome["answer"] = httpx.post(served.url + "/v1/score", json=body, timeout=120)
+        except httpx.HTTPError as exc:
+            outcome["error"] = exc
+
+    def received() -> float:
+        for line in httpx.get(served.url + "/metrics", timeout=10).text.splitlines():
+            if line.startswith('codescaler_items_total{endpoint="/v1/score"}'):
+                return float(line.split()[-1])
+        return 0.0
 
     thread = threading.Thread(target=call)
     thread.start()
-    time.sleep(0.3)  # the request is in flight (scoring 400 texts takes longer than this)
+    # SIGTERM once the handler has the request (uvicorn drops connections whose request it has not read yet);
+    # scoring 400 texts takes far longer than this check.
+    deadline = time.monotonic() + 60
+    while received() < 400 and time.monotonic() < deadline:
+        time.sleep(0.02)
     status = stop_serve(served)
-    thread.join(60)
+    thread.join(120)
+    assert "answer" in outcome, outcome.get("error")
     assert outcome["answer"].status_code == 200
     assert len(outcome["answer"].json()["data"]) == 400
     assert status == 0

@@ -37,7 +37,7 @@ API_KEY = "s3cret"
 # FaultProxy rules, by the seed of a generator request (each candidate is one request with seed + j).
 FAILING_SEED = 1001  # always answered 500: candidate 1 of a request with seed 1000
 ALL_FAIL_FROM = 2000  # every request with a seed >= this fails
-SLOW_SEED = 3000  # held 3 s before it is forwarded, so a second request finds the server busy
+SLOW_SEED = 3000  # held 10 s before it is forwarded, so a second request finds the server busy
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def _fault(number: int, path: str, body: bytes) -> object:
     if seed == FAILING_SEED or (isinstance(seed, int) and ALL_FAIL_FROM <= seed < SLOW_SEED):
         return 500
     if seed == SLOW_SEED:
-        time.sleep(3.0)
+        time.sleep(10.0)
     return None
 
 
@@ -312,7 +312,10 @@ def test_a_full_server_answers_503_with_retry_after(faulty: str, model: str) -> 
     slow = {"model": model, "messages": MESSAGES, "max_tokens": 8, "seed": SLOW_SEED, "best_of": 1}
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(httpx.post, faulty + "/v1/chat/completions", json=slow, headers=headers, timeout=60)
-        time.sleep(1.0)  # the slow request now holds the only best-of-N slot
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "\ncodescaler_best_of_in_flight 1.0" not in \
+                httpx.get(faulty + "/metrics", headers=headers, timeout=10).text:
+            time.sleep(0.05)  # until the slow request holds the only best-of-N slot
         busy = httpx.post(faulty + "/v1/chat/completions", headers=headers, timeout=60,
                           json={**slow, "seed": 4000})
         assert first.result().status_code == 200
