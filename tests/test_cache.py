@@ -10,7 +10,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -100,27 +99,38 @@ def test_cache_info_and_clear(reward_dir: Path, tmp_path: Path) -> None:
     assert no_cache.exit_code == 0 and "cache:" not in no_cache.stderr
 
 
-def test_concurrent_writers_share_one_cache(tmp_path: Path) -> None:
-    """Several processes' worth of connections writing at once: WAL and the busy timeout serialise them."""
-    errors: list[BaseException] = []
+WRITER = """
+import sys, time
+from pathlib import Path
+from codescaler_cli.cache import Cache
 
-    def write(worker: int) -> None:
-        try:
-            cache = Cache(tmp_path)
-            for batch in range(20):
-                cache.put_scores([(f"{worker}-{batch}-{i}".encode(), float(i), False) for i in range(50)])
-            cache.close()
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+directory, worker, workers, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+while not go.exists():
+    time.sleep(0.002)
+cache = Cache(directory)  # every process creates the tables and switches to WAL at the same moment
+other = (worker + 1) % workers
+for batch in range(20):
+    cache.put_scores([(f"{worker}-{batch}-{i}".encode(), float(i), False) for i in range(50)])
+    mine = f"{worker}-{batch}-7".encode()
+    assert cache.get_scores([mine]) == {mine: (7.0, False)}
+    cache.get_scores([f"{other}-{b}-{i}".encode() for b in range(20) for i in range(50)])  # reads while others write
+cache.close()
+"""
 
-    threads = [threading.Thread(target=write, args=(worker,)) for worker in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    with sqlite3.connect(cache_file(tmp_path)) as db:
-        assert db.execute("SELECT count(*) FROM scores").fetchone()[0] == 4 * 20 * 50
+
+def test_concurrent_runs_share_one_cache(tmp_path: Path) -> None:
+    """Four processes open one new cache at once, then write and read it together: WAL and the busy timeout
+    serialise them, and no write is lost."""
+    directory, go, workers = tmp_path / "cache", tmp_path / "go", 4
+    processes = [subprocess.Popen([sys.executable, "-c", WRITER, str(directory), str(worker), str(workers), str(go)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for worker in range(workers)]
+    time.sleep(0.5)  # every process is waiting (importing takes a moment); a late one still meets the others' writes
+    go.touch()
+    outcomes = [process.communicate(timeout=120) for process in processes]
+    assert [process.returncode for process in processes] == [0] * workers, [err for _, err in outcomes]
+    with sqlite3.connect(cache_file(directory)) as db:
+        assert db.execute("SELECT count(*) FROM scores").fetchone()[0] == workers * 20 * 50
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

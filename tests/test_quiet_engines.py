@@ -130,8 +130,13 @@ def test_cpu_plan_follows_the_environment_and_the_model(monkeypatch: pytest.Monk
         "num_key_value_heads": 8, "head_dim": 128, "num_hidden_layers": 36, "max_position_embeddings": 40960,
         "vocab_size": 151936, "intermediate_size": 12288}))
     per_token = 2 * 36 * 8 * 128 * 2  # keys and values, bfloat16
-    plan = plan_cpu_memory(str(big), revision=None, dtype="bfloat16", max_model_len=8192, gpu_memory_utilization=None)
-    assert plan.kv_cache_bytes == min(per_token * 8192, int(memory_status()[1] * 0.5))
+    from codescaler_cli import vllm_support
+
+    for available, expected in ((8 * GiB, per_token * 8192), (2 * GiB, GiB)):  # ...or half the free memory
+        monkeypatch.setattr(vllm_support, "memory_status", lambda: (16 * GiB, available))
+        plan = plan_cpu_memory(str(big), revision=None, dtype="bfloat16", max_model_len=8192,
+                               gpu_memory_utilization=None)
+        assert plan.kv_cache_bytes == expected
 
 
 CLI_UNDER_MEMORY_PRESSURE = """

@@ -69,6 +69,16 @@ def test_a_fork_bomb_is_capped(sandbox: Sandbox) -> None:
         assert "BlockingIOError" in result.stderr
 
 
+def test_runs_in_quick_succession_keep_their_whole_process_limit(sandbox: Sandbox) -> None:
+    # Every bwrap run leaves a zombie of its uid for the machine's PID 1 to reap, which a container's PID 1 does
+    # slowly; zombies count against the process limit, so each run needs a uid no earlier run used.
+    code = "import os\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n        os._exit(0)\n" \
+           "    os.waitpid(pid, 0)\nprint('ok')"
+    results = [run(sandbox, code, limits=Limits(timeout=5.0, processes=8)) for _ in range(30)]
+    failed = [r for r in results if r.outcome != EXITED or r.stdout != "ok\n"]
+    assert not failed, failed[0].stderr[-500:]
+
+
 def test_a_50_gb_allocation_is_refused(sandbox: Sandbox) -> None:
     result = run(sandbox, "data = bytearray(50 * 10**9)\nprint('allocated')")
     assert result.outcome == MEMORY and "allocated" not in result.stdout

@@ -308,13 +308,27 @@ def test_sigterm_drains_requests_in_flight(reward_dir: Path, tmp_path: Path) -> 
     outcome: dict = {}
 
     def call() -> None:
-        outcome["answer"] = httpx.post(served.url + "/v1/score", json=body, timeout=120)
+        try:
+            outcome["answer"] = httpx.post(served.url + "/v1/score", json=body, timeout=120)
+        except httpx.HTTPError as exc:
+            outcome["error"] = exc
+
+    def received() -> float:
+        for line in httpx.get(served.url + "/metrics", timeout=10).text.splitlines():
+            if line.startswith('codescaler_items_total{endpoint="/v1/score"}'):
+                return float(line.split()[-1])
+        return 0.0
 
     thread = threading.Thread(target=call)
     thread.start()
-    time.sleep(0.3)  # the request is in flight (scoring 400 texts takes longer than this)
+    # SIGTERM once the handler has the request (uvicorn drops connections whose request it has not read yet);
+    # scoring 400 texts takes far longer than this check.
+    deadline = time.monotonic() + 60
+    while received() < 400 and time.monotonic() < deadline:
+        time.sleep(0.02)
     status = stop_serve(served)
-    thread.join(60)
+    thread.join(120)
+    assert "answer" in outcome, outcome.get("error")
     assert outcome["answer"].status_code == 200
     assert len(outcome["answer"].json()["data"]) == 400
     assert status == 0
@@ -330,6 +344,50 @@ def test_model_load_failure_exits_1_before_binding(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith("error: cannot load reward model") and lines[1].startswith("hint:")
     assert "Traceback" not in result.stderr
+
+
+def test_generator_options_the_chosen_generator_does_not_read_are_warned_about(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing")
+    # The warnings come first; start-up then fails fast (here --n over --max-best-of, before anything loads).
+    alone = runner.invoke(app, ["serve", "-r", missing, "--n", "4", "--max-best-of", "2", "--generator-dtype",
+                                "float32"])
+    assert alone.exit_code == 2, alone.stderr
+    assert "warning: --n is ignored without --generator-url or -m" in alone.stderr
+    assert "warning: --generator-dtype is ignored without --generator-url or -m" in alone.stderr
+    port = free_port()  # nothing listens there: the generator check fails at once, before the reward model loads
+    remote = runner.invoke(app, ["serve", "-r", missing, "--generator-url", f"http://127.0.0.1:{port}/v1",
+                                 "--generator-max-retries", "0", "--generator-gpu-memory-utilization", "0.5",
+                                 "--max-model-len", "512", "--generator-concurrency", "2"])
+    assert remote.exit_code == 1, remote.stderr
+    assert "warning: --generator-gpu-memory-utilization is ignored with --generator-url" in remote.stderr
+    assert "warning: --max-model-len is ignored with --generator-url" in remote.stderr
+    assert "--generator-concurrency is ignored" not in remote.stderr  # servers read it
+    assert "Traceback" not in remote.stderr
+
+
+def test_a_reward_model_out_of_memory_after_the_generator_engine_names_the_engines_share(reward_dir: Path) -> None:
+    from codescaler_cli.loading import load_error
+    from codescaler_cli.scoring import ScorerConfig
+    from codescaler_cli.serving.server import ServeConfig, point_at_the_engine
+
+    def failure(message: str) -> Exception:
+        return load_error("reward model", str(reward_dir), RuntimeError(message))
+
+    scorer = ScorerConfig(model=str(reward_dir))
+    engine = ServeConfig(scorer=scorer, generator_model="Qwen/Qwen2.5-Coder-7B-Instruct")
+    oom = failure("CUDA out of memory. Tried to allocate 2.00 GiB")
+    own_hint = oom.hint
+    point_at_the_engine(oom, engine)
+    assert oom.hint.startswith("the generator engine loaded first") and "--generator-gpu-memory-utilization" in oom.hint
+    assert oom.hint.endswith(f"otherwise {own_hint}")
+    # Not memory, or no engine in this process (a generator server, or none): the hint is left as it was.
+    for error, config in ((failure("weights are corrupt: invalid header"), engine),
+                          (failure("CUDA out of memory"), ServeConfig(scorer=scorer, generator_model="m",
+                                                                      generator_urls=["http://gen:8000/v1"])),
+                          (failure("CUDA out of memory"), ServeConfig(scorer=scorer))):
+        before = error.hint
+        point_at_the_engine(error, config)
+        assert error.hint == before and "--generator-gpu-memory-utilization" not in (error.hint or "")
 
 
 def test_port_in_use_exits_1(server: str, reward_dir: Path) -> None:

@@ -37,7 +37,7 @@ API_KEY = "s3cret"
 # FaultProxy rules, by the seed of a generator request (each candidate is one request with seed + j).
 FAILING_SEED = 1001  # always answered 500: candidate 1 of a request with seed 1000
 ALL_FAIL_FROM = 2000  # every request with a seed >= this fails
-SLOW_SEED = 3000  # held 3 s before it is forwarded, so a second request finds the server busy
+SLOW_SEED = 3000  # held 10 s before it is forwarded, so a second request finds the server busy
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def _fault(number: int, path: str, body: bytes) -> object:
     if seed == FAILING_SEED or (isinstance(seed, int) and ALL_FAIL_FROM <= seed < SLOW_SEED):
         return 500
     if seed == SLOW_SEED:
-        time.sleep(3.0)
+        time.sleep(10.0)
     return None
 
 
@@ -312,7 +312,10 @@ def test_a_full_server_answers_503_with_retry_after(faulty: str, model: str) -> 
     slow = {"model": model, "messages": MESSAGES, "max_tokens": 8, "seed": SLOW_SEED, "best_of": 1}
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(httpx.post, faulty + "/v1/chat/completions", json=slow, headers=headers, timeout=60)
-        time.sleep(1.0)  # the slow request now holds the only best-of-N slot
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "\ncodescaler_best_of_in_flight 1.0" not in \
+                httpx.get(faulty + "/metrics", headers=headers, timeout=10).text:
+            time.sleep(0.05)  # until the slow request holds the only best-of-N slot
         busy = httpx.post(faulty + "/v1/chat/completions", headers=headers, timeout=60,
                           json={**slow, "seed": 4000})
         assert first.result().status_code == 200
@@ -345,17 +348,21 @@ def test_concurrent_requests_each_get_their_own_winner(server: str, model: str) 
 @pytest.fixture(scope="module")
 def in_process(coder_dir: Path, reward_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     log = tmp_path_factory.mktemp("serve") / "serve-in-process.log"
-    served = start_serve(reward_dir, "-m", str(coder_dir), "--max-model-len", "512", "--n", "3", log=log,
+    # A small memory share: the engine's options reach vLLM (the start-up line reads them back from its config).
+    served = start_serve(reward_dir, "-m", str(coder_dir), "--max-model-len", "512", "--n", "3",
+                         "--generator-gpu-memory-utilization", "0.05", "--generator-dtype", "float32", log=log,
                          startup_timeout=300)  # a vLLM engine loads before the port is bound
     try:
-        yield served.url
+        yield served
     finally:
         stop_serve(served)
 
 
-def test_in_process_generator_answers_like_a_generator_server(in_process: str, coder_dir: Path, reward_dir: Path,
+def test_in_process_generator_answers_like_a_generator_server(in_process: Any, coder_dir: Path, reward_dir: Path,
                                                               tmp_path: Path) -> None:
-    api = client(in_process)
+    started = in_process.log.read_text()
+    assert "(in-process vLLM: float32, max_model_len 512, memory share 0.05, tensor parallel 1)" in started, started
+    api = client(in_process.url)
     assert [m.id for m in api.models.list().data][0] == str(coder_dir)
     answer = api.chat.completions.create(model=str(coder_dir), messages=MESSAGES, max_tokens=MAX_TOKENS, seed=5,
                                          extra_body={"return_candidates": True})

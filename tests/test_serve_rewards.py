@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 from pathlib import Path
 
@@ -186,9 +187,23 @@ class FlakyScorer:
         pass
 
 
+class GatedScorer(FlakyScorer):
+    """A FlakyScorer that holds each batch until released: the test decides when scoring ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def score(self, requests, progress=None):  # type: ignore[no-untyped-def]
+        self.started.set()
+        self.release.wait(30)
+        return super().score(requests, progress)
+
+
 def test_one_failing_request_does_not_fail_its_batch() -> None:
     scorer = FlakyScorer(delay=0.05)
-    batcher = Batcher(scorer, batch_wait_ms=100)
+    batcher = Batcher(scorer, batch_wait_ms=1000)  # long enough for the three submits to share the first batch
     try:
         futures = [batcher.submit(pairs_job([ScoreRequest(Q, code)])) for code in ("a", "boom", "abc")]
         assert futures[0].result(5)[0].score == 1.0
@@ -201,13 +216,14 @@ def test_one_failing_request_does_not_fail_its_batch() -> None:
 
 
 def test_queue_bound_and_drain_on_close() -> None:
-    scorer = FlakyScorer(delay=0.2)
+    scorer = GatedScorer()
     batcher = Batcher(scorer, batch_wait_ms=0, max_queue=2, max_batch_requests=1)
     futures = [batcher.submit(pairs_job([ScoreRequest(Q, "x")]))]
-    time.sleep(0.05)  # the first is being scored; two more fill the queue
+    assert scorer.started.wait(10)  # the first is being scored (and held there); two more fill the queue
     futures += [batcher.submit(pairs_job([ScoreRequest(Q, "xy")])) for _ in range(2)]
     with pytest.raises(QueueFull):
         batcher.submit(pairs_job([ScoreRequest(Q, "xyz")]))
+    scorer.release.set()
     batcher.close()  # drains what was accepted
     assert [f.result(0)[0].score for f in futures] == [1.0, 2.0, 2.0]
 

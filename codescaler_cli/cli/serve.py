@@ -9,7 +9,7 @@ import typer
 
 from ..scoring import ScorerConfig
 from ._errors import handle_errors
-from ._options import REWARD, scorer_options, warn_ignored_scorer_options
+from ._options import REWARD, DType, scorer_options, warn_ignored, warn_ignored_scorer_options
 
 SERVER = "Server"
 GENERATOR = "Generator (OpenAI best-of-N endpoints)"
@@ -104,6 +104,19 @@ def serve(
     generator_max_model_len: Annotated[Optional[int], typer.Option("--max-model-len", rich_help_panel=GENERATOR, min=16,
                                                                    help="-m without --generator-url: the engine's "
                                                                    "context length.", show_default=False)] = None,
+    generator_revision: Annotated[Optional[str], typer.Option("--generator-revision", rich_help_panel=GENERATOR,
+                                                              help="-m: the generator's revision on the hub.",
+                                                              show_default=False)] = None,
+    generator_dtype: Annotated[DType, typer.Option("--generator-dtype", rich_help_panel=GENERATOR,
+                                                   case_sensitive=False, help="-m: the engine's dtype (auto: "
+                                                   "bfloat16 on GPU, float32 on CPU).")] = DType.auto,
+    generator_tensor_parallel_size: Annotated[int, typer.Option("--generator-tensor-parallel-size", min=1,
+                                                                rich_help_panel=GENERATOR,
+                                                                help="-m: GPUs for the engine.")] = 1,
+    generator_gpu_memory_utilization: Annotated[Optional[float], typer.Option(
+        "--generator-gpu-memory-utilization", min=0.05, max=1.0, rich_help_panel=GENERATOR, show_default=False,
+        help="-m: share of GPU memory the engine may take (default: vLLM's 0.9 on a GPU, what the machine can give "
+        "on CPU). The reward model loads after it on the same GPU: leave it room, e.g. 0.6.")] = None,
 ) -> None:
     """Serve a CodeScaler reward model over HTTP, batching concurrent requests together.
 
@@ -129,6 +142,7 @@ def serve(
 
     scorer_config.validate()
     warn_ignored_scorer_options(ctx, scorer_config)
+    _warn_ignored_generator_options(ctx, has_urls=bool(generator_urls), has_model=generator_model is not None)
     run_server(ServeConfig(
         scorer=scorer_config,
         host=host, port=port, api_key=api_key, served_model_name=served_model_name, batch_wait_ms=batch_wait_ms,
@@ -138,5 +152,32 @@ def serve(
         generator_api_key=generator_api_key, generator_concurrency=generator_concurrency,
         generator_timeout=generator_timeout, generator_max_retries=generator_max_retries,
         samples_per_request=samples_per_request,
-        generator_max_model_len=generator_max_model_len, best_of=best_of, max_best_of=max_best_of,
+        generator_max_model_len=generator_max_model_len, generator_revision=generator_revision,
+        generator_dtype=generator_dtype.value, generator_tensor_parallel_size=generator_tensor_parallel_size,
+        generator_gpu_memory_utilization=generator_gpu_memory_utilization, best_of=best_of, max_best_of=max_best_of,
         max_best_of_requests=max_best_of_requests))
+
+
+# Options only an in-process engine (-m without --generator-url) reads, only generator servers read, and only a
+# generator of either kind reads.
+_ENGINE_ONLY = (("generator_max_model_len", "--max-model-len"), ("generator_revision", "--generator-revision"),
+                ("generator_dtype", "--generator-dtype"),
+                ("generator_tensor_parallel_size", "--generator-tensor-parallel-size"),
+                ("generator_gpu_memory_utilization", "--generator-gpu-memory-utilization"))
+_SERVERS_ONLY = (("generator_api_key", "--generator-api-key"), ("generator_concurrency", "--generator-concurrency"),
+                 ("generator_timeout", "--generator-timeout"), ("generator_max_retries", "--generator-max-retries"),
+                 ("samples_per_request", "--samples-per-request"))
+_ANY_GENERATOR = (("best_of", "--n"), ("max_best_of", "--max-best-of"),
+                  ("max_best_of_requests", "--max-best-of-requests"))
+
+
+def _warn_ignored_generator_options(ctx: typer.Context, *, has_urls: bool, has_model: bool) -> None:
+    if not has_urls and not has_model:
+        for parameter, flag in _ANY_GENERATOR + _ENGINE_ONLY + _SERVERS_ONLY:
+            warn_ignored(ctx, parameter, flag, "without --generator-url or -m (no OpenAI endpoints are served)")
+    elif has_urls:
+        for parameter, flag in _ENGINE_ONLY:
+            warn_ignored(ctx, parameter, flag, "with --generator-url (the generator servers run the model)")
+    else:
+        for parameter, flag in _SERVERS_ONLY:
+            warn_ignored(ctx, parameter, flag, "without --generator-url (they apply to generator servers)")

@@ -6,14 +6,16 @@ directory, a scrubbed environment and resource limits, but it can reach the netw
 user may: callers must say which isolation a run had. In both, the limits are: CPU seconds, address space,
 processes, file size, and a wall-clock timeout after which the whole process tree is killed.
 
-Run as root, a program runs under an unprivileged uid of its own (one per parallel slot), because the kernel
-does not enforce RLIMIT_NPROC for uid 0: without the switch a fork bomb would not be capped.
+Run as root, a program runs under an unprivileged uid of its own (a fresh one for every run), because the kernel
+does not enforce RLIMIT_NPROC for uid 0: without the switch a fork bomb would not be capped. Fresh, because every
+bwrap run leaves a zombie of its uid for the machine's PID 1 to reap, and a container's PID 1 may reap slowly:
+zombies count against RLIMIT_NPROC, so a reused uid would soon fail its programs' first fork.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-import queue
 import resource
 import secrets
 import shutil
@@ -49,7 +51,7 @@ _STARTUP_GRACE = 2.0
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of one program run. `processes` is per parallel slot (its uid), threads included."""
+    """Resource limits of one program run. `processes` is per program (its uid, as root), threads included."""
 
     timeout: float = 10.0
     memory_bytes: int = 2 * 1024**3
@@ -104,13 +106,12 @@ class Sandbox:
         # The sandbox user must reach its work directory through this one, but not list it.
         os.chmod(self._root, 0o711)
         self._as_root = os.geteuid() == 0
-        # A fresh random uid range per sandbox: no other process on the machine shares these uids, so
-        # RLIMIT_NPROC counts only our program and killing "every process of the uid" kills only ours.
-        base = 1_000_000 + secrets.randbelow(1_000_000_000)
-        self._slots: queue.Queue[int] = queue.Queue()
-        for slot in range(self.jobs):
-            self._slots.put(base + slot)
-        self._process_baseline = 0 if self._as_root else _processes_of_user(os.getuid())
+        # A fresh random uid range per sandbox, and a new uid from it for every run: no other process on the
+        # machine shares these uids, so RLIMIT_NPROC counts only the program and killing "every process of the
+        # uid" kills only its own.
+        self._uids = itertools.count(1_000_000 + secrets.randbelow(1_000_000_000))
+        self._uid_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.jobs)
         self.reason = ""
         self._bwrap: str | None = None
         self._setpriv = shutil.which("setpriv", path=os.pathsep.join([os.environ.get("PATH", ""), *_SYSTEM_BIN]))
@@ -161,11 +162,10 @@ class Sandbox:
 
     def run(self, program: Program) -> RunResult:
         """Run one program (blocking); waits for a free slot when `jobs` runs are already going."""
-        uid = self._slots.get()
-        try:
+        with self._slots:
+            with self._uid_lock:
+                uid = next(self._uids)
             return self._run_as(program, uid)
-        finally:
-            self._slots.put(uid)
 
     def run_many(self, programs: Iterable[Program], *, done: Callable[[int, RunResult], None] | None = None
                  ) -> list[RunResult]:
@@ -243,7 +243,9 @@ class Sandbox:
     def _execute(self, program: Program, work: Path, uid: int, stdin: object, stdout: object,
                  stderr: object) -> tuple[str, int | None, float]:
         limits = program.limits
-        processes = limits.processes + (self._process_baseline + self.jobs * limits.processes
+        # Not root: the program shares our uid, so the limit starts above what that uid runs now (counted at each
+        # run, zombies of earlier runs included) plus the other parallel programs.
+        processes = limits.processes + (_processes_of_user(os.getuid()) + self.jobs * limits.processes
                                         if not self._as_root else 0)
         drop_privileges = self._as_root and self.isolation != "bwrap"
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8",

@@ -102,6 +102,17 @@ class VllmGenerator:
         except (AttributeError, TypeError, ValueError):
             self._step_tokens = 2048
 
+    def describe(self) -> str:
+        """How the engine runs, as vLLM resolved it: dtype, context, memory share, tensor parallel size."""
+        try:
+            config = self.llm.llm_engine.vllm_config
+            dtype = str(config.model_config.dtype).removeprefix("torch.")
+            return (f"in-process vLLM: {dtype}, max_model_len {self.max_model_len}, memory share "
+                    f"{config.cache_config.gpu_memory_utilization:.2f}, tensor parallel "
+                    f"{config.parallel_config.tensor_parallel_size}")
+        except (AttributeError, TypeError, ValueError):  # another vLLM version's config layout
+            return f"in-process vLLM: max_model_len {self.max_model_len}"
+
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         # The chat template already holds any special tokens, as in vLLM's own chat().

@@ -58,6 +58,7 @@ class GeneratorCard:
     name: str
     root: str
     max_model_len: int | None = None
+    where: str = ""  # for the start-up line: the servers, or how the in-process engine runs
 
 
 class CandidateSampler(Protocol):
@@ -89,7 +90,8 @@ class RemoteSampler:
                       and m.get("id") == self.generator.model), {}) if isinstance(answer, dict) else {}
         length = entry.get("max_model_len")
         self.card = GeneratorCard(name=self.generator.model, root=str(entry.get("root") or self.generator.model),
-                                  max_model_len=int(length) if isinstance(length, int) else None)
+                                  max_model_len=int(length) if isinstance(length, int) else None,
+                                  where=", ".join(self.pool.base_urls))
         # Blocking HTTP calls run here, not on the event loop; as many as the pool lets through at once.
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.pool.concurrency * len(self.pool.base_urls), thread_name_prefix="codescaler-sample")
@@ -149,7 +151,8 @@ class EngineSampler:
         self.engine = VllmGenerator(model, revision=revision, dtype=dtype, max_model_len=max_model_len,
                                     gpu_memory_utilization=gpu_memory_utilization,
                                     tensor_parallel_size=tensor_parallel_size)
-        self.card = GeneratorCard(name=model, root=model, max_model_len=self.engine.max_model_len)
+        self.card = GeneratorCard(name=model, root=model, max_model_len=self.engine.max_model_len,
+                                  where=self.engine.describe())
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="codescaler-engine")
         self._lock = threading.Lock()
 

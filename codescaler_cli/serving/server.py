@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BackendError, CodescalerError, UsageError
+from ..loading import MEMORY, ClassifiedLoadError
 from ..scoring.config import ScorerConfig
 from .batcher import Batcher
 from .inputs import PROMPT_FORMATS
@@ -50,6 +51,10 @@ class ServeConfig:
     generator_max_retries: int = 4
     samples_per_request: int = 1
     generator_max_model_len: int | None = None
+    generator_revision: str | None = None
+    generator_dtype: str = "auto"
+    generator_tensor_parallel_size: int = 1
+    generator_gpu_memory_utilization: float | None = None
     best_of: int = 8
     max_best_of: int = 64
     max_best_of_requests: int = 64
@@ -113,7 +118,19 @@ def open_sampler(config: ServeConfig) -> Any:
                              max_retries=config.generator_max_retries,
                              samples_per_request=config.samples_per_request)
     assert config.generator_model is not None
-    return EngineSampler(config.generator_model, max_model_len=config.generator_max_model_len)
+    return EngineSampler(config.generator_model, revision=config.generator_revision, dtype=config.generator_dtype,
+                         max_model_len=config.generator_max_model_len,
+                         gpu_memory_utilization=config.generator_gpu_memory_utilization,
+                         tensor_parallel_size=config.generator_tensor_parallel_size)
+
+
+def point_at_the_engine(exc: BaseException, config: ServeConfig) -> None:
+    """A reward model out of memory after an in-process generator engine loaded: the engine's share is the cause."""
+    if isinstance(exc, ClassifiedLoadError) and exc.cause_class == MEMORY and config.generator_model \
+            and not config.generator_urls:
+        exc.hint = ("the generator engine loaded first and holds its share of the memory: lower "
+                    "--generator-gpu-memory-utilization (e.g. 0.6) to leave the reward model room"
+                    + (f"; otherwise {exc.hint}" if exc.hint else ""))
 
 
 def run_server(config: ServeConfig) -> None:
@@ -138,9 +155,10 @@ def run_server(config: ServeConfig) -> None:
     sampler = open_sampler(config) if config.has_generator else None
     try:
         scorer = open_serving_scorer(config.scorer, reuse_prefix=config.reuse_prefix)
-    except BaseException:
+    except BaseException as exc:
         if sampler is not None:
             sampler.close()
+            point_at_the_engine(exc, config)
         raise
     try:
         sock = bind(config.host, config.port)
@@ -178,8 +196,9 @@ def run_server(config: ServeConfig) -> None:
         print(f"codescaler serve: {settings.served_name} ({config.scorer.kind}) on http://{shown}:{port}"
               f"{' (API key required)' if config.api_key else ''}", file=sys.stderr, flush=True)
         if sampler is not None:
-            print(f"codescaler serve: best-of-{config.best_of} over generator '{sampler.card.name}' at "
-                  f"http://{shown}:{port}/v1 (chat/completions, completions)", file=sys.stderr, flush=True)
+            print(f"codescaler serve: best-of-{config.best_of} over generator '{sampler.card.name}' "
+                  f"({sampler.card.where}) at http://{shown}:{port}/v1 (chat/completions, completions)",
+                  file=sys.stderr, flush=True)
 
     def stopping() -> None:
         batcher.close()
