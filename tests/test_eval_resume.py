@@ -17,12 +17,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import parse_jsonl, write_jsonl
+from processes import wait_for_lines
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -98,18 +98,6 @@ def start_eval(inputs: dict[str, Any], output: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "codescaler_cli", *eval_args(inputs, output)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
-
-
-def wait_for_lines(process: subprocess.Popen[str], output: Path, lines: int, timeout: float = 120.0) -> None:
-    """Until -o holds `lines` lines (each look reads the file once; it may not exist yet) or the run ended."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if output.read_bytes().count(b"\n") >= lines:
-                return
-        except FileNotFoundError:
-            pass
-        time.sleep(0.02)
 
 
 def interrupt(inputs: dict[str, Any], output: Path, signum: int) -> tuple[subprocess.Popen[str], str, str, bytes]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import parse_jsonl, write_jsonl
+from processes import read_or_empty
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -137,14 +138,6 @@ def generated(tmp_path_factory: pytest.TempPathFactory, coder_dir: Path, reward_
     return {"problems": problems, "reference": reference}
 
 
-def _read(path: Path) -> bytes:
-    """A file's bytes, or none if it does not exist (yet, or any more)."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return b""
-
-
 @pytest.mark.vllm
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_generate_interrupted_then_resumed_equals_an_uninterrupted_run(signum: int, generated: dict[str, object],
@@ -168,9 +161,9 @@ def test_generate_interrupted_then_resumed_equals_an_uninterrupted_run(signum: i
         lines = rng.randrange(0, 8)
         while time.monotonic() < deadline and process.poll() is None:
             # The run may finish (and remove its samples file) between two looks: read each file once, tolerantly.
-            if plain and _read(output):
+            if plain and read_or_empty(output):
                 break
-            if not plain and _read(samples) and _read(output).count(b"\n") >= lines:
+            if not plain and read_or_empty(samples) and read_or_empty(output).count(b"\n") >= lines:
                 break
             time.sleep(0.05)
         process.send_signal(signum)

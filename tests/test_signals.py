@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import parse_jsonl, write_jsonl
+from processes import wait_for_lines
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -62,14 +63,6 @@ def start_rank(candidates: Path, reward_dir: Path, output: Path) -> subprocess.P
     return subprocess.Popen([sys.executable, "-m", "codescaler_cli", "rank", str(candidates), "-r", str(reward_dir),
                              *SLOW, "-o", str(output), "-f", "jsonl"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True)
-
-
-def wait_for_lines(process: subprocess.Popen[str], output: Path, lines: int, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        if output.exists() and output.read_bytes().count(b"\n") >= lines:
-            return
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -1,0 +1,25 @@
+"""Watching a CLI run in a subprocess: files it writes, read without racing it."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+
+def read_or_empty(path: Path) -> bytes:
+    """A file's bytes, or none if it does not exist (yet, or any more): one look, so a run that creates, replaces or
+    removes the file between two looks cannot fail the caller."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def wait_for_lines(process: subprocess.Popen[str], output: Path, lines: int, timeout: float = 300.0) -> None:
+    """Until `output` holds `lines` whole lines, the process ends, or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if read_or_empty(output).count(b"\n") >= lines:
+            return
+        time.sleep(0.02)
