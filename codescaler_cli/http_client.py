@@ -149,19 +149,22 @@ class EndpointPool:
                 if index >= len(items):
                     return
                 try:
-                    value = function(items[index])
-                except Exception as exc:  # one failed item must not sink the others
-                    results[index] = exc
-                    if on_done and not cancelled.is_set():
-                        on_done(index, None, exc)
-                else:
-                    results[index] = value
-                    if on_done and not cancelled.is_set():
-                        on_done(index, value, None)
-                with lock:
-                    remaining[0] -= 1
-                    if remaining[0] == 0:
-                        finished.set()
+                    try:
+                        value = function(items[index])
+                    except Exception as exc:  # one failed item must not sink the others
+                        results[index] = exc
+                        if on_done and not cancelled.is_set():
+                            on_done(index, None, exc)
+                    else:
+                        results[index] = value
+                        if on_done and not cancelled.is_set():
+                            on_done(index, value, None)
+                finally:
+                    # Counted even if on_done raised: the waiting thread must never wait for an item forever.
+                    with lock:
+                        remaining[0] -= 1
+                        if remaining[0] == 0:
+                            finished.set()
 
         workers = min(len(items), self.concurrency * len(self.base_urls))
         for number in range(workers):

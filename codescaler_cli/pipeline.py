@@ -133,7 +133,14 @@ def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candid
     requests = [ScoreRequest(question=encodable(c.question or ""), code=encodable(c.code)) for c in representatives]
     if requests and scorer is None:
         raise ValueError("valid candidates need a scorer")
-    results = scorer.score(requests, progress) if requests and scorer is not None else []
+    # The done groups' texts run with the rest (the same batches, so the same scores), but their candidates keep
+    # what they hold (restored from the output) and the progress counts only the new ones.
+    finished = sum(len(unique) for _, unique in chunk[:done])
+    if finished and progress is not None:
+        results = scorer.score(requests) if scorer is not None else []
+        progress(len(requests) - finished)
+    else:
+        results = scorer.score(requests, progress) if requests and scorer is not None else []
     failed = [result.error for result in results if result.error is not None]
     if results and len(failed) == len(results) and all(_server_unavailable(error) for error in failed):
         # Not one text of the chunk scored, every request lost to connection errors or 5xx after its retries: the
@@ -141,7 +148,7 @@ def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candid
         # write the rest of the run as errors; `--resume` continues once the servers are back.
         raise BackendError(f"the reward model failed on all {len(results)} texts of a batch: {failed[0]}",
                            "check the reward servers")
-    for representative, result in zip(representatives, results):
+    for representative, result in zip(representatives[finished:], results[finished:]):
         score, error = result.score, result.error
         if score is not None and not math.isfinite(score):
             # A broken model (NaN weights, overflow) must not rank its nonsense first, nor crash the run.
@@ -151,6 +158,8 @@ def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candid
         representative.error = error
         representative.tokens = result.tokens
     for number, (group, unique) in enumerate(chunk):
+        if number < done:
+            continue
         for candidate in group:
             if not candidate.valid:
                 apply_score(candidate, None)
@@ -159,8 +168,7 @@ def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candid
             if representative is not candidate:
                 apply_score(candidate, representative.score)
                 candidate.truncated, candidate.error = representative.truncated, representative.error
-        if number >= done:
-            yield assign_ranks(group)
+        yield assign_ranks(group)
 
 
 def encodable(text: str) -> str:

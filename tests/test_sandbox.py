@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from codescaler_cli.errors import UsageError
-from codescaler_cli.evaluation.sandbox import EXITED, MEMORY, TIMEOUT, Limits, Program, Sandbox
+from codescaler_cli.evaluation.sandbox import EXITED, MEMORY, TIMEOUT, Limits, Program, Sandbox, Stopped
 
 QUICK = Limits(timeout=1.0, file_bytes=1024 * 1024)
 
@@ -101,6 +101,24 @@ def test_nothing_outlives_its_run(sandbox: Sandbox) -> None:
     time.sleep(0.3)
     survivors = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
     assert survivors.stdout.strip() == "", "a process escaped the sandbox's cleanup"
+
+
+@pytest.mark.parametrize("isolation", ["bwrap", "fallback"])
+def test_an_interrupted_map_kills_the_running_programs_and_starts_no_more(isolation: str) -> None:
+    slow = Program({"main.py": "import time\ntime.sleep(60)"}, limits=Limits(timeout=120.0))
+
+    def candidate() -> object:  # as eval's tasks: several programs (tests) one after another
+        return [box.run(slow) for _ in range(3)]
+
+    with Sandbox(isolation=isolation, jobs=2) as box:
+        results = box.map([lambda: box.run(Program({"main.py": "print(1)"}, limits=QUICK)), candidate, candidate])
+        assert next(results).stdout == "1\n"
+        time.sleep(1.0)  # the slow programs are running
+        started = time.perf_counter()
+        results.close()  # what an interrupt does to the loop consuming the results
+        assert time.perf_counter() - started < 20, "the interrupt waited for the running programs"
+        with pytest.raises(Stopped):
+            box.run(slow)
 
 
 def test_parallel_runs_keep_their_order(sandbox: Sandbox) -> None:

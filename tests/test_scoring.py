@@ -224,3 +224,26 @@ def test_out_of_memory_detection() -> None:
 def test_conversation_is_question_then_code_only() -> None:
     assert reward_conversation("Q", "code") == [{"role": "user", "content": "Q"},
                                                  {"role": "assistant", "content": "code"}]
+
+
+def test_resumed_scoring_runs_done_problems_in_their_batches_but_keeps_their_restored_scores(
+        scorer: TransformersScorer) -> None:
+    from codescaler_cli.pipeline import extract_all, score_groups
+    from codescaler_cli.records import Candidate, group_candidates
+
+    def groups() -> list[list[Candidate]]:
+        candidates = [Candidate(record={}, source="t", line=i, index=i, question=f"Problem {p}: add one.",
+                                response=None, given_code=f"def f(x):\n    return x + {v}",
+                                group_key=("id", p))
+                      for i, (p, v) in enumerate((p, v) for p in range(3) for v in range(2))]
+        return group_candidates(extract_all(candidates))
+
+    uninterrupted = list(score_groups(groups(), scorer))
+    resumed = groups()
+    for candidate in resumed[0]:
+        candidate.score = 123.0  # restored from an earlier run's output: a re-score must not overwrite it
+    counted: list[int] = []
+    yielded = list(score_groups(resumed, scorer, progress=counted.append, skip_groups=1))
+    assert [[c.score for c in g] for g in yielded] == [[c.score for c in g] for g in uninterrupted[1:]]
+    assert [c.score for c in resumed[0]] == [123.0, 123.0]
+    assert sum(counted) == 4  # the new problems' programs only

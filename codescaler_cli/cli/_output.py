@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -334,6 +335,7 @@ class _Advance:
         self._progress, self._task = progress, task
         self._tokens = 0
         self._points: collections.deque[tuple[float, int]] = collections.deque()
+        self._lock = threading.Lock()  # generators report from their worker threads
 
     def __call__(self, n: int) -> None:
         if self._progress is not None:
@@ -342,12 +344,13 @@ class _Advance:
     def add_tokens(self, tokens: int) -> None:
         if self._progress is None:
             return
-        now = time.monotonic()
-        self._tokens += tokens
-        self._points.append((now, self._tokens))
-        while len(self._points) > 2 and now - self._points[1][0] >= self.WINDOW:
-            self._points.popleft()
-        (first, before), (last, after) = self._points[0], self._points[-1]
+        with self._lock:
+            now = time.monotonic()
+            self._tokens += tokens
+            self._points.append((now, self._tokens))
+            while len(self._points) > 2 and now - self._points[1][0] >= self.WINDOW:
+                self._points.popleft()
+            (first, before), (last, after) = self._points[0], self._points[-1]
         if last > first:
             self._progress.update(self._task, rate=f"{(after - before) / (last - first):,.0f} tokens/s")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -153,8 +154,9 @@ def evaluate(
     take to select. Every program runs in its own process under bubblewrap (or a weaker fallback, named on
     stderr). Records that carry a `score` (from rank) count as scored; otherwise -r scores them, and without
     scores the reward-model strategies are left out. With -m and no CANDIDATES, the candidates are generated,
-    scored and ranked first (generate's options apply) and --output keeps every record. --output grows problem
-    by problem; a run interrupted (Ctrl-C, SIGTERM, even SIGKILL) continues with --resume.
+    scored and ranked first (generate's options apply) and --output keeps every record. With candidates read
+    from a file, --output grows problem by problem, and a run interrupted (Ctrl-C, SIGTERM, even SIGKILL)
+    continues with --resume.
 
     More examples:
 
@@ -259,7 +261,8 @@ def evaluate(
             if resumable:
                 assert output is not None
                 run_settings = _eval_settings(benchmark, problems_file, digest, test_timeout, memory_mb,
-                                              sandbox.isolation, scorer_config if score_here else None)
+                                              sandbox.isolation, scorer_config if score_here else None,
+                                              jobs=None if os.geteuid() == 0 else sandbox.jobs)
                 if resume:
                     done, timings, timed = _resume(output, run_settings, groups, scores=score_here, quiet=quiet)
                 write_settings(output, "eval", run_settings, state=_state(timings, timed))
@@ -368,10 +371,13 @@ def _sha256(handle: IO[bytes]) -> str:
 
 
 def _eval_settings(benchmark: str | None, problems_file: Path | None, candidates_digest: str | None,
-                   test_timeout: float, memory_mb: int, isolation: str, scorer: ScorerConfig | None) -> dict[str, Any]:
+                   test_timeout: float, memory_mb: int, isolation: str, scorer: ScorerConfig | None, *,
+                   jobs: int | None) -> dict[str, Any]:
     """What a resumed run must share with the first one for its verdicts and records to be the ones an
     uninterrupted run gives: the problems and candidates (by content), the sandbox's limits and isolation, and the
-    reward model when it scores here. (--jobs may change: verdicts do not depend on it.)"""
+    reward model when it scores here. `jobs` is given when not running as root: the programs then share one uid
+    and its process limit, which grows with --jobs (as root each program has a uid and limit of its own, and --jobs
+    may change)."""
     problems_digest = None
     if problems_file is not None:
         try:
@@ -385,6 +391,8 @@ def _eval_settings(benchmark: str | None, problems_file: Path | None, candidates
         "problems sha256": problems_digest, "candidates sha256": candidates_digest,
         "--test-timeout": test_timeout, "--memory": memory_mb, "--isolation": isolation,
     }
+    if jobs is not None:
+        settings["--jobs"] = jobs
     if scorer is not None:
         settings.update({"--reward-model": scorer.model, "--revision": scorer.revision,
                          "--reward-dtype": scorer.dtype, "--max-length": scorer.max_length})
@@ -462,8 +470,9 @@ def _note_resumed(report: Report, output: Path | None, restored: int, total: int
             f"{output}); the seconds add up the chunks of problems each run finished (tests cut off by the "
             "interruption are not counted)")
     if timed < total:
-        note += (f"; the seconds of {total - timed} problems are missing (a run killed between writing them and "
-                 "recording their seconds)")
+        note += (f"; the test seconds of {total - timed} problems are missing (an earlier run tested them but its "
+                 "recorded seconds do not match -o: killed between writing them and recording their seconds, or "
+                 "-o was cut afterwards)")
     report.notes.append(note)
 
 

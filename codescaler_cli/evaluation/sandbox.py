@@ -73,6 +73,10 @@ class Program:
     entry: str = "main.py"
 
 
+class Stopped(Exception):
+    """The sandbox was stopped (the run is being interrupted): no program runs any more."""
+
+
 @dataclass
 class RunResult:
     """What one run did: `exited` (see `returncode`), `timeout`, `memory` or `killed` (a signal or a limit)."""
@@ -112,6 +116,10 @@ class Sandbox:
         self._uids = itertools.count(1_000_000 + secrets.randbelow(1_000_000_000))
         self._uid_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.jobs)
+        # Stopped (an interrupt): running programs are killed and no new one starts.
+        self._stopped = threading.Event()
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._running_lock = threading.Lock()
         self.reason = ""
         self._bwrap: str | None = None
         self._setpriv = shutil.which("setpriv", path=os.pathsep.join([os.environ.get("PATH", ""), *_SYSTEM_BIN]))
@@ -161,11 +169,28 @@ class Sandbox:
     # -- running -----------------------------------------------------------------------------------------------
 
     def run(self, program: Program) -> RunResult:
-        """Run one program (blocking); waits for a free slot when `jobs` runs are already going."""
+        """Run one program (blocking); waits for a free slot when `jobs` runs are already going.
+
+        Raises Stopped once `stop()` was called.
+        """
         with self._slots:
+            if self._stopped.is_set():
+                raise Stopped("the sandbox was stopped")
             with self._uid_lock:
                 uid = next(self._uids)
             return self._run_as(program, uid)
+
+    def stop(self) -> None:
+        """Kill the programs running now and refuse new ones (an interrupt: the run ends in seconds, not after
+        every started candidate's remaining tests)."""
+        self._stopped.set()
+        with self._running_lock:
+            running = list(self._running)
+        for process in running:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def run_many(self, programs: Iterable[Program], *, done: Callable[[int, RunResult], None] | None = None
                  ) -> list[RunResult]:
@@ -194,10 +219,13 @@ class Sandbox:
                 for future in futures:
                     yield future.result()
             except BaseException:
-                # Interrupted (SIGINT, SIGTERM) or abandoned: programs not started yet never start, so the run
-                # stops once the running ones end (each within its time limit).
-                for future in futures:
-                    future.cancel()
+                # Interrupted (SIGINT, SIGTERM), or abandoned with tasks left (the consumer's loop was interrupted):
+                # tasks not started yet never start, and the running ones end at once (their programs killed, their
+                # next program refused). A consumer that merely stops reading after the last result stops nothing.
+                if not all(future.done() for future in futures):
+                    for future in futures:
+                        future.cancel()
+                    self.stop()
                 raise
 
     def _run_as(self, program: Program, uid: int) -> RunResult:
@@ -263,6 +291,10 @@ class Sandbox:
             # The interpreter could not even start (e.g. it is unreadable for the sandbox user).
             stderr.write(f"cannot start {self.python}: {exc.strerror or exc}\n".encode())  # type: ignore[attr-defined]
             return EXITED, 127, time.perf_counter() - started
+        with self._running_lock:
+            self._running.add(process)
+        if self._stopped.is_set():  # stopped while it started: stop() may not have seen it
+            os.killpg(process.pid, signal.SIGKILL)
         timed_out = False
         try:
             process.wait(timeout=limits.timeout + _STARTUP_GRACE)
@@ -270,6 +302,8 @@ class Sandbox:
             timed_out = True
         finally:
             self._kill_tree(process, uid)
+            with self._running_lock:
+                self._running.discard(process)
         seconds = time.perf_counter() - started
         if timed_out:
             return TIMEOUT, None, seconds
