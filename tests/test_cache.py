@@ -53,6 +53,7 @@ def test_second_rank_hits_the_cache_loads_no_model_and_writes_the_same(reward_di
     assert second.returncode == 0, second.stderr
     assert second.stdout == first.stdout
     assert "cache: 15 hits, 0 misses (no model was loaded)" in second.stderr
+    assert "15 unique programs scored (15 from the cache)" in second.stderr
     assert second.stderr.splitlines()[-1] == "heavy modules: "  # none of torch, transformers, vllm imported
     assert second_seconds * 2 < first_seconds, (first_seconds, second_seconds)
 

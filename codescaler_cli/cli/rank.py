@@ -200,6 +200,8 @@ def _summary(candidates: int, groups: int, valid: int, scored: int, scorer: Lazy
     stats = scorer.stats
     line = (f"ranked {candidates} candidates in {groups} problems: {valid} valid, {scored} unique "
             f"programs scored")
+    if cache is not None and cache.score_hits:
+        line += f" ({cache.score_hits} from the cache)"
     if stats.seconds > 0:
         line += (f" in {stats.seconds:.2f}s ({stats.tokens / stats.seconds:,.0f} tokens/s; "
                  f"model loaded in {scorer.load_seconds:.1f}s)")
