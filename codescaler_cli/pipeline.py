@@ -293,7 +293,7 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
     run.to_score = count_unique(groups[done_problems:])
     active: Scorer | None = None
     if run.to_score:
-        active = _open_scorer(scorer, cache)
+        active = open_scorer_cached(scorer, cache)
     scoring_before = dataclasses.replace(active.stats) if active is not None else None
     try:
         for ranked in score_groups(groups, active, progress=scoring_progress, skip_groups=done_problems):
@@ -323,7 +323,9 @@ def _open_generator(generator: Generator | GeneratorConfig, cache: Cache | None)
     return CachedGenerator(lambda: generator, cache, [type(generator).__name__, getattr(generator, "model", None)])
 
 
-def _open_scorer(scorer: Scorer | ScorerConfig, cache: Cache | None) -> Scorer:
+def open_scorer_cached(scorer: Scorer | ScorerConfig, cache: Cache | None) -> Scorer:
+    """A config opened (a scorer passed in is used as it is), behind `cache` when given; with a cache, the model
+    loads on the first miss only (`.inner` is then a LazyScorer)."""
     if cache is None:
         return open_scorer(scorer) if isinstance(scorer, ScorerConfig) else scorer
     from .cache import CachedScorer, scorer_identity

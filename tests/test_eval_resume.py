@@ -258,3 +258,26 @@ def test_resume_with_a_reward_model_scoring_here_restores_scores_and_ranks(input
     assert report_lines(resumed.stdout) == report_lines(first.stdout)
     scoring = json.loads((tmp_path / ".verdicts.jsonl.codescaler.json").read_text())["state"]["seconds"]["scoring"]
     assert f"reward model {scoring:.2f}s scoring" in first.stdout and f"reward model {scoring:.2f}s" in resumed.stdout
+
+
+def test_cache_serves_the_reward_scores_of_a_second_eval_without_loading_the_model(inputs: dict[str, Any],
+                                                                                 reward_dir: Path,
+                                                                                 tmp_path: Path) -> None:
+    unscored = [{key: value for key, value in record.items() if key != "score"} for record in candidate_records()]
+    candidates = write_jsonl(tmp_path / "unscored.jsonl", unscored)
+    args = ["eval", str(candidates), "--problems", str(inputs["problems"]), *SANDBOX, "-r", str(reward_dir),
+            "--max-length", "256", "--cache", str(tmp_path / "cache")]
+    first = runner.invoke(app, [*args, "-o", str(tmp_path / "first.jsonl")])
+    assert first.exit_code == 0, first.stderr
+    assert "scores 0 hits, " in first.stderr and "from the cache" not in first.stdout
+    second = runner.invoke(app, [*args, "-o", str(tmp_path / "second.jsonl"), "--json", str(tmp_path / "second.json")])
+    assert second.exit_code == 0, second.stderr
+    seconds = json.loads((tmp_path / "second.json").read_text())["seconds"]
+    assert seconds["scoring_load"] == 0.0 and seconds["scoring"] == 0.0  # the model never loaded
+    misses = int(first.stderr.split("scores 0 hits, ")[1].split(" misses")[0])
+    assert misses > 0 and f"scores {misses} hits, 0 misses" in second.stderr
+    assert without_seconds((tmp_path / "second.jsonl").read_bytes()) == \
+        without_seconds((tmp_path / "first.jsonl").read_bytes())
+    assert f"note: {misses} of {misses} reward scores came from the cache" in second.stdout
+    assert [line for line in report_lines(second.stdout) if not line.startswith("note:")] == \
+        [line for line in report_lines(first.stdout) if not line.startswith("note:")]

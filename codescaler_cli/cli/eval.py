@@ -7,6 +7,7 @@ Candidates come from a file, or (with `-m`) are generated, scored and ranked her
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ from ..evaluation.candidates import (
     read_eval_candidates,
     record_problem_key,
 )
+from ..cache import Cache
 from ..evaluation.execution import DEFAULT_TEST_TIMEOUT, STATUSES
 from ..evaluation.problems import BENCHMARKS, EvalProblem, load_benchmark, read_problems_file
 from ..evaluation.report import Report, plot_curves, print_table, summarize, write_json
@@ -35,7 +37,7 @@ from ..evaluation.runner import Timings, problem_chunks, problem_groups, run_chu
 from ..evaluation.sandbox import ISOLATIONS, Limits, Sandbox
 from ..generation import Problem, SamplingSettings, load_template
 from ..generation.config import GeneratorConfig
-from ..pipeline import BestOfNRun, iter_best_of_n
+from ..pipeline import BestOfNRun, iter_best_of_n, open_scorer_cached
 from ..records import group_hash
 from ..resume import Progress, check_settings, read_settings, repair_output, settings_path, write_settings
 from ..scoring import ScorerConfig, open_scorer
@@ -76,7 +78,7 @@ from ._options import (
     warn_ignored,
 )
 from ._output import RecordWriter, info, progress_bar, progress_phases, stdout_is_terminal, warn, write_records
-from .cache import Resume, resume_command
+from .cache import CacheDir, NoCache, Resume, resume_command
 
 SANDBOX = "Sandbox"
 # With --output, problems are tested in chunks of whole problems, at least this many candidates per sandbox worker
@@ -144,6 +146,8 @@ def evaluate(
         show_default=False, rich_help_panel=OUTPUT)] = None,
     quiet: Quiet = False,
     resume: Resume = False,
+    cache_dir: CacheDir = None,
+    no_cache: NoCache = False,
 ) -> None:
     """Measure best-of-N against real tests: run every candidate in a sandbox and compare selection strategies.
 
@@ -211,9 +215,11 @@ def evaluate(
     # eval load a model.
     scoring_asked = on_command_line(ctx, "scorer_model") or bool(scorer_config.urls)
     limits = Limits(memory_bytes=memory_mb * 1024 * 1024)
+    cache = Cache(cache_dir) if cache_dir is not None and not no_cache else None
 
     # Open the sandbox before any model loads or sample is drawn: a refused isolation fails in a second.
-    with Sandbox(isolation=isolation, jobs=jobs) as sandbox:
+    with Sandbox(isolation=isolation, jobs=jobs) as sandbox, \
+            (contextlib.closing(cache) if cache is not None else contextlib.nullcontext()):
         if not quiet:
             info(f"isolation: {sandbox.describe()}")
         timings = Timings()
@@ -242,7 +248,7 @@ def evaluate(
                 concurrency=concurrency, timeout=timeout, max_retries=max_retries)
             template = load_template(prompt_template) if prompt_template is not None else None
             candidates, timings.scoring = _generate(problems, generator, scorer_config, settings, seed, template,
-                                                    system, output, quiet)
+                                                    system, output, quiet, cache)
             with_reward = True
             groups = problem_groups(candidates)
         else:
@@ -271,7 +277,7 @@ def evaluate(
             if score_here:
                 if done.groups < len(groups):
                     seconds, load = _score(candidates, groups[done.groups:], scorer_config, quiet,
-                                           skip_groups=done.groups)
+                                           skip_groups=done.groups, cache=cache)
                     if timings.scoring is None:
                         # What scoring every candidate took (a resumed run re-scores only what it has to).
                         timings.scoring, timings.scoring_load = seconds, load
@@ -305,6 +311,8 @@ def evaluate(
                            isolation_detail=sandbox.describe())
         if done.groups:
             _note_resumed(report, output, done.groups, len(groups), timed)
+        if cache is not None:
+            _note_cache(report, cache, generating, quiet)
     if json_file is not None:
         write_json(report, json_file)
     if plot is not None:
@@ -478,7 +486,7 @@ def _note_resumed(report: Report, output: Path | None, restored: int, total: int
 
 def _generate(problems: list[EvalProblem], generator: GeneratorConfig, scorer: ScorerConfig,
               settings: SamplingSettings, seed: int | None, template: str | None, system: str | None,
-              output: Path | None, quiet: bool) -> tuple[list[EvalCandidate], float | None]:
+              output: Path | None, quiet: bool, cache: Cache | None) -> tuple[list[EvalCandidate], float | None]:
     """The whole loop's first half: sample, extract, score and rank with the library's best-of-N."""
     items = [Problem(id=p.id, question=p.question, starter_code=p.starter_code or None, record={},
                      source=p.source, line=p.line or 0) for p in problems]
@@ -491,7 +499,7 @@ def _generate(problems: list[EvalProblem], generator: GeneratorConfig, scorer: S
 
     with progress_bar(len(items) * settings.n, "Sampling", enabled=not quiet and bool(generator.urls)) as advance:
         for _ in iter_best_of_n(items, generator, scorer, settings, seed=seed, template=template, system=system,
-                                run=run, on_sampled=sampled, sampling_progress=advance):
+                                run=run, on_sampled=sampled, sampling_progress=advance, cache=cache):
             pass
     if not quiet:
         generation = run.generation
@@ -506,10 +514,13 @@ def _generate(problems: list[EvalProblem], generator: GeneratorConfig, scorer: S
 
 
 def _score(candidates: list[EvalCandidate], remaining: list[list[EvalCandidate]], config: ScorerConfig, quiet: bool,
-           *, skip_groups: int = 0) -> tuple[float, float]:
-    """Score the candidates of the `remaining` problems (all but the first `skip_groups`, which are done)."""
+           *, skip_groups: int = 0, cache: Cache | None = None) -> tuple[float, float]:
+    """Score the candidates of the `remaining` problems (all but the first `skip_groups`, which are done).
+
+    With a cache, the model loads on the first miss only; the seconds are the model's, for the misses.
+    """
     started = time.perf_counter()
-    scorer = open_scorer(config)
+    scorer = open_scorer(config) if cache is None else open_scorer_cached(config, cache)
     load_seconds = time.perf_counter() - started
     todo = [c for group in remaining for c in group]
     try:
@@ -518,10 +529,23 @@ def _score(candidates: list[EvalCandidate], remaining: list[list[EvalCandidate]]
             seconds = score_candidates(candidates, scorer, advance, skip_groups=skip_groups)
     finally:
         scorer.close()
+    if cache is not None:
+        load_seconds = getattr(getattr(scorer, "inner", None), "load_seconds", 0.0)
     failed = [c for c in todo if c.candidate.error is not None]
     if failed:
         warn(f"{len(failed)} candidates could not be scored ({failed[0].candidate.error}); they rank last")
     return seconds, load_seconds
+
+
+def _note_cache(report: Report, cache: Cache, generating: bool, quiet: bool) -> None:
+    """Say what the cache served; the report's reward-model seconds cover only the scores it did not hold."""
+    if not quiet:
+        samples = f"samples {cache.sample_hits} hits, {cache.sample_misses} misses; " if generating else ""
+        info(f"cache: {samples}scores {cache.score_hits} hits, {cache.score_misses} misses ({cache.directory})")
+    if cache.score_hits:
+        total = cache.score_hits + cache.score_misses
+        report.notes.append(f"{cache.score_hits} of {total} reward scores came from the cache ({cache.directory}): "
+                            f"the reward model's seconds cover the other {cache.score_misses}")
 
 
 def _note_missing_problems(problems: list[EvalProblem], candidates: list[EvalCandidate], quiet: bool) -> None:
