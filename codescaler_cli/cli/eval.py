@@ -21,6 +21,7 @@ from typing import IO, Annotated, Any, Optional
 
 import typer
 
+from ..cache import Cache
 from ..errors import CodescalerError, InputError, UsageError
 from ..evaluation.candidates import (
     EvalCandidate,
@@ -29,7 +30,6 @@ from ..evaluation.candidates import (
     read_eval_candidates,
     record_problem_key,
 )
-from ..cache import Cache
 from ..evaluation.execution import DEFAULT_TEST_TIMEOUT, STATUSES
 from ..evaluation.problems import BENCHMARKS, EvalProblem, load_benchmark, read_problems_file
 from ..evaluation.report import Report, plot_curves, print_table, summarize, write_json
