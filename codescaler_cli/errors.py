@@ -20,6 +20,10 @@ class CodescalerError(Exception):
         self.message = message
         self.hint = hint
 
+    def add_hint(self, more: str) -> None:
+        """Append to the hint (e.g. where a long run's finished work is and how to continue it)."""
+        self.hint = f"{self.hint}; {more}" if self.hint else more
+
 
 class InputError(CodescalerError):
     """The user's input is wrong (bad JSONL, wrong field types, missing file). Exit status 2."""

@@ -20,6 +20,7 @@ import typer
 
 from ..errors import UsageError
 from ..records import Candidate, dumps
+from ..selection import top_k as keep_top_k
 from ._errors import silence_stdout, uninterrupted
 from ._options import OutputFormat
 
@@ -143,6 +144,14 @@ class RecordWriter:
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
         self.close(succeeded=exc_type is None or (isinstance(exc, typer.Exit) and exc.exit_code == 0))
+
+    def write_ranked(self, ranked: list[Candidate], top_k: int | None, *, problem: str,
+                     locations: bool = False) -> None:
+        """One problem's ranked candidates: the top `top_k` (all for None) to stdout, every one to --output."""
+        kept = keep_top_k(ranked, top_k)
+        self.write([c.scored_record() for c in kept], problem=problem,
+                   locations=[c.location for c in kept] if locations else None,
+                   file_records=[c.scored_record() for c in ranked])
 
     def write(self, records: list[dict[str, Any]], *, problem: str = "", locations: list[str] | None = None,
               file_records: list[dict[str, Any]] | None = None, flush: bool = True) -> None:

@@ -305,7 +305,7 @@ def evaluate(
                             write_settings(output, "eval", run_settings, state=_state(timings, timed))
         except CodescalerError as exc:
             if resumable:
-                exc.hint = f"{exc.hint}; {where()}" if exc.hint else where()
+                exc.add_hint(where())
             raise
         report = summarize(candidates, with_reward=with_reward, timings=timings, isolation=sandbox.isolation,
                            isolation_detail=sandbox.describe())

@@ -35,7 +35,6 @@ from ..resume import (
     write_settings,
 )
 from ..scoring import ScorerConfig
-from ..selection import top_k as keep_top_k
 from ._errors import handle_errors, set_interrupt_hint
 from ._input import stdin_is_terminal
 from ._options import (
@@ -256,14 +255,11 @@ def _generate(problems: list[Problem], output: Path | None, run_settings: dict[s
                                          sampling_progress=advance_sampling, scoring_progress=advance_scoring,
                                          cache=cache):
                 truncated_seen = warn_truncated(ranked, truncated_seen, max_length, _sample_name)
-                writer.write([c.scored_record() for c in keep_top_k(ranked, keep)],
-                             problem=str(ranked[0].record.get("id")),
-                             file_records=[c.scored_record() for c in ranked])
+                writer.write_ranked(ranked, keep, problem=str(ranked[0].record.get("id")))
         except CodescalerError as exc:
             if saved:
-                where = (f"the {len(run.candidates)} samples are saved in {saved[0]}; score them later with: "
-                         f"codescaler rank {saved[0]}, or continue with --resume")
-                exc.hint = f"{exc.hint}; {where}" if exc.hint else where
+                exc.add_hint(f"the {len(run.candidates)} samples are saved in {saved[0]}; score them later with: "
+                             f"codescaler rank {saved[0]}, or continue with --resume")
             raise
     finish_truncation_warnings(truncated_seen, max_length)
 
@@ -324,13 +320,10 @@ def _generate_resumed(problems: list[Problem], output: Path, run_settings: dict[
                                          sampling_progress=advance_sampling, scoring_progress=advance_scoring,
                                          cache=cache):
                 truncated_seen = warn_truncated(ranked, truncated_seen, max_length, _sample_name)
-                writer.write([c.scored_record() for c in keep_top_k(ranked, keep)],
-                             problem=str(ranked[0].record.get("id")),
-                             file_records=[c.scored_record() for c in ranked])
+                writer.write_ranked(ranked, keep, problem=str(ranked[0].record.get("id")))
         except CodescalerError as exc:
-            where = (f"{done.groups + writer.groups_written} of {len(problems)} problems are complete in {output}; "
-                     f"continue with: {resume_command()}")
-            exc.hint = f"{exc.hint}; {where}" if exc.hint else where
+            exc.add_hint(f"{done.groups + writer.groups_written} of {len(problems)} problems are complete in "
+                         f"{output}; continue with: {resume_command()}")
             raise
     samples_file.unlink(missing_ok=True)  # every problem is in --output now
     finish_truncation_warnings(truncated_seen, max_length)

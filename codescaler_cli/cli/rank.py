@@ -14,7 +14,6 @@ from ..records import Candidate, CandidateSource, FieldNames, group_hash, record
 from ..resume import Progress, check_settings, read_settings, repair_output, write_settings
 from ..scoring import ScorerConfig
 from ..scoring.config import check_scorer
-from ..selection import top_k as keep_top_k
 from ._errors import handle_errors, set_interrupt_hint
 from ._input import problem_label, stdin_is_terminal
 from ._options import (
@@ -146,18 +145,14 @@ def _rank(source: CandidateSource, fields: FieldNames, scorer_config: ScorerConf
                 for ranked in score_groups(groups, scorer, chunk_requests=chunk_size(scorer_config),
                                            skip_groups=done.groups):
                     truncated_seen = warn_truncated(ranked, truncated_seen, max_length, _location)
-                    kept = keep_top_k(ranked, top_k)
-                    writer.write([c.scored_record() for c in kept], problem=problem_label(ranked[0]),
-                                 locations=[c.location for c in kept],
-                                 file_records=[c.scored_record() for c in ranked])
+                    writer.write_ranked(ranked, top_k, problem=problem_label(ranked[0]), locations=True)
                     errors.add(ranked)
                     counts["valid"] += sum(c.valid for c in ranked)
                     counts["unique"] += len(unique_programs(ranked))
                     advance(len(ranked))
     except CodescalerError as exc:
         if output is not None and writer is not None:
-            where = _resume_hint(output, done.groups + writer.groups_written, scan.groups)
-            exc.hint = f"{exc.hint}; {where}" if exc.hint else where
+            exc.add_hint(_resume_hint(output, done.groups + writer.groups_written, scan.groups))
         raise
     finally:
         scorer.close()

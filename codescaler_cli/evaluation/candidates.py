@@ -62,7 +62,6 @@ class EvalCandidate:
                 out["detail"] = result.detail
         return out
 
-
     def restore(self, record: dict[str, Any], *, scores: bool) -> None:
         """Take back what an earlier run wrote for this candidate (its `record()` in --output): the verdicts, and
         with `scores` the score and rank it got there. Nothing runs again.
