@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES, parse_jsonl, write_jsonl
+from sample_candidates import MAX_A, Q1, Q2, RECORDS, SUM_A, SUM_A_COMMENTED, SUM_B, fenced
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -20,28 +21,9 @@ runner = CliRunner()
 # Modules `--help` and `extract` must never import: each costs seconds (or is an optional extra).
 HEAVY_MODULES = ("torch", "transformers", "vllm", "fastapi", "uvicorn", "matplotlib", "httpx")
 
-Q1 = "Return the sum of a list of integers."
-Q2 = "Return the maximum of a list of integers."
-SUM_A = "def total(xs):\n    return sum(xs)"
-SUM_A_COMMENTED = "# sum them\ndef total(xs):\n\n    return sum( xs )  # builtin"
-SUM_B = "def total(xs):\n    t = 0\n    for x in xs:\n        t += x\n    return t"
-MAX_A = "def biggest(xs):\n    return max(xs)"
-
-
-def fenced(code: str) -> str:
-    return f"Here you go:\n\n```python\n{code}\n```\n"
-
-
 @pytest.fixture()
 def candidates(tmp_path: Path) -> Path:
-    return write_jsonl(tmp_path / "candidates.jsonl", [
-        {"question": Q1, "response": fenced(SUM_B), "meta": {"sample": 0}},
-        {"question": Q2, "response": fenced(MAX_A)},
-        {"question": Q1, "response": "I cannot solve this."},
-        {"question": Q1, "response": fenced(SUM_A)},
-        {"question": Q1, "code": SUM_A_COMMENTED},
-        {"question": Q2, "response": "```python\ndef biggest(xs)\n    return max(xs)\n```"},
-    ])
+    return write_jsonl(tmp_path / "candidates.jsonl", RECORDS)
 
 
 def rank(*args: str, **kwargs):  # type: ignore[no-untyped-def]

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import parse_jsonl, write_jsonl
-from processes import wait_for_lines
+from processes import reaped, wait_for_lines
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -101,15 +101,10 @@ def start_eval(inputs: dict[str, Any], output: Path) -> subprocess.Popen[str]:
 
 
 def interrupt(inputs: dict[str, Any], output: Path, signum: int) -> tuple[subprocess.Popen[str], str, str, bytes]:
-    process = start_eval(inputs, output)
-    try:
+    with reaped(start_eval(inputs, output)) as process:
         wait_for_lines(process, output, CHUNK_LINES)
         process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     written = output.read_bytes()
     # The other chunks take seconds more: the signal came long before the run could finish.
     assert written.count(b"\n") < inputs["reference"].count(b"\n"), stderr

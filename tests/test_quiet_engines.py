@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 
-from codescaler_cli.vllm_support import GiB, memory_status, plan_cpu_memory  # noqa: E402
+from codescaler_cli.vllm_support import GiB, plan_cpu_memory  # noqa: E402
 
 pytestmark = pytest.mark.vllm
 ROOT = Path(__file__).parent.parent

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import parse_jsonl, write_jsonl
-from processes import read_or_empty
+from processes import read_or_empty, reaped
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -153,10 +153,9 @@ def test_generate_interrupted_then_resumed_equals_an_uninterrupted_run(signum: i
     args = generate_args(problems, coder_dir, reward_dir, "--seed", "11", "-o", str(output),
                          *([] if plain else ["--resume"]))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "codescaler_cli", *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True)
     samples = tmp_path / ".all.jsonl.samples.jsonl"
-    try:
+    with reaped(subprocess.Popen([sys.executable, "-m", "codescaler_cli", *args], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True)) as process:
         deadline = time.monotonic() + 600
         lines = rng.randrange(0, 8)
         while time.monotonic() < deadline and process.poll() is None:
@@ -168,10 +167,6 @@ def test_generate_interrupted_then_resumed_equals_an_uninterrupted_run(signum: i
             time.sleep(0.05)
         process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=180)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     if signum != signal.SIGKILL and output.read_bytes() != reference:
         assert process.returncode == 128 + signum, stderr
         assert "continue with: codescaler generate" in stderr and "--resume" in stderr

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import parse_jsonl, write_jsonl
+from sample_candidates import MAX_A, Q1, Q2, RECORDS, SUM_A, SUM_B, fenced
 from serve_helpers import serving, start_serve, stop_serve
 from servers import free_port
 from typer.testing import CliRunner
@@ -25,28 +26,6 @@ from typer.testing import CliRunner
 from codescaler_cli.cli import app
 
 runner = CliRunner()
-
-Q1 = "Return the sum of a list of integers."
-Q2 = "Return the maximum of a list of integers."
-SUM_A = "def total(xs):\n    return sum(xs)"
-SUM_A_COMMENTED = "# sum them\ndef total(xs):\n\n    return sum( xs )  # builtin"
-SUM_B = "def total(xs):\n    t = 0\n    for x in xs:\n        t += x\n    return t"
-MAX_A = "def biggest(xs):\n    return max(xs)"
-
-
-def fenced(code: str) -> str:
-    return f"Here you go:\n\n```python\n{code}\n```\n"
-
-
-RECORDS = [
-    {"question": Q1, "response": fenced(SUM_B), "meta": {"sample": 0}},
-    {"question": Q2, "response": fenced(MAX_A)},
-    {"question": Q1, "response": "I cannot solve this."},
-    {"question": Q1, "response": fenced(SUM_A)},
-    {"question": Q1, "code": SUM_A_COMMENTED},
-    {"question": Q2, "response": "```python\ndef biggest(xs)\n    return max(xs)\n```"},
-]
-
 
 @pytest.fixture(scope="module")
 def server(reward_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]

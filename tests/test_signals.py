@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import parse_jsonl, write_jsonl
-from processes import wait_for_lines
+from processes import reaped, wait_for_lines
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -73,16 +73,11 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(signum: int, seed: in
     candidates, reference = workload
     rng = random.Random(seed * 31 + signum)
     output = tmp_path / "ranked.jsonl"
-    process = start_rank(candidates, reward_dir, output)
-    try:
+    with reaped(start_rank(candidates, reward_dir, output)) as process:
         wait_for_lines(process, output, rng.randrange(0, reference.count(b"\n")))
         time.sleep(rng.uniform(0.0, 0.3))
         process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     written = output.read_bytes()
     if written == reference:
         # The run finished before the signal came (or while it was exiting): nothing to resume.
