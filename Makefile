@@ -10,7 +10,7 @@ HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 comma := ,
 EXTRAS := test$(comma)$(if $(HAS_GPU),vllm,cpu)
 
-.PHONY: install test demo tiny-models bench clean bubblewrap
+.PHONY: install test demo tiny-models docs bench clean bubblewrap jq
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,8 @@ endif
 
 install: $(VENV)/.installed bubblewrap
 
-test: $(VENV)/.installed bubblewrap
+# The suite includes the docs checks: the strict site build and the README's and docs' examples (some use jq).
+test: $(VENV)/.installed bubblewrap jq
 	$(PY) -m pytest
 
 # Rank the example candidates with a CodeScaler model (from the hub, or REWARD_MODEL=/local/dir offline).
@@ -47,8 +48,18 @@ bubblewrap:
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap; fi
 
+# The documentation site in site/ (`--strict`: a broken link or anchor fails the build).
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# The docs' shell examples pipe JSONL through jq; as root (CI) install it when it is missing.
+jq:
+	@if [ "$$(id -u)" = 0 ] && ! command -v jq >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends jq; fi
+
 bench: $(VENV)/.installed
 	$(PY) bench/bench_scoring.py
 
 clean:
-	rm -rf $(VENV) models .pytest_cache .hypothesis
+	rm -rf $(VENV) models site .pytest_cache .hypothesis
