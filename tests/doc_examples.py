@@ -157,13 +157,24 @@ def stages(words: list[str]) -> list[list[str]]:
     return result
 
 
+def leading_assignments(stage: list[str]) -> tuple[dict[str, str], list[str]]:
+    """`NAME=value` words before a command (its environment), and the command's words."""
+    env: dict[str, str] = {}
+    position = 0
+    while position < len(stage) and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", stage[position]):
+        name, value = stage[position].split("=", 1)
+        env[name] = value
+        position += 1
+    return env, stage[position:]
+
+
 def codescaler_command(stage: list[str]) -> tuple[list[str], list[str]] | None:
     """(the command's path, e.g. ["cache", "info"], its words after the path) when the stage runs codescaler."""
-    words = [w for w in stage if not re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", w)][:]
+    _, words = leading_assignments(stage)
     if not words or words[0] != "codescaler":
         return None
     rest = words[1:]
-    while rest and rest[0] in ("--debug",):  # options of the app itself, before the command
+    while rest and rest[0] == "--debug":  # the app's own option, before the command
         rest = rest[1:]
     if not rest:
         return [], []

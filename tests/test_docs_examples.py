@@ -22,6 +22,7 @@ import contextlib
 import io
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from doc_examples import (
     ROOT,
@@ -41,11 +43,14 @@ from doc_examples import (
     codescaler_command,
     command_lines,
     expected_status,
+    leading_assignments,
     pages,
     stages,
     tokens,
 )
 from typer.testing import CliRunner
+
+from codescaler_cli.cli import app
 
 # The hub models the examples name, and the tiny model each stands in for.
 STAND_INS = {
@@ -259,14 +264,12 @@ def _run_stage(where: str, stage: list[str], data: bytes | None, page: Page) -> 
     found = codescaler_command(stage)
     if found is not None:
         assert found[0] != ["serve"], f"{where}: a server must run in the background: end the line with &"
-        from codescaler_cli.cli import app
-
-        env = {"CODESCALER_CACHE": None,
-               "CODESCALER_MODEL": page.examples.generator if found[0] == ["generate"] else None}
-        result = CliRunner().invoke(app, stage[1:], input=data, env=env, catch_exceptions=False)
+        assigned, words = leading_assignments(stage)
+        env: dict[str, str | None] = {
+            "CODESCALER_CACHE": None,
+            "CODESCALER_MODEL": page.examples.generator if found[0] == ["generate"] else None, **assigned}
+        result = CliRunner().invoke(app, words[1:], input=data, env=env, catch_exceptions=False)
         return Ran(stage, result.exit_code, result.stdout_bytes, result.stderr)
-    import shlex
-
     done = subprocess.run(["bash", "-c", shlex.join(stage)], input=data, cwd=page.workdir, env=page.examples.full_env(),
                           capture_output=True, timeout=600)
     return Ran(stage, done.returncode, done.stdout, done.stderr.decode(errors="replace"))
@@ -274,8 +277,6 @@ def _run_stage(where: str, stage: list[str], data: bytes | None, page: Page) -> 
 
 def wait_for_server(where: str, line: str, words: list[str], examples: Examples) -> None:
     """A `codescaler serve ... --port P &` line: its server (started with the module) answers /health."""
-    import httpx
-
     assert "--port" in words, f"{where}: give the server a --port"
     port = words[words.index("--port") + 1]
     process = examples.server(line)
