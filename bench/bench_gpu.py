@@ -243,6 +243,30 @@ class Device:
         return next((tflops for chip, tflops in SPEC_BF16_TFLOPS.items() if chip in gpu), None)
 
 
+def busy_share(device: Device, run: Callable[[], Any]) -> float:
+    """The share of `run`'s wall time the device spent in kernels (torch.profiler; on CPU, in aten ops).
+
+    Far under 1 means the time goes to launches, Python and tokenization between kernels, not to the math.
+    """
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    activity = ProfilerActivity.CUDA if device.cuda else ProfilerActivity.CPU
+    device.sync()
+    started = time.perf_counter()
+    with profile(activities=[activity]) as profiler:
+        run()
+        device.sync()
+    wall = time.perf_counter() - started
+    events = profiler.key_averages()
+    if device.cuda:  # kernels as the profiler's own table sums them ("Self CUDA time total")
+        busy = sum(e.self_device_time_total for e in events
+                   if e.device_type == DeviceType.CUDA and not e.is_user_annotation)
+    else:
+        busy = sum(e.self_cpu_time_total for e in events)
+    return min(1.0, busy / 1e6 / wall)
+
+
 def matmul_ceiling(device: Device, size: int, repeats: int, dtype: Any) -> float:
     """TFLOP/s of a size^3 matrix product on random data: the rate the model's matmuls could reach."""
     torch = device.torch
@@ -745,6 +769,13 @@ class ModelBench:
             parts.append(f"{speedup:.2f}x (a)")
         if missing:
             parts.append(f"{missing} scores missing")
+        try:
+            share = busy_share(self.device, lambda: run(self.workload.subset(self.args.profile_problems)))
+            row.values["busy_share"] = share
+            parts.append(f"{'GPU' if self.device.cuda else 'CPU ops'} busy {100 * share:.0f}% of wall")
+        except Exception as exc:  # a diagnostic: its failure must not lose the row's timings
+            row.values["busy_error"] = f"{type(exc).__name__}: {exc}"
+            parts.append("busy: n/a")
         row.result = "; ".join(parts)
 
     def report_row(self, key: str) -> Row | None:
@@ -1169,6 +1200,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=None, help="timed runs per speed row (default 3; tiny 1)")
     parser.add_argument("--warmup-problems", type=int, default=None,
                         help="problems in each speed row's untimed warm-up (default 3; tiny 0)")
+    parser.add_argument("--profile-problems", type=int, default=None,
+                        help="problems of each speed row's profiled run, for the busy share (default 4; tiny 1)")
     parser.add_argument("--fidelity-problems", type=int, default=16, help="problems compared in bf16 and float32")
     parser.add_argument("--exact-problems", type=int, default=None,
                         help="problems the variants are checked on in float32 (default 2; tiny 1)")
@@ -1200,6 +1233,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.problems = default(args.problems, 32, 2)
     args.repeat = default(args.repeat, 3, 1)
     args.warmup_problems = default(args.warmup_problems, 3, 0)
+    args.profile_problems = min(default(args.profile_problems, 4, 1), args.problems)
     args.exact_problems = default(args.exact_problems, 2, 1)
     args.clients = default(args.clients, 64, 16)
     args.client_requests = default(args.client_requests, 2, 1)
@@ -1219,9 +1253,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("sdpa_pack_tokens", "flex_pack_tokens"):
         if getattr(args, name) < args.max_length:
             parser.error(f"--{name.replace('_', '-')} must hold the longest text (--max-length {args.max_length})")
-    if min(args.problems, args.n, args.repeat, args.clients, args.client_requests, args.request_candidates) < 1:
-        parser.error("--problems, --n, --repeat, --clients, --client-requests and --request-candidates must be at "
-                     "least 1")
+    if min(args.problems, args.n, args.repeat, args.clients, args.client_requests, args.request_candidates,
+           args.profile_problems, args.fidelity_problems, args.exact_problems) < 1:
+        parser.error("--problems, --n, --repeat, --clients, --client-requests, --request-candidates and the "
+                     "--*-problems options must be at least 1")
     return args
 
 

@@ -74,6 +74,7 @@ def test_the_checks_behind_the_rows_hold(smoke: tuple[str, dict[str, Any]]) -> N
         assert set(exact) == {"d", "e", "f", "g"} and max(exact.values()) < 1e-4, exact
         for key in "cdefg":
             assert rows[model, key]["values"]["max_abs_diff_vs_b"] < 1e-4
+        assert all(0 < rows[model, key]["values"]["busy_share"] <= 1 for key in "abcdefg")
         assert rows[model, "a"]["tokens_run"] > rows[model, "b"]["tokens_run"]  # dedup and the shared prefix save
         # The fault injection forced out-of-memory errors, and halving still produced every score.
         oom = rows[model, "oom"]["values"]
