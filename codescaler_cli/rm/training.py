@@ -182,6 +182,7 @@ def train_reward_model(data: PreferenceData | str | Path, config: TrainConfig,
     device = _device(config.device)
 
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # TRL pings the hub when a trainer starts unless told
+    _require("trl", "datasets", *(("peft",) if config.lora else ()))
     import torch
     from datasets import Dataset
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, set_seed
@@ -301,6 +302,15 @@ def _prepare_output(output: Path, checkpoints: Path, fingerprint: dict[str, Any]
         raise UsageError(f"cannot resume {output}: the settings differ from the first run's ({detail})",
                          "resume with the same data and options, or start over in a new directory")
     return last
+
+
+def _require(*modules: str) -> None:
+    import importlib.util
+
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"codescaler train needs {', '.join(missing)}, which is not installed",
+                         "pip install 'codescaler[train]' (TRL, PEFT and datasets)")
 
 
 def _device(requested: str) -> str:
