@@ -23,7 +23,8 @@ USER = {"role": "user", "content": QUESTION}
 
 # The four preference shapes of TRL's dataset-formats guide, one row each (what TRL's RewardTrainer accepts).
 TRL_ROWS = {
-    "standard-implicit": {"chosen": "What color is the sky? It is blue.", "rejected": "What color is the sky? It is green."},
+    "standard-implicit": {"chosen": "What color is the sky? It is blue.",
+                          "rejected": "What color is the sky? It is green."},
     "standard-explicit": {"prompt": QUESTION, "chosen": " It is blue.", "rejected": " It is green."},
     "conversational-implicit": {
         "chosen": [USER, {"role": "assistant", "content": "It is blue."}],
@@ -110,7 +111,8 @@ def test_codescaler_pair_formats_read_back(tmp_path: Path) -> None:
         data = read_preference_data(write_jsonl(tmp_path / f"{pair_format}.jsonl", rows))
         item = data.items[0]
         assert (item.question, item.split) == ("Add.", "test")
-        assert item.chosen == ["def f(a, b):\n    return a + b\n"] and item.rejected == ["def f(a, b):\n    return None\n"]
+        assert item.chosen == ["def f(a, b):\n    return a + b\n"]
+        assert item.rejected == ["def f(a, b):\n    return None\n"]
         assert item.is_code == (pair_format == "codescaler")
         assert data.format == ("codescaler" if pair_format == "codescaler" else "trl")
 

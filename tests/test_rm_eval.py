@@ -5,11 +5,13 @@ reported per subset, the cache is shared with `rank`, and the vLLM and server sc
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import parse_jsonl, write_jsonl
+from rm_helpers import one_torch_thread
 from test_rm_metrics import brute_force_rm_bench
 from typer.testing import CliRunner
 
@@ -20,6 +22,12 @@ from codescaler_cli.scoring import ScoreRequest, ScorerConfig, open_scorer
 runner = CliRunner()
 
 PROSE = "Here is how to do it.\n\n```python\n{code}```\n\nThis runs in linear time."
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
 
 
 def invoke(*args: str, code: int = 0, stdin: str | None = None) -> Any:

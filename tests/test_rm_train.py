@@ -6,12 +6,13 @@ progress on stderr only, LoRA merged on save, and an interrupted run that contin
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import parse_jsonl, write_jsonl
-from rm_synthetic import synthetic_pairs
+from rm_helpers import one_torch_thread, synthetic_pairs
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -22,6 +23,12 @@ MAX_LENGTH = 256
 LONG_QUESTIONS = 3
 TRAIN_ARGS = ["--epochs", "1", "--lr", "1e-3", "--batch-size", "8", "--device", "cpu", "--max-length",
               str(MAX_LENGTH)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
 
 
 def invoke(*args: str, code: int = 0) -> Any:
@@ -189,3 +196,30 @@ def test_an_interrupted_run_continues_with_resume(tmp_path: Path, reward_dir: Pa
     invoke("train", str(pairs), *args[:3], str(straight), *args[4:])
     expected = json.loads((straight / "codescaler-train.json").read_text())["history"]
     assert report["history"][-1]["test_margin"] == pytest.approx(expected[-1]["test_margin"], abs=1e-4)
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_over(tmp_path: Path, reward_dir: Path) -> None:
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", synthetic_pairs(train_problems=4, test_problems=1))
+    output = tmp_path / "rm"
+    config = TrainConfig(base_model=str(reward_dir), output_dir=output, learning_rate=1e-3, device="cpu")
+    with pytest.raises(KeyboardInterrupt):
+        train_reward_model(pairs, config, _InterruptAt(1))
+    assert not any((output / "checkpoints").glob("checkpoint-*"))
+    nothing = invoke("train", str(pairs), "-r", str(reward_dir), "-o", str(output), "--resume", code=2)
+    assert "no checkpoint was saved there" in nothing.stderr
+    invoke("train", str(pairs), "-r", str(reward_dir), "-o", str(output), "--lr", "1e-3", "--device", "cpu")
+    assert (output / "model.safetensors").exists()
+
+
+def test_a_chat_model_gets_a_new_reward_head(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", synthetic_pairs(train_problems=4, test_problems=1))
+    output = tmp_path / "rm"
+    result = invoke("train", str(pairs), "-r", str(tiny_models["generator"]), "-o", str(output), "--lr", "1e-3",
+                    "--device", "cpu")
+    assert "is a Qwen3ForCausalLM: its reward head starts from random weights" in result.stderr
+    assert "LOAD REPORT" not in result.stderr  # the note says it once
+    saved = json.loads((output / "config.json").read_text())
+    assert saved["architectures"] == ["Qwen3ForSequenceClassification"] and saved.get("num_labels", 1) == 1
+    candidates = write_jsonl(tmp_path / "candidates.jsonl", [{"id": 1, "question": "Add.", "code": "x = 1\n"}])
+    ranked = parse_jsonl(invoke("rank", str(candidates), "-r", str(output), "--format", "jsonl").stdout)
+    assert isinstance(ranked[0]["score"], float)

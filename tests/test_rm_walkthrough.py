@@ -16,10 +16,11 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
 from pathlib import Path
 
 import pytest
+from rm_helpers import one_torch_thread
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -40,17 +41,6 @@ def walkthrough_blocks() -> list[tuple[str, str]]:
             end = lines.index("```", number + 2)
             found.append((fence.group(1), "\n".join(lines[number + 2:end]) + "\n"))
     return found
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """One torch thread: a tiny model gains nothing from two, and on a busy machine OpenMP's barriers stall."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run_line(line: str, directory: Path) -> tuple[str, str]:
@@ -77,8 +67,7 @@ def run_line(line: str, directory: Path) -> tuple[str, str]:
 
 
 def test_the_walkthrough_runs_and_prints_the_numbers_the_page_quotes(tmp_path: Path, tiny_models: dict[str, Path],
-                                                                       monkeypatch: pytest.MonkeyPatch,
-                                                                       one_thread: None) -> None:
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "tiny").symlink_to(tiny_models["reward"].parent)
@@ -86,13 +75,16 @@ def test_the_walkthrough_runs_and_prints_the_numbers_the_page_quotes(tmp_path: P
     blocks = walkthrough_blocks()
     assert [language for language, _ in blocks].count("sh") >= 6
     outputs: dict[str, tuple[str, str]] = {}
-    for language, text in blocks:
-        if language == "python":
-            exec(compile(text, str(PAGE), "exec"), {"__name__": "walkthrough"})
-            continue
-        for line in text.splitlines():
-            if line.strip():
-                outputs[line] = run_line(line, tmp_path)
+    with one_torch_thread():
+        for language, text in blocks:
+            if language == "python":
+                exec(compile(text, str(PAGE), "exec"), {"__name__": "walkthrough"})
+                continue
+            for line in text.splitlines():
+                if line.strip():
+                    started = time.perf_counter()
+                    outputs[line] = run_line(line, tmp_path)
+                    print(f"{time.perf_counter() - started:6.1f}s  {line}")  # pytest -s shows each line's time
     with open(tmp_path / "walkthrough-output.txt", "w", encoding="utf-8") as log:  # to update the page from
         for line, (stdout, stderr) in outputs.items():
             log.write(f"$ {line}\n{stdout}{stderr}\n")
@@ -126,11 +118,10 @@ def test_the_walkthrough_runs_and_prints_the_numbers_the_page_quotes(tmp_path: P
         rows[name] = {strategy: float(value) for strategy, value in
                       re.findall(r"^(reward-model|random|oracle)\s+([\d.]+)", table, re.M)}
     assert rows["trained"]["reward-model"] > rows["untrained"]["reward-model"]
-    quoted = (f"| reward-model (the candidate the reward model ranks first) | **{rows['trained']['reward-model']:.1f}%** "
-              f"| {rows['untrained']['reward-model']:.1f}% |")
-    assert quoted in page
-    assert f"| random (expected pass@1) | {rows['trained']['random']:.1f}% | {rows['untrained']['random']:.1f}% |" in page
-    assert f"| oracle (some candidate passes) | {rows['trained']['oracle']:.1f}% | {rows['untrained']['oracle']:.1f}% |" \
-        in page
+    trained_row, untrained_row = rows["trained"], rows["untrained"]
+    assert (f"| reward-model (the candidate the reward model ranks first) | **{trained_row['reward-model']:.1f}%** "
+            f"| {untrained_row['reward-model']:.1f}% |") in page
+    assert f"| random (expected pass@1) | {trained_row['random']:.1f}% | {untrained_row['random']:.1f}% |" in page
+    assert f"| oracle (some candidate passes) | {trained_row['oracle']:.1f}% | {untrained_row['oracle']:.1f}% |" in page
     assert "reward scores came from the cache" in output("codescaler eval heldout-candidates.jsonl --benchmark "
                                                          "humaneval -r tiny-rm")

@@ -1,7 +1,7 @@
 """The reward-model loop: preference pairs from verified samples, Bradley-Terry training, and reward-model
 benchmarks.
 
-    verdicts (codescaler eval -o)  ──►  pairs (build_pairs)  ──►  train_reward_model  ──►  evaluate_reward_model
+    eval's verdicts  ──►  build_pairs  ──►  train_reward_model  ──►  evaluate_reward_model
 
 * `pairs`: a program that passes its tests preferred to one that fails, per problem, split by problem.
 * `data`: preference files as their projects write them (CodeScalerPair, TRL, OpenRLHF, RewardBench, RM-Bench).

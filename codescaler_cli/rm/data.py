@@ -250,7 +250,8 @@ def read_preference_data(path: str | Path | None, *, split: str | None = None, s
     rows = read_rows(path, stdin)
     source = STDIN_NAME if path is None or str(path) == "-" else str(path)
     if not rows:
-        raise InputError(source, None, "no rows", "give a file of preference rows (JSON Lines, a JSON array or Parquet)")
+        raise InputError(source, None, "no rows",
+                         "give a file of preference rows (JSON Lines, a JSON array or Parquet)")
     data_format = detect_format(rows[0].record)
     if data_format is None:
         raise rows[0].error("not a preference row: expected `code_pos`/`code_neg` (CodeScalerPair) or "

@@ -206,13 +206,21 @@ def train_reward_model(data: PreferenceData | str | Path, config: TrainConfig,
     set_seed(config.seed)  # the score head of a causal-LM base starts random: the same seed, the same start
     try:
         base_config = AutoConfig.from_pretrained(config.base_model, revision=config.revision)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            config.base_model, revision=config.revision, num_labels=1, dtype=torch.float32)
+        architectures = list(getattr(base_config, "architectures", None) or [])
+        new_head = bool(architectures) and not any(name.endswith("ForSequenceClassification")
+                                                   for name in architectures)
+        if new_head:
+            progress.note(f"{config.base_model} is a {architectures[0]}: its reward head starts from random weights")
+        verbosity = transformers_logging.get_verbosity()
+        if new_head:  # transformers' load report would say the same as the note, as a table of missing keys
+            transformers_logging.set_verbosity_error()
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                config.base_model, revision=config.revision, num_labels=1, dtype=torch.float32)
+        finally:
+            transformers_logging.set_verbosity(verbosity)
     except Exception as exc:
         raise load_error("base model", config.base_model, exc) from exc
-    architectures = list(getattr(base_config, "architectures", None) or [])
-    if architectures and not any(name.endswith("ForSequenceClassification") for name in architectures):
-        progress.note(f"{config.base_model} is a {architectures[0]}: its reward head starts from random weights")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # what TRL would pick; the scorer then pads with it too
 
@@ -279,6 +287,9 @@ def _prepare_output(output: Path, checkpoints: Path, fingerprint: dict[str, Any]
     """Check that DIR may be written (new or empty, or a resumable run with the same settings); the checkpoint to
     continue from, or None."""
     if not resume:
+        if checkpoints.is_dir() and not any(checkpoints.glob("checkpoint-*")) \
+                and [entry.name for entry in output.iterdir()] == [CHECKPOINTS]:
+            shutil.rmtree(checkpoints)  # a run stopped before its first checkpoint: nothing to keep
         if output.exists() and (not output.is_dir() or any(output.iterdir())):
             raise UsageError(f"{output} is not an empty directory", "give -o a new directory, or continue an "
                              "interrupted run in it with --resume")
@@ -318,9 +329,13 @@ def _device(requested: str) -> str:
 
     if requested == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda asked for, but this machine has no CUDA GPU", "use --device cpu or auto")
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
+    device = requested if requested != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and torch.cuda.device_count() > 1:
+        # One process trains on one GPU: TRL's trainers refuse torch's DataParallel, which several visible GPUs
+        # would start (distributed launches are not supported here).
+        raise UsageError(f"{torch.cuda.device_count()} GPUs are visible and training runs on one",
+                         "choose it with CUDA_VISIBLE_DEVICES=0 (or another index)")
+    return device
 
 
 def _load_tokenizer(config: TrainConfig, auto_tokenizer: Any, load_error: Any) -> Any:

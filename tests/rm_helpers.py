@@ -1,4 +1,5 @@
-"""Synthetic preference pairs with a learnable difference, for training tiny reward models in seconds.
+"""Helpers of the reward-model loop's tests: synthetic preference pairs with a learnable difference, for training
+tiny reward models in seconds, and running torch on one thread.
 
 Every problem asks for a small function; the preferred program implements it, the rejected one is a stub (returns
 a constant, passes, or gives up). Held-out problems use other function names and numbers, so a model that scores
@@ -8,6 +9,8 @@ them right has learned the difference, not the problems.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 TASKS = (
@@ -41,3 +44,15 @@ def synthetic_pairs(train_problems: int = 60, test_problems: int = 20, pairs_per
             rows.append({"id": f"problem-{number}", "split": split, "question_content": question, "code_pos": chosen,
                          "code_neg": f"def {name}(x):\n{stub}"})
     return rows
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread while a test trains or scores in this process: a tiny model gains nothing from more, and
+    on a machine busy with other work OpenMP's barriers stall two threads for seconds at every step."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
