@@ -163,3 +163,21 @@ def test_bad_rows_exit_2_naming_file_and_line(tmp_path: Path, content: str, expe
     assert result.exit_code == 2, result.stderr
     assert f"{path}{expected}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_help_of_the_new_commands_imports_no_heavy_library() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from codescaler_cli.cli import app\n"
+        "for args in (['pairs', '--help'], ['train', '--help'], ['eval-rm', '--help']):\n"
+        "    assert CliRunner().invoke(app, args).exit_code == 0, args\n"
+        "heavy = ('torch', 'transformers', 'vllm', 'httpx', 'trl', 'peft', 'datasets', 'pyarrow')\n"
+        "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
