@@ -15,10 +15,13 @@ from ._errors import Interrupted, debug_enabled, report, set_debug
 from .cache import app as cache_app
 from .env import env
 from .eval import evaluate
+from .eval_rm import eval_rm
 from .extract import extract
 from .generate import generate
+from .pairs import pairs
 from .rank import rank
 from .serve import serve
+from .train import train
 
 app = typer.Typer(
     name="codescaler",
@@ -60,7 +63,7 @@ def _help(command: object) -> str:
 
 
 for _name, _command in (("extract", extract), ("rank", rank), ("generate", generate), ("eval", evaluate),
-                         ("serve", serve), ("env", env)):
+                         ("pairs", pairs), ("train", train), ("eval-rm", eval_rm), ("serve", serve), ("env", env)):
     app.command(_name, help=_help(_command))(_command)
 app.add_typer(cache_app, name="cache")
 
