@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..evaluation.benchmarks import BenchmarkInfo, download_benchmark, list_benchmarks
+from ..evaluation.benchmarks import BenchmarkInfo, download_benchmark, get_benchmark, list_benchmarks
 from ._errors import handle_errors
 from ._options import Format, OutputFormat
 from ._output import info, resolve_format
@@ -38,8 +38,9 @@ def benchmarks(
         HF_HUB_OFFLINE=1 codescaler eval samples.jsonl --benchmark livecodebench --since 2025-02-01
     """
     for name in download or []:
-        paths = download_benchmark(name, release=release)
-        info(f"{name}: {len(paths)} file(s) cached")
+        benchmark = get_benchmark(name)
+        paths = download_benchmark(benchmark.name, release=release)
+        info(f"{benchmark.name}: {len(paths)} file(s) cached")
     rows = list_benchmarks()
     fmt = resolve_format(output_format)
     if fmt is OutputFormat.table:

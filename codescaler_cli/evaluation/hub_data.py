@@ -104,7 +104,8 @@ def data_error(files: HubFiles, exc: BaseException) -> DataLoadError:
         return DataLoadError(f"{where}: the cached copy is incomplete (an interrupted download?)",
                              f"download it again with network access: {download}", NOT_FOUND)
     cause_class = load_error("benchmark data", files.repo_id, exc).cause_class
-    if cause_class == NOT_FOUND and offline():
+    local_miss = bool(names & {"LocalEntryNotFoundError", "OfflineModeIsEnabled"})
+    if cause_class == NOT_FOUND and local_miss and offline():
         return DataLoadError(f"{where} is not in the local Hugging Face cache ({hub_cache_dir()}), and HF_HUB_OFFLINE "
                              "forbids downloading it",
                              f"download it once with network access (`codescaler benchmarks --download NAME`, or "

@@ -248,8 +248,8 @@ def _genverse(record: dict[str, Any], problem_id: str | int, source: str, line: 
         raise InputError(source, line, "'test_input' and 'test_output' differ in length")
     examples: list[Test] = []
     if record.get("example_input") is not None or record.get("example_output") is not None:
-        shown, expected = (_string_list(record, "example_input", source, line),
-                           _string_list(record, "example_output", source, line))
+        shown, expected = (_string_list(record, "example_input", source, line, empty=True),
+                           _string_list(record, "example_output", source, line, empty=True))
         if len(shown) != len(expected):
             raise InputError(source, line, "'example_input' and 'example_output' differ in length")
         examples = [Test(STDIN, i, o, public=True) for i, o in zip(shown, expected)]
@@ -258,10 +258,11 @@ def _genverse(record: dict[str, Any], problem_id: str | int, source: str, line: 
                        source=source, line=line, grader="codescaler")
 
 
-def _string_list(record: dict[str, Any], name: str, source: str, line: int | None) -> list[str]:
+def _string_list(record: dict[str, Any], name: str, source: str, line: int | None, *,
+                 empty: bool = False) -> list[str]:
     value = record.get(name)
-    if not isinstance(value, list) or not value or not all(isinstance(item, str) for item in value):
-        raise InputError(source, line, f"field '{name}' must be a non-empty list of strings")
+    if not isinstance(value, list) or not (value or empty) or not all(isinstance(item, str) for item in value):
+        raise InputError(source, line, f"field '{name}' must be a {'' if empty else 'non-empty '}list of strings")
     return value
 
 
