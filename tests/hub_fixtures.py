@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from codescaler_cli.evaluation.benchmarks import BENCHMARKS_BY_NAME
+from codescaler_cli.evaluation.grading import MBPP_PLUS_SET_EQUAL_TASKS
 
 
 def put_in_hub_cache(hf_home: Path, repo_id: str, revision: str, files: dict[str, bytes],
@@ -97,9 +98,7 @@ LCB_FILES = {
 # EvalPlus on the hub (evalplus/humanevalplus, evalplus/mbppplus): the original-format rows its converter writes,
 # with EvalPlus's own assertion function (numpy allclose within atol).
 
-EVALPLUS_ASSERTION = '''import numpy as np
-
-def is_floats(x) -> bool:
+EVALPLUS_IS_FLOATS = '''def is_floats(x) -> bool:
     # check if it is float; List[float]; Tuple[float]
     if isinstance(x, float):
         return True
@@ -108,7 +107,10 @@ def is_floats(x) -> bool:
     if isinstance(x, np.ndarray):
         return x.dtype == np.float64 or x.dtype == np.float32
     return False
+'''
+EVALPLUS_ASSERTION = f'''import numpy as np
 
+{EVALPLUS_IS_FLOATS}
 
 def assertion(out, exp, atol):
     exact_match = out == exp
@@ -120,6 +122,19 @@ def assertion(out, exp, atol):
     else:
         assert exact_match
 '''
+# MBPP+ tasks whose outputs compare as sets get this assertion from the converter instead.
+EVALPLUS_SET_ASSERTION = f'''{EVALPLUS_IS_FLOATS}
+
+def assertion(out, exp, atol):
+    if atol == 0 and is_floats(exp):
+        atol = 1e-6
+    out = set(out)
+    exp = set(exp)
+    if out != exp and atol != 0:
+        assert np.allclose(out, exp, rtol=1e-07, atol=atol)
+    else:
+        assert out == exp, f"out: {{out}}, exp: {{exp}}"
+'''
 
 
 def evalplus_humaneval_test(inputs: list[Any], results: list[Any], atol: float) -> str:
@@ -130,8 +145,9 @@ def evalplus_humaneval_test(inputs: list[Any], results: list[Any], atol: float) 
 
 
 def evalplus_mbpp_test(entry_point: str, inputs: list[Any], results: list[Any], atol: float) -> str:
-    """MBPP+'s `test` as EvalPlus's converter writes it (tools/mbpp/to_original_fmt.py)."""
-    return (f"import numpy as np\nfrom math import inf\n\n{EVALPLUS_ASSERTION}\n\ninputs = {inputs!r}\n"
+    """MBPP+'s `test` as EvalPlus's converter writes it (tools/mbpp/to_original_fmt.py), set-equal tasks included."""
+    assertion = EVALPLUS_SET_ASSERTION if entry_point in MBPP_PLUS_SET_EQUAL_TASKS else EVALPLUS_ASSERTION
+    return (f"import numpy as np\nfrom math import inf\n\n{assertion}\n\ninputs = {inputs!r}\n"
             f"results = {results!r}\nfor i, (inp, exp) in enumerate(zip(inputs, results)):\n"
             f"    assertion({entry_point}(*inp), exp, {atol})\n")
 

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
 from codescaler_cli.errors import DataLoadError, InputError, UsageError
-from codescaler_cli.evaluation.benchmarks import BENCHMARKS, BENCHMARKS_BY_NAME, list_benchmarks, load_benchmark
+from codescaler_cli.evaluation.benchmarks import BENCHMARKS, BENCHMARKS_BY_NAME, load_benchmark
 from codescaler_cli.evaluation.hub_data import HubFiles, data_error
 from codescaler_cli.evaluation.problems import ASSERT, FUNCTIONAL, STDIN, read_problems_file
 

@@ -320,16 +320,17 @@ def evalplus_plus_passed(base_passed: bool, plus_passed: bool) -> bool:
 # Plain values across the process boundary
 
 
-def encode_value(value: Any) -> str:
+def encode_value(value: "Any") -> str:
     """A return value as Python literal text, inside the candidate's process; `decode_value` reads it back.
 
-    Self-contained (a harness may embed its source): tuples, sets, complex numbers and float infinities survive,
-    which JSON would turn into lists or reject; numpy scalars become Python numbers. Raises ValueError for a value
-    that is not plain data (an object, a numpy array): the runner reports the test as failed.
+    Self-contained, so a harness may embed its source (`inspect.getsource`; its annotations are strings so that it
+    runs alone). Tuples, sets, complex numbers and float infinities survive, which JSON would turn into lists or
+    reject; numpy scalars become Python numbers. Raises ValueError for a value that is not plain data (an object, a
+    numpy array): the runner reports the test as failed.
     """
     import math as _math
 
-    def plain(item: Any, depth: int) -> Any:
+    def plain(item: "Any", depth: int) -> "Any":
         if depth > 100:
             raise ValueError("nested too deeply")
         if type(item).__module__ == "numpy" and getattr(item, "shape", None) == ():
@@ -344,7 +345,7 @@ def encode_value(value: Any) -> str:
             return {plain(key, depth + 1): plain(val, depth + 1) for key, val in item.items()}
         raise ValueError(f"not plain data: {type(item).__name__}")
 
-    def literal(item: Any) -> str:
+    def literal(item: "Any") -> str:
         if isinstance(item, float) and not _math.isfinite(item):
             return "nan" if item != item else ("inf" if item > 0 else "-inf")
         if isinstance(item, complex):
