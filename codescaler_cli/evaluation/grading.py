@@ -90,10 +90,15 @@ def lcb_stdin_program(code: str, header: str = LCB_IMPORT_HEADER) -> str:
 
     A final `if __name__ == '__main__':` block is replaced by its body; every top-level statement except imports
     moves into `def wrapped_function():`, after the header and the program's own imports (so a name the program
-    assigns at top level is a local of that function: `global x` in a helper fails there as it does here). The
-    harness calls `wrapped_function()` with stdin patched and counts `SystemExit` as a normal end, whatever its
+    assigns at top level is a local of that function, and `global x` in a helper fails as it fails in
+    LiveCodeBench). The harness calls `wrapped_function()` and counts `SystemExit` as a normal end, whatever its
     code; the last lines here do the same when the program runs as a script. A program `ast` cannot parse is
     returned unchanged, as LiveCodeBench does (it then fails to compile).
+
+    What the harness does to stdin while the function runs (a runner reproducing it exactly patches the same way):
+    `sys.stdin.read()` gives the whole input, `sys.stdin.readline()` the next line without its newline (and
+    raises at the end), `sys.stdin.readlines()` the input split on newlines, `open(...)` reads the input too;
+    LiveCodeBench also offers `sys.stdin.buffer`, rllm's copy (DeepCoder, CodeScaler) does not.
     """
     code = _clean_if_name(code)
     try:
