@@ -92,7 +92,8 @@ def pairs(
 def _questions(benchmark: str | None, problems_file: Path | None) -> dict[str, str] | None:
     if benchmark is None and problems_file is None:
         return None
-    from ..evaluation.problems import load_benchmark, read_problems_file
+    from ..evaluation.benchmarks import load_benchmark
+    from ..evaluation.problems import read_problems_file
 
     problems = load_benchmark(benchmark) if benchmark is not None else read_problems_file(problems_file)
     return {problem.key: problem.question for problem in problems}
