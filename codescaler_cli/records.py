@@ -35,6 +35,11 @@ class FieldNames:
     response: str = "response"
     code: str = "code"
 
+    def fingerprint(self) -> dict[str, str]:
+        """The field names, for the settings check of a resumed run (other names, other groups and texts)."""
+        return {"id_field": self.id, "question_field": self.question, "response_field": self.response,
+                "code_field": self.code}
+
 
 @dataclass
 class Candidate:

@@ -16,7 +16,7 @@ import torch
 
 from codescaler_cli.scoring import ScoreRequest, reward_conversation
 from codescaler_cli.scoring import transformers_backend as transformers_scorer
-from codescaler_cli.loading import is_out_of_memory
+from codescaler_cli.backends.loading import is_out_of_memory
 from codescaler_cli.scoring.transformers_backend import TransformersScorer, _Item
 
 SUBARRAY_QUESTION = ("Given an array of integers nums and an integer k, return the total number of subarrays "

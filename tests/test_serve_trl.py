@@ -13,7 +13,7 @@ import datasets
 import trl
 from serve_helpers import serving
 
-from codescaler_cli.serving.rewards import trl_reward
+from codescaler_cli.rl.rewards import trl_reward
 
 assert trl.__version__  # imported for real, not skipped
 

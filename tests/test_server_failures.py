@@ -22,7 +22,7 @@ from servers import free_port
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
-from codescaler_cli.http_client import normalise_base_url
+from codescaler_cli.backends.http import normalise_base_url
 
 runner = CliRunner()
 

@@ -121,7 +121,7 @@ def test_resuming_a_complete_file_does_nothing(workload: tuple[Path, bytes], tmp
     output.write_bytes(reference)
     settings = json.loads((Path(str(workload[0].parent)) / ".reference.jsonl.codescaler.json").read_text())
     (tmp_path / ".done.jsonl.codescaler.json").write_text(json.dumps(settings))
-    result = runner.invoke(app, ["rank", str(candidates), "-r", settings["settings"]["--reward-model"], *SLOW,
+    result = runner.invoke(app, ["rank", str(candidates), "-r", settings["settings"]["reward_model"], *SLOW,
                                  "-o", str(output), "--resume", "-f", "jsonl"])
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "" and output.read_bytes() == reference

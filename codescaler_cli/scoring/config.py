@@ -8,6 +8,7 @@ asked for, vLLM is importable, the servers answer) that `generate` runs before i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import UsageError
 from .base import DEFAULT_MAX_LENGTH, DEFAULT_REWARD_MODEL, Scorer
@@ -35,6 +36,12 @@ class ScorerConfig:
     # None: vLLM's engine picks (on CPU, a share sized to the machine rather than vLLM's 0.9 of the node).
     gpu_memory_utilization: float | None = None
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What a score depends on besides its text, for the settings check of a resumed run: the model, its
+        revision, dtype and the longest input (the backend and the servers give the same scores)."""
+        return {"reward_model": self.model, "reward_revision": self.revision, "reward_dtype": self.dtype,
+                "reward_max_length": self.max_length}
+
     @property
     def description(self) -> str:
         if self.urls:
@@ -46,7 +53,7 @@ class ScorerConfig:
         if self.kind not in SCORER_KINDS:
             raise UsageError(f"unknown scorer '{self.kind}'", f"use one of: {', '.join(SCORER_KINDS)}")
         if not self.urls and self.kind == "transformers" and self.device.startswith("cuda"):
-            from ..vllm_support import cuda_available
+            from ..backends.vllm import cuda_available
 
             if not cuda_available():
                 raise UsageError(f"--device {self.device} asked for, but this machine has no CUDA GPU",
@@ -62,7 +69,7 @@ def check_scorer(config: ScorerConfig) -> None:
     """
     config.validate()
     if config.urls:
-        from ..http_client import EndpointPool
+        from ..backends.http import EndpointPool
 
         pool = EndpointPool(config.urls, api_key=config.api_key, timeout=config.timeout, max_retries=0)
         try:
@@ -70,13 +77,13 @@ def check_scorer(config: ScorerConfig) -> None:
         finally:
             pool.close()
     elif config.kind == "vllm":
-        from ..vllm_support import import_vllm
+        from ..backends.vllm import import_vllm
 
         import_vllm()
     from transformers import AutoConfig, AutoTokenizer
 
     from ..errors import ModelLoadError
-    from ..loading import check_reward_config, load_error
+    from ..backends.loading import check_reward_config, load_error
 
     try:
         if not config.urls:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from ..generation.base import Sample
 from ..generation.openai_server import parse_choices
-from ..http_client import RequestFailed
+from ..backends.http import RequestFailed
 
 
 @dataclass(frozen=True)

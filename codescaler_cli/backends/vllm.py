@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ModelLoadError, debug_from_environment
+from ..errors import ModelLoadError, debug_from_environment
 
 GiB = 1 << 30
 # The KV cache given to a CPU engine when neither VLLM_CPU_KVCACHE_SPACE nor --gpu-memory-utilization says

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 # The causes `load_error` tells apart (the `cause_class` of the error it returns).
 NOT_FOUND = "not_found"
