@@ -150,7 +150,7 @@ def test_a_model_the_server_does_not_serve_is_bad_usage(generator_server: str, r
 def test_samples_are_saved_before_scoring(generator_server: str, coder_dir: Path, reward_dir: Path,
                                           tmp_path: Path) -> None:
     # A reward model whose config and tokenizer are fine (the start-up check passes) but whose weights are
-    # corrupt: loading it fails only after sampling. The samples must survive in -o.
+    # corrupt: loading it fails only after sampling. The samples must survive beside -o.
     broken = tmp_path / "broken-reward"
     shutil.copytree(reward_dir, broken)
     weights = broken / "model.safetensors"
@@ -161,11 +161,13 @@ def test_samples_are_saved_before_scoring(generator_server: str, coder_dir: Path
                       "--max-model-len", "64")
     assert result.exit_code == 1 and result.stdout == ""
     assert "warning: --max-model-len is ignored with --base-url" in result.stderr
-    samples = parse_jsonl(out.read_text(encoding="utf-8"))
+    saved = tmp_path / ".all.jsonl.samples.jsonl"
+    samples = parse_jsonl(saved.read_text(encoding="utf-8"))
     assert [r["sample"] for r in samples] == [0, 1, 2] and all("response" in r and "code" in r for r in samples)
-    assert f"codescaler rank {out}" in result.stderr
+    assert out.read_text(encoding="utf-8") == ""  # no problem was ranked
+    assert "0 of 1 problems are complete" in result.stderr and f"codescaler rank {saved}" in result.stderr
     # ... and they rank as they are once the reward model is fixed.
-    reranked = runner.invoke(app, ["rank", str(out), "-r", str(reward_dir), "-f", "jsonl", "-q"])
+    reranked = runner.invoke(app, ["rank", str(saved), "-r", str(reward_dir), "-f", "jsonl", "-q"])
     assert reranked.exit_code == 0 and len(parse_jsonl(reranked.stdout)) == 3
 
 

@@ -38,6 +38,11 @@ class ClassifiedLoadError(ModelLoadError):
         self.cause_class = cause_class
 
 
+# The devices and dtypes a model can be asked for ("auto": the best this machine has).
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
 def resolve_device(device: str) -> str:
     """'auto' means CUDA when available, else CPU."""
     import torch

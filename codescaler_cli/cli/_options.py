@@ -15,18 +15,22 @@ import inspect
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, Optional, TypeVar, get_type_hints
 
 import typer
 
-from ..generation.base import DEFAULT_GENERATOR_MODEL
-from ..generation.config import GeneratorConfig
+from ..backends.loading import DEVICES, DTYPES
+from ..evaluation.config import EvalConfig
+from ..evaluation.sandbox import ISOLATIONS
+from ..extraction import EXTRACTION_MODES
+from ..generation.config import ENDPOINTS, GeneratorConfig
 from ..generation.prompts import load_template
-from ..scoring.base import DEFAULT_MAX_LENGTH, DEFAULT_REWARD_MODEL
-from ..scoring.config import ScorerConfig
+from ..scoring.config import SCORER_KINDS, ScorerConfig
+from ..serving.config import LOG_LEVELS, ServeConfig
+from ..serving.inputs import PROMPT_FORMATS
 from ._errors import option_names
 from ._output import OutputFormat, warn
 
@@ -36,35 +40,13 @@ INPUT, GENERATOR, REWARD, SERVERS, OUTPUT, LONG_RUNS = "Input", "Generator", "Re
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class GenerateFormat(str, Enum):
-    auto = "auto"
-    code = "code"
-    jsonl = "jsonl"
-    json = "json"
-    table = "table"
+def _choices(name: str, values: Sequence[str]) -> Any:
+    """An Enum of the library's choices, which Typer shows and checks (case-insensitive where the option says)."""
+    return Enum(name, {value: value for value in values}, type=str)  # type: ignore[call-overload]
 
 
-class DType(str, Enum):
-    auto = "auto"
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
-
-
-class ScorerKind(str, Enum):
-    transformers = "transformers"
-    vllm = "vllm"
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class Endpoint(str, Enum):
-    chat = "chat"
-    completions = "completions"
+GenerateFormat = _choices("GenerateFormat", ("auto", "code", "jsonl", "json", "table"))
+DType = _choices("DType", DTYPES)
 
 
 InputFile = Annotated[Optional[str], typer.Argument(
@@ -115,16 +97,15 @@ def resume_command() -> str:
 
 @dataclass(frozen=True)
 class _Option:
-    """One option of a group: the config field it fills, its flags, type, default and help. `shared`: the other
-    group has an option of the same name, so a command with both prefixes one side (where `prefixed`, when given,
-    replaces the flags); `prefixed_extra` changes typer.Option arguments on the prefixed side."""
+    """One option of a group: the config field it fills (its help is the field's), its flags and help panel, and
+    its type when the field's own is not what the command line takes. `shared`: the other group has an option of
+    the same name, so a command with both prefixes one side (where `prefixed`, when given, replaces the flags);
+    `prefixed_extra` changes typer.Option arguments on the prefixed side."""
 
     field: str
     flags: tuple[str, ...]
-    type: Any
-    default: Any
-    help: str
     panel: str
+    type: Any = None
     shared: bool = False
     extra: tuple[tuple[str, Any], ...] = ()
     prefixed: tuple[str, ...] = ()
@@ -133,23 +114,30 @@ class _Option:
 
 @dataclass(frozen=True)
 class _Group:
-    name: str  # parameters are named f"{name}_{field}"; prefixed flags start with f"--{name}-"
+    """Options that fill one config, handed to the command as its parameter `config_parameter`."""
+
+    name: str  # parameters are named f"{name}_{field}" ("" : the field's own name); prefixed flags f"--{name}-..."
+    config: type
     config_parameter: str
     options: tuple[_Option, ...]
-    build: Callable[[dict[str, Any]], Any]
     defaults: dict[str, Any] = field(default_factory=dict)
 
     def parameter(self, option: _Option, prefixed: bool) -> inspect.Parameter:
+        spec = {f.name: f for f in fields(self.config)}[option.field]
         flags, extra = option.flags, dict(option.extra)
         if prefixed:
             if option.shared:
                 flags = option.prefixed or (f"--{self.name}-" + option.flags[0].removeprefix("--"),)
             extra.update(option.prefixed_extra)
-        default = self.defaults.get(option.field, option.default)
-        info = typer.Option(*flags, help=option.help, rich_help_panel=option.panel, show_default=default is not None,
-                            **extra)
-        return inspect.Parameter(f"{self.name}_{option.field}", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                 default=default, annotation=Annotated[option.type, info])
+        default = self.defaults.get(option.field, None if spec.default is MISSING else spec.default)
+        kind = option.type or get_type_hints(self.config)[option.field]
+        if isinstance(kind, type) and issubclass(kind, Enum):
+            default = kind(default)
+        info = typer.Option(*flags, help=spec.metadata["help"], rich_help_panel=option.panel,
+                            show_default=default is not None, **extra)
+        return inspect.Parameter(f"{self.name}_{option.field}" if self.name else option.field,
+                                 inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                 default=default, annotation=Annotated[kind, info])
 
     def decorator(self, *, prefixed: bool, leave_out: Sequence[str] = ()) -> Callable[[F], F]:
         added = [(o, self.parameter(o, prefixed)) for o in self.options if o.field not in leave_out]
@@ -164,8 +152,12 @@ class _Group:
             @functools.wraps(command)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 values = {o.field: kwargs.pop(p.name) for o, p in added}
-                kwargs[self.config_parameter] = self.build(
-                    {key: value.value if isinstance(value, Enum) else value for key, value in values.items()})
+                values = {key: value.value if isinstance(value, Enum) else value for key, value in values.items()}
+                if "urls" in values:
+                    values["urls"] = list(values["urls"] or [])
+                if values.get("template") is not None:
+                    values["template"] = load_template(values["template"])
+                kwargs[self.config_parameter] = self.config(**values)
                 return command(*args, **kwargs)
 
             wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
@@ -175,87 +167,80 @@ class _Group:
         return decorate
 
 
-_DTYPE = _Option("dtype", ("--dtype",), DType, DType.auto, "Model dtype. auto: bfloat16 on GPU, float32 on CPU.",
-                 GENERATOR, shared=True, extra=(("case_sensitive", False),))
+def _server_side(panel: str, api_key_variables: Any) -> tuple[_Option, ...]:
+    """The options both groups have, for the vLLM engine (in `panel`) and for servers."""
+    return (_Option("tensor_parallel_size", ("--tensor-parallel-size",), panel, shared=True, extra=(("min", 1),)),
+            _Option("gpu_memory_utilization", ("--gpu-memory-utilization",), panel, shared=True,
+                    extra=(("min", 0.05), ("max", 1.0))),
+            _Option("api_key", ("--api-key",), SERVERS, shared=True, extra=(("envvar", "OPENAI_API_KEY"),),
+                    prefixed_extra=(("envvar", api_key_variables),)),
+            _Option("concurrency", ("--concurrency",), SERVERS, shared=True, extra=(("min", 1),)),
+            _Option("timeout", ("--timeout",), SERVERS, shared=True, extra=(("min", 1.0),)),
+            _Option("max_retries", ("--max-retries",), SERVERS, shared=True, extra=(("min", 0),)))
 
 
-def _server_side(who: str, engine_panel: str) -> tuple[_Option, ...]:
-    """The options both groups have for the vLLM engine and for servers; `who` names the model in the help."""
-    return (
-        _Option("tensor_parallel_size", ("--tensor-parallel-size",), int, 1, f"GPUs of the {who}'s vLLM engine.",
-                engine_panel, shared=True, extra=(("min", 1),)),
-        _Option("gpu_memory_utilization", ("--gpu-memory-utilization",), Optional[float], None, f"Share of GPU "
-                f"memory the {who}'s vLLM engine may use. Default: vLLM's 0.9 on GPUs; on CPU, what the machine "
-                "can give.", engine_panel, shared=True, extra=(("min", 0.05), ("max", 1.0))),
-        _Option("api_key", ("--api-key",), Optional[str], None, f"Bearer token for the {who} servers.", SERVERS,
-                shared=True, extra=(("envvar", "OPENAI_API_KEY"),), prefixed_extra=(
-                    ("envvar", ["CODESCALER_REWARD_API_KEY", "OPENAI_API_KEY"] if who == "reward model"
-                     else "CODESCALER_GENERATOR_API_KEY"),)),
-        _Option("concurrency", ("--concurrency",), int, 4, f"Requests in flight per {who} server.", SERVERS,
-                shared=True, extra=(("min", 1),)),
-        _Option("timeout", ("--timeout",), float, 600.0, f"Seconds before one request to a {who} server is given "
-                "up (then retried).", SERVERS, shared=True, extra=(("min", 1.0),)),
-        _Option("max_retries", ("--max-retries",), int, 4, f"Retries of a {who} request on connection errors, 429 "
-                "and 5xx.", SERVERS, shared=True, extra=(("min", 0),)),
-    )
-
-
-_REWARD_SERVER_SIDE = _server_side("reward model", REWARD)
-SCORER_GROUP = _Group("reward", "scorer_config", (
-    _Option("model", ("--reward-model", "-r"), str, DEFAULT_REWARD_MODEL, "Reward model: Hugging Face hub id or "
-            "local directory.", REWARD, extra=(("envvar", "CODESCALER_REWARD_MODEL"),)),
-    _Option("revision", ("--revision",), Optional[str], None, "Reward model revision (branch, tag or commit).", REWARD),
-    _Option("kind", ("--scorer",), ScorerKind, ScorerKind.transformers, "Reward backend: transformers, or vLLM's "
-            "pooling runner in-process.", REWARD, extra=(("case_sensitive", False),)),
-    _Option("device", ("--device",), Device, Device.auto, "Where the transformers reward model runs (auto: CUDA "
-            "when available).", REWARD, extra=(("case_sensitive", False),)),
-    replace(_DTYPE, panel=REWARD, help="Reward model dtype. auto: bfloat16 on GPU, float32 on CPU."),
-    _Option("max_length", ("--max-length",), int, DEFAULT_MAX_LENGTH, "Longest rendered chat in tokens; longer ones "
-            "are cut on the right and marked truncated.", REWARD, extra=(("min", 16),)),
-    _Option("max_batch_tokens", ("--max-batch-tokens",), int, 16384, "Token budget of one scoring batch (padded "
-            "tokens); halved automatically on CUDA out-of-memory.", REWARD, extra=(("min", 1),)),
-    *_REWARD_SERVER_SIDE[:2],
-    _Option("urls", ("--reward-url",), Optional[list[str]], None, "Score on a server (a vLLM server started with "
-            "--runner pooling, or codescaler serve); repeat to spread the load over several.", SERVERS),
-    *_REWARD_SERVER_SIDE[2:],
-), lambda values: ScorerConfig(**{**values, "urls": list(values.get("urls") or [])}))
-
-
-_GENERATOR_SERVER_SIDE = _server_side("generator", GENERATOR)
-GENERATOR_GROUP = _Group("generator", "generator_config", (
-    _Option("model", ("--model", "-m"), Optional[str], None, f"Generator: hub id or local directory for in-process "
-            f"vLLM (default {DEFAULT_GENERATOR_MODEL}); with a generator URL, the served model's name (default: the "
-            "one the server serves).", GENERATOR, extra=(("envvar", "CODESCALER_MODEL"),),
+_ANY_CASE = (("case_sensitive", False),)
+_URLS = Optional[list[str]]
+SCORER_GROUP = _Group("reward", ScorerConfig, "scorer_config", (
+    _Option("model", ("--reward-model", "-r"), REWARD, extra=(("envvar", "CODESCALER_REWARD_MODEL"),)),
+    _Option("revision", ("--revision",), REWARD),
+    _Option("kind", ("--scorer",), REWARD, type=_choices("ScorerKind", SCORER_KINDS), extra=_ANY_CASE),
+    _Option("device", ("--device",), REWARD, type=_choices("Device", DEVICES), extra=_ANY_CASE),
+    _Option("dtype", ("--dtype",), REWARD, type=DType, shared=True, extra=_ANY_CASE),
+    _Option("max_length", ("--max-length",), REWARD, extra=(("min", 16),)),
+    _Option("max_batch_tokens", ("--max-batch-tokens",), REWARD, extra=(("min", 1),)),
+    _Option("urls", ("--reward-url",), SERVERS, type=_URLS),
+    *_server_side(REWARD, ["CODESCALER_REWARD_API_KEY", "OPENAI_API_KEY"]),
+))
+GENERATOR_GROUP = _Group("generator", GeneratorConfig, "generator_config", (
+    _Option("model", ("--model", "-m"), GENERATOR, extra=(("envvar", "CODESCALER_MODEL"),),
             prefixed_extra=(("envvar", None),)),
-    _Option("n", ("--n", "-n"), int, 16, "Samples per problem (serve: when a request gives no best_of).", GENERATOR,
-            extra=(("min", 1),)),
-    _Option("temperature", ("--temperature",), float, 0.6, "Sampling temperature.", GENERATOR, extra=(("min", 0.0),)),
-    _Option("top_p", ("--top-p",), float, 0.95, "Nucleus sampling.", GENERATOR, extra=(("min", 0.0), ("max", 1.0))),
-    _Option("max_tokens", ("--max-tokens",), int, 4096, "Longest response, in tokens.", GENERATOR, extra=(("min", 1),)),
-    _Option("seed", ("--seed",), Optional[int], None, "Same seed, same candidates. Default: a random seed, recorded "
-            "in the output.", GENERATOR, extra=(("min", 0),)),
-    _Option("system", ("--system",), Optional[str], None, "A system message for the generator.", GENERATOR),
-    _Option("template", ("--prompt-template",), Optional[Path], None, "Replace the default LiveCodeBench-style "
-            "prompt: a text file with {question} (and optionally {starter_code}).", GENERATOR,
-            extra=(("dir_okay", False),)),
-    _Option("revision", ("--model-revision",), Optional[str], None, "Generator revision on the hub.", GENERATOR,
-            shared=True, prefixed=("--generator-revision",)),
-    _DTYPE,
-    *_GENERATOR_SERVER_SIDE[:2],
-    _Option("max_model_len", ("--max-model-len",), Optional[int], None, "Context length of the in-process generator "
-            "engine.", GENERATOR, extra=(("min", 16),)),
-    _Option("urls", ("--base-url",), Optional[list[str]], None, "Sample from an OpenAI-compatible server "
-            "(http://host:8000 or http://host:8000/v1) instead of in-process vLLM; repeat to spread requests over "
-            "replicas.", SERVERS, shared=True, prefixed=("--generator-url",)),
-    _Option("endpoint", ("--endpoint",), Endpoint, Endpoint.chat, "Generator server endpoint: chat (the server "
-            "applies the chat template) or completions (codescaler renders the prompt with the served model's "
-            "tokenizer).", SERVERS, extra=(("case_sensitive", False),)),
-    _Option("tokenizer", ("--tokenizer",), Optional[str], None, "Tokenizer that renders --endpoint completions "
-            "prompts (default: the served model's).", SERVERS),
-    *_GENERATOR_SERVER_SIDE[2:],
-), lambda values: GeneratorConfig(**{
-    **values, "urls": list(values.get("urls") or []),
-    "template": load_template(values["template"]) if values.get("template") is not None else None}))
+    _Option("n", ("--n", "-n"), GENERATOR, extra=(("min", 1),)),
+    _Option("temperature", ("--temperature",), GENERATOR, extra=(("min", 0.0),)),
+    _Option("top_p", ("--top-p",), GENERATOR, extra=(("min", 0.0), ("max", 1.0))),
+    _Option("max_tokens", ("--max-tokens",), GENERATOR, extra=(("min", 1),)),
+    _Option("seed", ("--seed",), GENERATOR, extra=(("min", 0),)),
+    _Option("system", ("--system",), GENERATOR),
+    _Option("template", ("--prompt-template",), GENERATOR, type=Optional[Path], extra=(("dir_okay", False),)),
+    _Option("revision", ("--model-revision",), GENERATOR, shared=True, prefixed=("--generator-revision",)),
+    _Option("dtype", ("--dtype",), GENERATOR, type=DType, shared=True, extra=_ANY_CASE),
+    _Option("max_model_len", ("--max-model-len",), GENERATOR, extra=(("min", 16),)),
+    _Option("urls", ("--base-url",), SERVERS, type=_URLS, shared=True, prefixed=("--generator-url",)),
+    _Option("endpoint", ("--endpoint",), SERVERS, type=_choices("Endpoint", ENDPOINTS), extra=_ANY_CASE),
+    _Option("tokenizer", ("--tokenizer",), SERVERS),
+    *_server_side(GENERATOR, "CODESCALER_GENERATOR_API_KEY"),
+))
+
+SANDBOX = "Sandbox"
+EVAL_GROUP = _Group("", EvalConfig, "eval_config", (
+    _Option("benchmark", ("--benchmark", "-b"), INPUT),
+    _Option("problems_file", ("--problems", "-p"), INPUT, type=Optional[Path], extra=(("dir_okay", False),)),
+    _Option("jobs", ("--jobs", "-j"), SANDBOX, extra=(("min", 1),)),
+    _Option("test_timeout", ("--test-timeout",), SANDBOX, extra=(("min", 0.1),)),
+    _Option("memory_mb", ("--memory",), SANDBOX, extra=(("min", 64),)),
+    _Option("isolation", ("--isolation",), SANDBOX, type=_choices("Isolation", ISOLATIONS), extra=_ANY_CASE),
+))
+SERVER, BATCHING, REWARDS = "Server", "Batching", "Rewards"
+SERVE_GROUP = _Group("", ServeConfig, "serve_config", (
+    _Option("host", ("--host",), SERVER),
+    _Option("port", ("--port", "-p"), SERVER, extra=(("min", 0), ("max", 65535))),
+    _Option("api_key", ("--api-key",), SERVER, extra=(("envvar", "CODESCALER_API_KEY"),)),
+    _Option("served_model_name", ("--served-model-name",), SERVER),
+    _Option("log_level", ("--log-level",), SERVER, type=_choices("LogLevel", LOG_LEVELS), extra=_ANY_CASE),
+    _Option("batch_wait_ms", ("--batch-wait-ms",), BATCHING, extra=(("min", 0.0),)),
+    _Option("max_batch_requests", ("--max-batch-requests",), BATCHING, extra=(("min", 1),)),
+    _Option("max_queue", ("--max-queue",), BATCHING, extra=(("min", 1),)),
+    _Option("extraction", ("--extraction",), REWARDS, type=_choices("Extraction", EXTRACTION_MODES), extra=_ANY_CASE),
+    _Option("raw", ("--raw",), REWARDS),
+    _Option("prompt_format", ("--prompt-format",), REWARDS, type=_choices("PromptFormat", PROMPT_FORMATS),
+            extra=_ANY_CASE),
+    _Option("reuse_prefix", ("--prefix-reuse/--no-prefix-reuse",), REWARD),
+    _Option("max_best_of", ("--max-best-of",), GENERATOR, extra=(("min", 1),)),
+    _Option("max_best_of_requests", ("--max-best-of-requests",), GENERATOR, extra=(("min", 1),)),
+    _Option("samples_per_request", ("--samples-per-request",), GENERATOR, extra=(("min", 1),)),
+))
+eval_options = functools.partial(EVAL_GROUP.decorator, prefixed=False)
+serve_options = functools.partial(SERVE_GROUP.decorator, prefixed=False)
 
 # What only generator servers read, what only an in-process engine reads, and what any generator reads.
 GENERATOR_SERVER_ONLY = ("endpoint", "tokenizer", "api_key", "concurrency", "timeout", "max_retries")
@@ -282,9 +267,8 @@ def generator_options(*, serve: bool = False) -> Callable[[F], F]:
     """
     if not serve:
         return GENERATOR_GROUP.decorator(prefixed=False)
-    group = _Group(GENERATOR_GROUP.name, GENERATOR_GROUP.config_parameter, GENERATOR_GROUP.options,
-                   GENERATOR_GROUP.build, defaults={"n": 8, "concurrency": 8})
-    return group.decorator(prefixed=True, leave_out=SERVE_LEAVES_OUT)
+    return replace(GENERATOR_GROUP, defaults={"n": 8, "concurrency": 8}).decorator(prefixed=True,
+                                                                                  leave_out=SERVE_LEAVES_OUT)
 
 
 # ---------------------------------------------------------------------------------------------------------------

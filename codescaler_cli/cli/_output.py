@@ -8,7 +8,6 @@ records there and, in the same stretch that signals wait for, hands them to the 
 from __future__ import annotations
 
 import collections
-import json
 import sys
 import threading
 import time
@@ -19,13 +18,11 @@ from typing import Any
 
 import typer
 
-from ..records import Candidate, dumps
+from ..records import Candidate, dumps, json_array
 from ..runs.reporter import Reporter
 from ..selection import top_k as keep_top_k
 from ._errors import silence_stdout
 
-# Per-item warnings shown before they are only counted: enough to see the pattern, not a wall of text.
-MAX_ITEM_WARNINGS = 5
 _CODE_PREVIEW = 60
 _COLUMNS = {"rank": (("problem", "left"), ("rank", "right"), ("score", "right"), ("reward", "right"),
                      ("valid", "center"), ("code", "left")),
@@ -97,10 +94,17 @@ class RecordWriter:
             self._collected.extend({**record, "_problem": problems[i], "_line": locations[i] if locations else ""}
                                    for i, record in enumerate(records))
 
+    def write_ranked(self, ranked: list[Candidate], top_k: int | None, *, problem: str,
+                     locations: bool = False) -> None:
+        """One problem's ranked candidates, the top `top_k` of them (all for None)."""
+        kept = keep_top_k(ranked, top_k)
+        self.write([c.scored_record() for c in kept], problem=problem,
+                   locations=[c.location for c in kept] if locations else None)
+
     def finish(self) -> None:
         """Print the collected JSON document or table (the command succeeded)."""
         if self.enabled and self.format is OutputFormat.json:
-            sys.stdout.write(json_document(self._collected) + "\n")
+            sys.stdout.write(json_array(self._collected) + "\n")
         elif self.enabled and self.format is OutputFormat.table and self._collected:
             self._print_table()
         self._collected = []
@@ -131,18 +135,6 @@ class RecordWriter:
         Console(file=sys.stdout).print(table)
 
 
-def json_document(records: list[dict[str, Any]]) -> str:
-    """A JSON array of records, built whole before any of it is written (readable UTF-8, or escapes when a record
-    holds a lone surrogate, which UTF-8 cannot encode)."""
-    value = [json.loads(dumps(record)) for record in records]  # dumps turns NaN/inf into null
-    document = json.dumps(value, ensure_ascii=False, indent=2)
-    try:
-        document.encode("utf-8")
-    except UnicodeEncodeError:
-        document = json.dumps(value, ensure_ascii=True, indent=2)
-    return document
-
-
 def _number(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -160,43 +152,14 @@ def _preview(code: Any) -> str:
     return escape(first[:_CODE_PREVIEW]) + more
 
 
-class RankedPrinter:
-    """What `rank` and `generate` do with each ranked problem: its top `top_k` on stdout, a warning for candidates
-    cut at --max-length (the first few by name, then a count), and a count of the ones that failed."""
-
-    def __init__(self, writer: RecordWriter, *, top_k: int | None, max_length: int,
-                 name: Callable[[Candidate], str], problem: Callable[[Candidate], str],
-                 locations: bool = False) -> None:
-        self.writer, self.top_k, self.max_length, self.name, self.problem = writer, top_k, max_length, name, problem
-        self.locations = locations
-        self.truncated = self.failed = self.seen = 0
-        self.first_failures: list[str] = []
-
-    def __call__(self, ranked: list[Candidate]) -> None:
-        for candidate in sorted(ranked, key=lambda c: c.index):
-            self.seen += 1
-            self.truncated += candidate.truncated
-            if candidate.truncated and self.truncated <= MAX_ITEM_WARNINGS:
-                warn(f"{self.name(candidate)}: the rendered chat is longer than --max-length {self.max_length} "
-                     "tokens; it was cut on the right and scored truncated")
-            if candidate.error is not None:
-                self.failed += 1
-                if len(self.first_failures) < MAX_ITEM_WARNINGS:
-                    self.first_failures.append(f"{self.name(candidate)}: {candidate.error}")
-        kept = keep_top_k(ranked, self.top_k)
-        self.writer.write([c.scored_record() for c in kept], problem=self.problem(ranked[0]),
-                          locations=[c.location for c in kept] if self.locations else None)
-
-    def finish(self, what: str) -> None:
-        """After everything was written: count the truncated; name the first failed items and exit 1."""
-        if self.truncated > MAX_ITEM_WARNINGS:
-            warn(f"{self.truncated} candidates in all exceeded --max-length {self.max_length} and were truncated")
-        if not self.failed:
-            return
-        for line in self.first_failures:
-            warn(line)
-        info(f"error: {self.failed} of {self.seen} {what} (their records carry an 'error'); the rest were written")
-        raise typer.Exit(1)
+def exit_on_failures(first: list[str], failed: int, seen: int, what: str) -> None:
+    """After everything was written: name the first failed items, count them all, and exit 1."""
+    if not failed:
+        return
+    for line in first:
+        warn(line)
+    info(f"error: {failed} of {seen} {what} (their records carry an 'error'); the rest were written")
+    raise typer.Exit(1)
 
 
 class StderrReporter(Reporter):

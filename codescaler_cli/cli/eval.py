@@ -7,25 +7,27 @@ stdout gets the strategy table (a rich table on a terminal, plain text in a pipe
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..errors import UsageError
-from ..evaluation import BENCHMARKS, DEFAULT_TEST_TIMEOUT, EvalConfig, plot_curves, print_table, run_evaluation, write_json
+from ..evaluation import EvalConfig, plot_curves, print_table, run_evaluation, write_json
 from ..generation.config import GeneratorConfig
-from ..runs import Cache, RunOutput
+from ..runs import RunOutput
 from ..scoring import ScorerConfig
 from ._errors import handle_errors
 from ._input import stdin_is_terminal
 from ._options import (
-    INPUT,
     OUTPUT,
+    SANDBOX,
     CacheDir,
     NoCache,
     Quiet,
     Resume,
+    eval_options,
     generator_options,
     on_command_line,
     resume_command,
@@ -34,10 +36,8 @@ from ._options import (
 )
 from ._output import info, reporting, stdout_is_terminal
 
-SANDBOX = "Sandbox"
-
-
 @handle_errors
+@eval_options()
 @scorer_options(prefixed=True)
 @generator_options()
 def evaluate(
@@ -46,24 +46,7 @@ def evaluate(
         help="JSONL candidates: generate's or rank's records, records with an id and response/code, or human-eval "
         "samples {task_id, completion}. '-' reads standard input. Omitted with -m: generate them.",
         show_default=False, metavar="CANDIDATES")] = None,
-    benchmark: Annotated[Optional[str], typer.Option(
-        "--benchmark", "-b", help=f"A built-in benchmark: {', '.join(BENCHMARKS)} (the 164 problems shipped in the "
-        "human-eval package).", show_default=False, rich_help_panel=INPUT)] = None,
-    problems_file: Annotated[Optional[Path], typer.Option(
-        "--problems", "-p", help="JSONL problems with tests: HumanEval (prompt, test, entry_point), MBPP "
-        "(test_list) or LiveCodeBench/CodeContests (tests, or public_test_cases/private_test_cases).",
-        dir_okay=False, show_default=False, rich_help_panel=INPUT)] = None,
-    jobs: Annotated[Optional[int], typer.Option(
-        "--jobs", "-j", min=1, help="Programs run in parallel. Default: the number of cores.",
-        show_default=False, rich_help_panel=SANDBOX)] = None,
-    test_timeout: Annotated[float, typer.Option(
-        "--test-timeout", min=0.1, help="Seconds one test may run (CPU and wall clock).",
-        rich_help_panel=SANDBOX)] = DEFAULT_TEST_TIMEOUT,
-    memory_mb: Annotated[int, typer.Option(
-        "--memory", min=64, help="Address-space limit of a program, in MiB.", rich_help_panel=SANDBOX)] = 2048,
-    isolation: Annotated[str, typer.Option(
-        "--isolation", help="auto: bubblewrap when it works here, else the weaker fallback; bwrap; fallback.",
-        case_sensitive=False, rich_help_panel=SANDBOX)] = "auto",
+    eval_config: EvalConfig = EvalConfig(),
     require_isolation: Annotated[bool, typer.Option(
         "--require-isolation", help="Refuse to run programs without bubblewrap.", rich_help_panel=SANDBOX)] = False,
     generator_config: GeneratorConfig = GeneratorConfig(),
@@ -105,11 +88,9 @@ def evaluate(
 
         codescaler eval --benchmark humaneval -m Qwen/Qwen2.5-Coder-7B-Instruct -r LARK-Lab/CodeScaler-4B -n 16
     """
-    if require_isolation and isolation.lower() == "fallback":
+    if require_isolation and eval_config.isolation == "fallback":
         raise UsageError("--require-isolation contradicts --isolation fallback")
-    config = EvalConfig(benchmark=benchmark, problems_file=problems_file, jobs=jobs, test_timeout=test_timeout,
-                        memory_mb=memory_mb, isolation="bwrap" if require_isolation else isolation.lower())
-    config.validate()
+    config = replace(eval_config, isolation="bwrap") if require_isolation else eval_config
     generating = generator_config.model is not None or bool(generator_config.urls)
     warn_ignored_generator_options(ctx, generator_config if generating else None,
                                    unused="without -m or --base-url (nothing is generated)")
@@ -124,15 +105,10 @@ def evaluate(
     # Scoring is asked for on the command line: a CODESCALER_REWARD_MODEL in the environment alone does not make
     # eval load a model for candidates read from a file.
     scoring = generating or on_command_line(ctx, "reward_model") or bool(scorer_config.urls)
-    cache = Cache(cache_dir) if cache_dir is not None and not no_cache else None
-    try:
-        with reporting(quiet=quiet) as reporter:
-            report = run_evaluation(config, candidates_file, generator=generator_config if generating else None,
-                                    scorer=scorer_config if scoring else None, output=run_output, cache=cache,
-                                    stdin=getattr(sys.stdin, "buffer", None), reporter=reporter)
-    finally:
-        if cache is not None:
-            cache.close()
+    with reporting(quiet=quiet) as reporter:
+        report = run_evaluation(config, candidates_file, generator=generator_config if generating else None,
+                                scorer=scorer_config if scoring else None, output=run_output, reporter=reporter,
+                                cache=None if no_cache else cache_dir, stdin=getattr(sys.stdin, "buffer", None))
     if json_file is not None:
         write_json(report, json_file)
     if plot is not None:

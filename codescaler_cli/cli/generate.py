@@ -10,8 +10,8 @@ import typer
 from ..errors import UsageError
 from ..generation import Problem, read_problems
 from ..generation.config import GeneratorConfig
-from ..records import Candidate
-from ..runs import Cache, RunOutput, generate_solutions
+from ..runs import RunOutput, generate_solutions
+from ..runs.generate import sample_name
 from ..scoring import ScorerConfig
 from ._errors import handle_errors
 from ._input import stdin_is_terminal
@@ -31,7 +31,7 @@ from ._options import (
     warn_ignored_generator_options,
     warn_ignored_scorer_options,
 )
-from ._output import OutputFormat, RankedPrinter, RecordWriter, info, reporting, stdout_is_terminal
+from ._output import OutputFormat, RecordWriter, exit_on_failures, info, reporting, stdout_is_terminal
 
 
 @handle_errors
@@ -88,38 +88,25 @@ def generate(
     if fmt is GenerateFormat.code and len(problems) > 1:
         raise UsageError("--format code prints one program; with several problems use jsonl, json or table")
     run_output = RunOutput(output, command="generate", resume=resume, continue_with=resume_command())
-    cache = Cache(cache_dir) if cache_dir is not None and not no_cache else None
-    try:
-        with RecordWriter(OutputFormat(fmt.value) if fmt is not GenerateFormat.code else OutputFormat.jsonl,
-                          columns="rank", keep_going=output is not None, enabled=fmt is not GenerateFormat.code) \
-                as writer, reporting(quiet=quiet) as reporter:
-            printer = RankedPrinter(writer, top_k=top_k if top_k is not None else (1 if problems_file else None),
-                                    max_length=scorer_config.max_length, name=_sample_name,
-                                    problem=lambda c: str(c.record.get("id")))
-            run = generate_solutions(problems, generator_config, scorer_config, output=run_output, cache=cache,
-                                     on_ranked=printer, reporter=reporter)
-    finally:
-        if cache is not None:
-            if not quiet:
-                info(f"cache: samples {cache.sample_hits} hits, {cache.sample_misses} misses; scores "
-                     f"{cache.score_hits} hits, {cache.score_misses} misses ({cache.directory})")
-            cache.close()
+    with RecordWriter(OutputFormat(fmt.value) if fmt is not GenerateFormat.code else OutputFormat.jsonl,
+                      columns="rank", keep_going=output is not None, enabled=fmt is not GenerateFormat.code) \
+            as writer, reporting(quiet=quiet) as reporter:
+        keep = top_k if top_k is not None else (1 if problems_file is not None else None)
+        run = generate_solutions(problems, generator_config, scorer_config, output=run_output, reporter=reporter,
+                                 cache=None if no_cache else cache_dir, on_ranked=lambda ranked: writer.write_ranked(
+                                     ranked, keep, problem=str(ranked[0].record.get("id"))))
     if not run.groups:
         return
     best = run.best[0]
     if fmt is GenerateFormat.code and best.valid:
         _print_code(best.code)
-    if not quiet:
-        info(run.describe())
-    printer.finish("samples failed")
+    failed = [c for c in run.candidates if c.error is not None]
+    exit_on_failures([f"{sample_name(c)}: {c.error}" for c in failed[:5]], len(failed), len(run.candidates),
+                     "samples failed")
     if fmt is GenerateFormat.code and not best.valid:
         info(f"error: none of the {len(run.candidates)} samples contained valid Python code")
         info("hint: raise --max-tokens or --n, or check the generator with --format jsonl")
         raise typer.Exit(1)
-
-
-def _sample_name(candidate: Candidate) -> str:
-    return f"problem {candidate.record.get('id')!r} sample {candidate.record.get('sample')}"
 
 
 def _read_problems(question: str | None, problems_file: str | None) -> list[Problem]:

@@ -8,7 +8,7 @@ import typer
 
 from ..errors import UsageError
 from ..records import CandidateSource, FieldNames
-from ..runs import Cache, RunOutput, rank_candidates
+from ..runs import RunOutput, rank_candidates
 from ..scoring import ScorerConfig
 from ._errors import handle_errors
 from ._input import problem_label, stdin_is_terminal
@@ -29,7 +29,7 @@ from ._options import (
     scorer_options,
     warn_ignored_scorer_options,
 )
-from ._output import OutputFormat, RankedPrinter, RecordWriter, info, reporting
+from ._output import OutputFormat, RecordWriter, exit_on_failures, reporting
 
 
 @handle_errors
@@ -76,21 +76,14 @@ def rank(
                          "e.g. codescaler rank candidates.jsonl, or cat candidates.jsonl | codescaler rank")
     fields = FieldNames(id=id_field, question=question_field, response=response_field, code=code_field)
     source = CandidateSource(input_file, fields, require_question=True, stdin=getattr(sys.stdin, "buffer", None))
-    cache = Cache(cache_dir) if cache_dir is not None and not no_cache else None
     try:
         with RecordWriter(output_format, columns="rank", keep_going=output is not None) as writer, \
                 reporting(quiet=quiet) as reporter:
-            printer = RankedPrinter(writer, top_k=top_k, max_length=scorer_config.max_length,
-                                    name=lambda c: c.location, problem=problem_label, locations=True)
-            summary = rank_candidates(source, scorer_config, output=run_output, cache=cache, on_ranked=printer,
-                                      reporter=reporter)
-        if not quiet and summary.problems:
-            info(summary.describe(cache))
-        if not quiet and summary.problems and cache is not None:
-            loaded = "the reward model was loaded" if summary.model_loaded else "no model was loaded"
-            info(f"cache: {cache.score_hits} hits, {cache.score_misses} misses ({loaded}) in {cache.directory}")
+            summary = rank_candidates(source, scorer_config, output=run_output, reporter=reporter,
+                                      cache=None if no_cache else cache_dir,
+                                      on_ranked=lambda ranked: writer.write_ranked(
+                                          ranked, top_k, problem=problem_label(ranked[0]), locations=True))
     finally:
         source.close()
-        if cache is not None:
-            cache.close()
-    printer.finish("candidates could not be scored and rank with the invalid ones")
+    exit_on_failures(summary.first_failures, summary.failed, summary.candidates,
+                     "candidates could not be scored and rank with the invalid ones")

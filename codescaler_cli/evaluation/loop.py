@@ -22,7 +22,7 @@ from ..generation import Problem
 from ..generation.config import GeneratorConfig
 from ..pipeline import lazy_scorer, score_groups
 from ..records import group_candidates, group_hash
-from ..runs.cache import Cache
+from ..runs.cache import Cache, cache_of
 from ..runs.output import RunOutput
 from ..runs.reporter import SILENT, ProgressCallback, Reporter
 from ..scoring import ScorerConfig
@@ -42,10 +42,18 @@ CHUNK_CANDIDATES_PER_JOB = 8
 
 def run_evaluation(config: EvalConfig, candidates_file: str | Path | None = None, *,
                    generator: GeneratorConfig | None = None, scorer: ScorerConfig | None = None,
-                   output: RunOutput | None = None, cache: Cache | None = None, stdin: IO[bytes] | None = None,
-                   reporter: Reporter = SILENT) -> Report:
+                   output: RunOutput | None = None, cache: Cache | Path | None = None,
+                   stdin: IO[bytes] | None = None, reporter: Reporter = SILENT) -> Report:
     """What `codescaler eval` runs: the problems of `config`; the candidates read from `candidates_file` ('-':
-    `stdin`), or sampled, scored and ranked with `generator` and `scorer` (best-of-N); then `evaluate`."""
+    `stdin`), or sampled, scored and ranked with `generator` and `scorer` (best-of-N); then `evaluate`. `cache`
+    (a Cache, or its directory) serves the samples and scores it holds."""
+    with cache_of(cache) as opened:
+        return _run_evaluation(config, candidates_file, generator, scorer, output, opened, stdin, reporter)
+
+
+def _run_evaluation(config: EvalConfig, candidates_file: str | Path | None, generator: GeneratorConfig | None,
+                    scorer: ScorerConfig | None, output: RunOutput | None, cache: Cache | None,
+                    stdin: IO[bytes] | None, reporter: Reporter) -> Report:
     output = output if output is not None else RunOutput(None, command="eval")
     if generator is not None and candidates_file is not None:
         raise UsageError("give either a CANDIDATES file or -m/--base-url to generate them, not both")
@@ -250,9 +258,6 @@ def _generate(problems: list[EvalProblem], generator: GeneratorConfig, scorer: S
     items = [Problem(id=p.id, question=p.question, starter_code=p.starter_code or None, record={},
                      source=p.source, line=p.line or 0) for p in problems]
     run = generate_solutions(items, generator, scorer, cache=cache, reporter=reporter)
-    generation = run.generation
-    reporter.info(f"generated {len(run.candidates)} samples for {len(items)} problems (seed {run.seed})"
-                  + (f" in {generation.seconds:.1f}s" if generation is not None else ""))
     failed = [c for c in run.candidates if c.error is not None]
     if failed:
         reporter.warn(f"{len(failed)} samples failed ({failed[0].error}); they count as wrong answers")

@@ -13,35 +13,51 @@ from .base import DEFAULT_GENERATOR_MODEL, Generator, SamplingSettings
 ENDPOINTS = ("chat", "completions")
 
 
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
 @dataclass
 class GeneratorConfig:
     """Everything needed to open a generator and to say what it samples. `urls` set means servers; otherwise an
-    in-process vLLM engine. `model` None means the default generator in-process, and whatever the servers serve
-    with `urls`. `seed` None: a random base seed, drawn by the run (and recorded in its output). `template`: the
-    text of a prompt template with {question} (and optionally {starter_code}); None: LiveCodeBench's prompt.
+    in-process vLLM engine. Each field's `metadata["help"]` says what it does (the CLI's option help is that text).
     """
 
-    model: str | None = None
-    urls: list[str] = field(default_factory=list)
-    endpoint: str = "chat"
-    tokenizer: str | None = None
-    revision: str | None = None
-    dtype: str = "auto"
-    tensor_parallel_size: int = 1
-    # None: vLLM's engine picks (on CPU, a share sized to the machine rather than vLLM's 0.9 of the node).
-    gpu_memory_utilization: float | None = None
-    max_model_len: int | None = None
-    api_key: str | None = None
-    concurrency: int = 8
-    timeout: float = 600.0
-    max_retries: int = 4
-    n: int = 16
-    temperature: float = 0.6
-    top_p: float = 0.95
-    max_tokens: int = 4096
-    seed: int | None = None
-    system: str | None = None
-    template: str | None = None
+    model: str | None = field(default=None, metadata=_help(
+        f"Generator: hub id or local directory for in-process vLLM (default {DEFAULT_GENERATOR_MODEL}); on servers, "
+        "the served model's name (default: the one the server serves)."))
+    urls: list[str] = field(default_factory=list, metadata=_help(
+        "Sample from OpenAI-compatible servers (http://host:8000 or http://host:8000/v1) instead of in-process vLLM; "
+        "several share the requests."))
+    endpoint: str = field(default="chat", metadata=_help(
+        "Server endpoint: chat (the server applies the chat template) or completions (codescaler renders the "
+        "prompt with the served model's tokenizer)."))
+    tokenizer: str | None = field(default=None, metadata=_help(
+        "Tokenizer that renders completions prompts (default: the served model's)."))
+    revision: str | None = field(default=None, metadata=_help("Generator revision on the hub."))
+    dtype: str = field(default="auto", metadata=_help("Generator dtype. auto: bfloat16 on GPU, float32 on CPU."))
+    tensor_parallel_size: int = field(default=1, metadata=_help("GPUs of the generator's vLLM engine."))
+    gpu_memory_utilization: float | None = field(default=None, metadata=_help(
+        "Share of GPU memory the generator's vLLM engine may use. Default: vLLM's 0.9 on GPUs; on CPU, what the "
+        "machine can give."))
+    max_model_len: int | None = field(default=None, metadata=_help(
+        "Context length of the in-process generator engine."))
+    api_key: str | None = field(default=None, metadata=_help("Bearer token for the generator servers."))
+    concurrency: int = field(default=4, metadata=_help("Requests in flight per generator server."))
+    timeout: float = field(default=600.0, metadata=_help(
+        "Seconds before one request to a generator server is given up (then retried)."))
+    max_retries: int = field(default=4, metadata=_help(
+        "Retries of a generator request on connection errors, 429 and 5xx."))
+    n: int = field(default=16, metadata=_help("Samples per problem (serve: when a request gives no best_of)."))
+    temperature: float = field(default=0.6, metadata=_help("Sampling temperature."))
+    top_p: float = field(default=0.95, metadata=_help("Nucleus sampling."))
+    max_tokens: int = field(default=4096, metadata=_help("Longest response, in tokens."))
+    seed: int | None = field(default=None, metadata=_help(
+        "Same seed, same candidates. Default: a random seed, recorded in the output."))
+    system: str | None = field(default=None, metadata=_help("A system message for the generator."))
+    template: str | None = field(default=None, metadata=_help(
+        "A prompt template with {question} (and optionally {starter_code}) instead of the LiveCodeBench-style "
+        "prompt."))
 
     @property
     def sampling(self) -> SamplingSettings:

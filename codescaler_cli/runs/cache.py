@@ -20,7 +20,8 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,16 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
     if code is not None:
         return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
     return "locked" in str(exc) or "busy" in str(exc)
+
+
+@contextmanager
+def cache_of(cache: Cache | Path | str | None) -> Iterator[Cache | None]:
+    """The cache a run uses: one passed in (its owner closes it), or one opened in a directory for this run."""
+    if cache is None or isinstance(cache, Cache):
+        yield cache
+        return
+    with Cache(cache) as opened:
+        yield opened
 
 
 def cache_key(*parts: Any) -> bytes:

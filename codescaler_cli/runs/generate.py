@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 from ..extraction import extract_candidate
@@ -20,9 +21,9 @@ from ..generation.config import GeneratorConfig
 from ..pipeline import BestOfNRun, iter_best_of_n
 from ..records import Candidate, dumps, group_candidates, group_hash
 from ..scoring import ScorerConfig
-from .cache import Cache
+from .cache import Cache, cache_of
 from .output import RunOutput
-from .reporter import SILENT, Reporter
+from .reporter import SILENT, ItemTally, Reporter
 from .resume import read_sample_groups, repair_output, samples_path
 from .signals import uninterrupted
 
@@ -31,7 +32,7 @@ ROUND_SAMPLES = 1024
 
 
 def generate_solutions(problems: Sequence[Problem], generator: GeneratorConfig, scorer: ScorerConfig, *,
-                       output: RunOutput | None = None, cache: Cache | None = None,
+                       output: RunOutput | None = None, cache: Cache | Path | None = None,
                        on_ranked: Callable[[list[Candidate]], None] | None = None,
                        reporter: Reporter = SILENT) -> BestOfNRun:
     """Sample `generator.n` solutions per problem, extract, score and rank them, writing each problem's ranked
@@ -42,9 +43,24 @@ def generate_solutions(problems: Sequence[Problem], generator: GeneratorConfig, 
         run = generate_solutions(read_problems("problems.jsonl"), GeneratorConfig(model="Qwen/Qwen2.5-Coder-7B-Instruct",
                                  n=16, seed=0), ScorerConfig(), output=RunOutput("all.jsonl", command="generate"))
 
-    A resumed `output` reuses the base seed it recorded when `generator.seed` is None.
+    A resumed `output` reuses the base seed it recorded when `generator.seed` is None. `cache` (a Cache, or its
+    directory) serves the samples and scores it holds. Candidates cut at the reward model's max length, and a
+    summary, are told through `reporter`.
     """
     output = output if output is not None else RunOutput(None, command="generate")
+    with cache_of(cache) as opened:
+        run = _generate(problems, generator, scorer, output, opened, on_ranked, reporter)
+        if opened is not None and opened is not cache:  # a cache passed in is its owner's to report
+            reporter.info(f"cache: samples {opened.sample_hits} hits, {opened.sample_misses} misses; scores "
+                          f"{opened.score_hits} hits, {opened.score_misses} misses ({opened.directory})")
+    if run.groups:
+        reporter.info(run.describe())
+    return run
+
+
+def _generate(problems: Sequence[Problem], generator: GeneratorConfig, scorer: ScorerConfig, output: RunOutput,
+              cache: Cache | None, on_ranked: Callable[[list[Candidate]], None] | None,
+              reporter: Reporter) -> BestOfNRun:
     run = BestOfNRun()
     with output:
         seed = generator.seed if generator.seed is not None else output.recorded_setting("generator_seed")
@@ -58,6 +74,7 @@ def generate_solutions(problems: Sequence[Problem], generator: GeneratorConfig, 
         if done.groups == len(problems):
             saved.discard()
             return run
+        tally = ItemTally(reporter, scorer.max_length, sample_name)
         advance_sampling = reporter.phase("Sampling", (len(problems) - len(sampled)) * config.n)
         advance_scoring = reporter.phase("Scoring")
         try:
@@ -66,12 +83,19 @@ def generate_solutions(problems: Sequence[Problem], generator: GeneratorConfig, 
                                          on_round=saved.save,
                                          on_sampled=lambda _: reporter.set_total("Scoring", run.to_score),
                                          sampling_progress=advance_sampling, scoring_progress=advance_scoring):
+                tally.add(ranked)
                 output.write([[c.scored_record() for c in ranked]],
                              also=(lambda: on_ranked(ranked)) if on_ranked is not None else None)
         finally:
             saved.close()
+        tally.finish()
         saved.discard()  # every problem is in the output now
     return run
+
+
+def sample_name(candidate: Candidate) -> str:
+    """How messages name a sample: its problem and its number."""
+    return f"problem {candidate.record.get('id')!r} sample {candidate.record.get('sample')}"
 
 
 def _problem_hash(record: dict[str, Any]) -> int:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..extraction import extract_all
 from ..pipeline import DEFAULT_CHUNK_REQUESTS, lazy_scorer, score_groups, unique_programs
-from ..records import Candidate, CandidateSource, group_hash, record_group_key
+from ..records import Candidate, CandidateSource, InputScan, group_hash, record_group_key
 from ..scoring import ScorerConfig, ScoringStats
-from .cache import Cache
+from .cache import Cache, cache_of
 from .output import RunOutput
-from .reporter import SILENT, Reporter
+from .reporter import SILENT, ItemTally, Reporter
 
 
 @dataclass
@@ -28,6 +29,8 @@ class RankSummary:
     problems: int = 0
     valid: int = 0
     unique: int = 0  # programs scored: one per distinct valid program of a problem
+    failed: int = 0  # candidates whose scoring failed (their records carry an `error`)
+    first_failures: list[str] = field(default_factory=list)  # the first few, by location, with their error
     scoring: ScoringStats = field(default_factory=ScoringStats)
     load_seconds: float = 0.0
     model_loaded: bool = False
@@ -54,7 +57,7 @@ def chunk_size(config: ScorerConfig) -> int:
 
 
 def rank_candidates(source: CandidateSource, scorer: ScorerConfig, *, output: RunOutput | None = None,
-                    cache: Cache | None = None, on_ranked: Callable[[list[Candidate]], None] | None = None,
+                    cache: Cache | Path | None = None, on_ranked: Callable[[list[Candidate]], None] | None = None,
                     reporter: Reporter = SILENT) -> RankSummary:
     """Score and rank every problem of `source`, writing each to `output` (and `on_ranked`) as it is ranked.
 
@@ -65,10 +68,24 @@ def rank_candidates(source: CandidateSource, scorer: ScorerConfig, *, output: Ru
         rank_candidates(source, ScorerConfig(model="LARK-Lab/CodeScaler-4B"),
                         output=RunOutput("ranked.jsonl", command="rank"))
 
-    The reward model loads on the first text not in `cache`. Records of a failed text carry an `error`.
+    The reward model loads on the first text not in `cache` (a Cache, or its directory). Records of a failed text
+    carry an `error`; candidates cut at the model's max length, and a summary, are told through `reporter`.
     """
     scan = source.scan()  # every record validated before any model loads or any output is touched
     output = output if output is not None else RunOutput(None, command="rank")
+    with cache_of(cache) as opened:
+        summary = _rank(source, scan, scorer, output, opened, on_ranked, reporter)
+        if summary.problems:
+            reporter.info(summary.describe(opened))
+        if summary.problems and opened is not None:
+            loaded = "the reward model was loaded" if summary.model_loaded else "no model was loaded"
+            reporter.info(f"cache: {opened.score_hits} hits, {opened.score_misses} misses ({loaded}) in "
+                          f"{opened.directory}")
+    return summary
+
+
+def _rank(source: CandidateSource, scan: InputScan, scorer: ScorerConfig, output: RunOutput, cache: Cache | None,
+          on_ranked: Callable[[list[Candidate]], None] | None, reporter: Reporter) -> RankSummary:
     summary = RankSummary()
     with output:
         done = output.start(scorer.fingerprint() | source.fields.fingerprint(), hashes=scan.group_hashes,
@@ -79,10 +96,12 @@ def rank_candidates(source: CandidateSource, scorer: ScorerConfig, *, output: Ru
         if scan.records == 0 or done.groups == scan.groups:
             return summary
         active, lazy = lazy_scorer(scorer, cache)
+        tally = ItemTally(reporter, scorer.max_length, lambda candidate: candidate.location)
         try:
             advance = reporter.phase("Scoring", scan.records - done.records)
             groups = (extract_all(group) for group in source.groups())
             for ranked in score_groups(groups, active, chunk_requests=chunk_size(scorer), skip_groups=done.groups):
+                tally.add(ranked)
                 output.write([[c.scored_record() for c in ranked]],
                              also=(lambda: on_ranked(ranked)) if on_ranked is not None else None)
                 summary.candidates += len(ranked)
@@ -92,6 +111,8 @@ def rank_candidates(source: CandidateSource, scorer: ScorerConfig, *, output: Ru
                 advance(len(ranked))
         finally:
             active.close()
+        tally.finish()
+        summary.failed, summary.first_failures = tally.failed, tally.first_failures
         summary.scoring = lazy.stats
         summary.load_seconds, summary.model_loaded = lazy.load_seconds, lazy.opened is not None
     return summary

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..records import Candidate
+
 ProgressCallback = Callable[[int], None]
 
 
@@ -33,3 +35,33 @@ class Reporter:
 
 
 SILENT = Reporter()
+
+
+class ItemTally:
+    """Candidates of a run that need a word, told as they come: those cut at the reward model's `max_length` (the
+    first few by `name`, then a count, so the pattern shows without a wall of text), and those that failed (counted;
+    the first few kept with their error, for the caller to show once everything is written)."""
+
+    SHOWN = 5
+
+    def __init__(self, reporter: Reporter, max_length: int, name: Callable[[Candidate], str]) -> None:
+        self.reporter, self.max_length, self.name = reporter, max_length, name
+        self.seen = self.truncated = self.failed = 0
+        self.first_failures: list[str] = []
+
+    def add(self, ranked: list[Candidate]) -> None:
+        for candidate in sorted(ranked, key=lambda c: c.index):
+            self.seen += 1
+            self.truncated += candidate.truncated
+            if candidate.truncated and self.truncated <= self.SHOWN:
+                self.reporter.warn(f"{self.name(candidate)}: the rendered chat is longer than --max-length "
+                                   f"{self.max_length} tokens; it was cut on the right and scored truncated")
+            if candidate.error is not None:
+                self.failed += 1
+                if len(self.first_failures) < self.SHOWN:
+                    self.first_failures.append(f"{self.name(candidate)}: {candidate.error}")
+
+    def finish(self) -> None:
+        if self.truncated > self.SHOWN:
+            self.reporter.warn(f"{self.truncated} candidates in all exceeded --max-length {self.max_length} and "
+                               "were truncated")

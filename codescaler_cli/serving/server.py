@@ -12,59 +12,13 @@ import signal
 import socket
 import sys
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends.loading import MEMORY, ClassifiedLoadError
-from ..errors import BackendError, CodescalerError, UsageError
-from ..extraction import EXTRACTION_MODES
-from ..generation.config import GeneratorConfig
-from ..scoring.config import ScorerConfig
+from ..errors import BackendError, CodescalerError
 from .batcher import Batcher
-from .inputs import PROMPT_FORMATS
+from .config import ServeConfig
 from .service import RewardService, ServeSettings
-
-
-@dataclass
-class ServeConfig:
-    """Everything `codescaler serve` needs: the scorer, the batching limits, what the endpoints answer, and the
-    generator behind /v1/chat/completions and /v1/completions (OpenAI-compatible servers `urls`, or a `model` run
-    here; neither: no such endpoints). A request without best_of gets `generator.n` candidates."""
-
-    scorer: ScorerConfig = field(default_factory=ScorerConfig)
-    host: str = "127.0.0.1"
-    port: int = 8100
-    api_key: str | None = None
-    served_model_name: str | None = None
-    batch_wait_ms: float = 5.0
-    max_batch_requests: int = 256
-    max_queue: int = 1024
-    extraction: str = "syntax"
-    raw: bool = False
-    prompt_format: str = "chat"
-    log_level: str = "warning"
-    reuse_prefix: bool = False
-    graceful_timeout: float = 60.0
-    generator: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(n=8))
-    samples_per_request: int = 1
-    max_best_of: int = 64
-    max_best_of_requests: int = 64
-
-    @property
-    def has_generator(self) -> bool:
-        return bool(self.generator.urls or self.generator.model)
-
-
-def _check(config: ServeConfig) -> None:
-    if config.extraction not in EXTRACTION_MODES:
-        raise UsageError(f"unknown --extraction '{config.extraction}'", f"use one of: {', '.join(EXTRACTION_MODES)}")
-    if config.prompt_format not in PROMPT_FORMATS:
-        raise UsageError(f"unknown --prompt-format '{config.prompt_format}'", f"use one of: {', '.join(PROMPT_FORMATS)}")
-    if config.scorer.urls:
-        raise UsageError("serve scores with a local model", "drop --reward-url")
-    if config.generator.n > config.max_best_of:
-        raise UsageError(f"--n {config.generator.n} is more than --max-best-of {config.max_best_of}",
-                         "lower --n or raise --max-best-of")
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -140,7 +94,7 @@ def run_server(config: ServeConfig) -> None:
     from .metrics import Metrics
     from .scorer import open_serving_scorer, tokenizer_of
 
-    _check(config)
+    config.validate()
     # The generator first: a server that is down or a wrong model name fails in seconds, before the reward model
     # loads.
     sampler = open_sampler(config) if config.has_generator else None
