@@ -78,11 +78,11 @@ def score_groups(groups: Iterable[list[Candidate]], scorer: Scorer | None, *,
         held += len(group)
         # Cut on candidates held too: groups with nothing to score (all invalid) must not pile up in memory.
         if pending >= chunk_requests or held >= MAX_CHUNK_CANDIDATES:
-            yield from _score_chunk(chunk, scorer, progress, skip_groups - position)
+            yield from _score_chunk(chunk, scorer, progress, max(0, skip_groups - position))
             position += len(chunk)
             chunk, pending, held = [], 0, 0
     if chunk:
-        yield from _score_chunk(chunk, scorer, progress, skip_groups - position)
+        yield from _score_chunk(chunk, scorer, progress, max(0, skip_groups - position))
 
 
 def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candidate]]], scorer: Scorer | None,

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import parse_jsonl, write_jsonl
+from helpers import parse_jsonl, write_jsonl
 from typer.testing import CliRunner
 
 from codescaler_cli.runs.cache import Cache, CachedScorer, cache_file, model_fingerprint

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import parse_jsonl, write_jsonl
-from processes import read_or_empty, reaped
+from helpers import parse_jsonl, write_jsonl
+from helpers.processes import read_or_empty, reaped
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import parse_jsonl, write_jsonl
-from sample_candidates import MAX_A, Q1, Q2, RECORDS, SUM_A, SUM_B, fenced
-from serve_helpers import serving, start_serve, stop_serve
-from servers import free_port
+from helpers import parse_jsonl, write_jsonl
+from helpers.sample_candidates import MAX_A, Q1, Q2, RECORDS, SUM_A, SUM_B, fenced
+from helpers.servers import serving, start_serve, stop_serve
+from helpers.servers import free_port
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app

@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES
-from servers import free_port
+from helpers import EXAMPLES
+from helpers.servers import free_port
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app

@@ -44,6 +44,21 @@ def stdout_is_terminal() -> bool:
         return False
 
 
+def write_stdout(text: str) -> None:
+    """All of `text` to stdout, now. A signal arriving while a pipe is full can cut a buffered write short (CPython's
+    BufferedWriter returns the short count and TextIOWrapper drops the rest), so the bytes go out in a loop."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stream (no pipe under it)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    sys.stdout.flush()
+    data = memoryview(text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict"))
+    while data:
+        data = data[buffer.write(data):]
+    buffer.flush()
+
+
 def info(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -80,8 +95,7 @@ class RecordWriter:
             return
         if self.format is OutputFormat.jsonl:
             try:
-                sys.stdout.write("".join(dumps(record) + "\n" for record in records))
-                sys.stdout.flush()
+                write_stdout("".join(dumps(record) + "\n" for record in records))
             except BrokenPipeError:
                 if not self.keep_going:
                     raise
@@ -104,7 +118,7 @@ class RecordWriter:
     def finish(self) -> None:
         """Print the collected JSON document or table (the command succeeded)."""
         if self.enabled and self.format is OutputFormat.json:
-            sys.stdout.write(json_array(self._collected) + "\n")
+            write_stdout(json_array(self._collected) + "\n")
         elif self.enabled and self.format is OutputFormat.table and self._collected:
             self._print_table()
         self._collected = []

@@ -31,7 +31,7 @@ from ._options import (
     warn_ignored_generator_options,
     warn_ignored_scorer_options,
 )
-from ._output import OutputFormat, RecordWriter, exit_on_failures, info, reporting, stdout_is_terminal
+from ._output import OutputFormat, RecordWriter, exit_on_failures, info, reporting, stdout_is_terminal, write_stdout
 
 
 @handle_errors
@@ -133,5 +133,4 @@ def _print_code(code: str) -> None:
 
         Console().print(Syntax(code, "python", line_numbers=False, word_wrap=True))
     else:
-        sys.stdout.write(code + "\n")
-        sys.stdout.flush()
+        write_stdout(code + "\n")
