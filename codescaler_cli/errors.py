@@ -9,9 +9,18 @@ from pathlib import Path
 from typing import Any
 
 
-def debug_from_environment() -> bool:
-    """CODESCALER_DEBUG=1 (or true/yes/on): tracebacks, and the engines' own logs and bars."""
-    return os.environ.get("CODESCALER_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+_debug = False
+
+
+def set_debug(enabled: bool) -> None:
+    """Debug mode (the CLI's --debug): tracebacks, and the engines' own logs and bars."""
+    global _debug
+    _debug = enabled
+
+
+def debug_enabled() -> bool:
+    """--debug, or CODESCALER_DEBUG=1 (or true/yes/on) in the environment."""
+    return _debug or os.environ.get("CODESCALER_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 class CodescalerError(Exception):

@@ -16,8 +16,8 @@ from pathlib import Path
 from helpers import parse_jsonl, write_jsonl
 from typer.testing import CliRunner
 
-from codescaler_cli.runs.cache import Cache, CachedScorer, cache_file, model_fingerprint
 from codescaler_cli.cli import app
+from codescaler_cli.runs.cache import Cache, CachedScorer, cache_file, model_fingerprint
 from codescaler_cli.scoring import ScoreRequest
 
 runner = CliRunner()

@@ -17,6 +17,8 @@ import torch
 from helpers.scoring import LONG_QUESTION, REQUESTS, SUBARRAY_CORRECT, SUBARRAY_QUESTION, SUBARRAY_WRONG, card_recipe
 
 from codescaler_cli.backends.loading import is_out_of_memory
+from codescaler_cli.extraction import extract_all
+from codescaler_cli.records import Candidate, group_candidates
 from codescaler_cli.scoring import ScoreRequest, reward_conversation
 from codescaler_cli.scoring import transformers_backend as transformers_scorer
 from codescaler_cli.scoring.transformers_backend import TransformersScorer, _Item
@@ -182,20 +184,20 @@ def test_conversation_is_question_then_code_only() -> None:
                                                  {"role": "assistant", "content": "code"}]
 
 
+def two_programs_each(problems: int) -> list[list[Candidate]]:
+    """`problems` problems of two distinct programs each, extracted and grouped."""
+    candidates = [Candidate(record={}, source="t", line=i, index=i, question=f"Problem {p}: add one.", response=None,
+                            given_code=f"def f(x):\n    return x + {v}", group_key=("id", p))
+                  for i, (p, v) in enumerate((p, v) for p in range(problems) for v in range(2))]
+    return group_candidates(extract_all(candidates))
+
+
 def test_resumed_scoring_runs_done_problems_in_their_batches_but_keeps_their_restored_scores(
         scorer: TransformersScorer) -> None:
-    from codescaler_cli.pipeline import extract_all, score_groups
-    from codescaler_cli.records import Candidate, group_candidates
+    from codescaler_cli.pipeline import score_groups
 
-    def groups() -> list[list[Candidate]]:
-        candidates = [Candidate(record={}, source="t", line=i, index=i, question=f"Problem {p}: add one.",
-                                response=None, given_code=f"def f(x):\n    return x + {v}",
-                                group_key=("id", p))
-                      for i, (p, v) in enumerate((p, v) for p in range(3) for v in range(2))]
-        return group_candidates(extract_all(candidates))
-
-    uninterrupted = list(score_groups(groups(), scorer))
-    resumed = groups()
+    uninterrupted = list(score_groups(two_programs_each(3), scorer))
+    resumed = two_programs_each(3)
     for candidate in resumed[0]:
         candidate.score = 123.0  # restored from an earlier run's output: a re-score must not overwrite it
     counted: list[int] = []
@@ -208,17 +210,9 @@ def test_resumed_scoring_runs_done_problems_in_their_batches_but_keeps_their_res
 def test_resumed_scoring_scores_every_chunk_after_the_one_it_resumed_in(scorer: TransformersScorer) -> None:
     """Chunks of 4 programs hold two problems each; resuming after 3 problems restarts in the middle of the second
     chunk, and every problem after it is scored in full (the third chunk's too)."""
-    from codescaler_cli.pipeline import extract_all, score_groups
-    from codescaler_cli.records import Candidate, group_candidates
+    from codescaler_cli.pipeline import score_groups
 
-    def groups() -> list[list[Candidate]]:
-        candidates = [Candidate(record={}, source="t", line=i, index=i, question=f"Problem {p}: add one.",
-                                response=None, given_code=f"def f(x):\n    return x + {v}",
-                                group_key=("id", p))
-                      for i, (p, v) in enumerate((p, v) for p in range(6) for v in range(2))]
-        return group_candidates(extract_all(candidates))
-
-    uninterrupted = list(score_groups(groups(), scorer, chunk_requests=4))
-    resumed = list(score_groups(groups(), scorer, chunk_requests=4, skip_groups=3))
+    uninterrupted = list(score_groups(two_programs_each(6), scorer, chunk_requests=4))
+    resumed = list(score_groups(two_programs_each(6), scorer, chunk_requests=4, skip_groups=3))
     assert [[c.score for c in g] for g in resumed] == [[c.score for c in g] for g in uninterrupted[3:]]
     assert all(c.score is not None for g in resumed for c in g)

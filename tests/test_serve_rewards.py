@@ -15,10 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from codescaler_cli.scoring.base import ScoreRequest, ScoreResult, ScoringStats
+from codescaler_cli.extraction import extract_upstream
 from codescaler_cli.rl import rewards as rewards_module
-from codescaler_cli.serving.batcher import Batcher, QueueFull, groups_job, pairs_job
-from codescaler_cli.serving.inputs import openrlhf_pairs, question_from_prompt, response_from_query, trl_pairs
 from codescaler_cli.rl.rewards import (
     CodeScalerReward,
     compute_score,
@@ -27,8 +25,10 @@ from codescaler_cli.rl.rewards import (
     reward_func,
     trl_reward,
 )
+from codescaler_cli.scoring.base import ScoreRequest, ScoreResult, ScoringStats
+from codescaler_cli.serving.batcher import Batcher, QueueFull, groups_job, pairs_job
+from codescaler_cli.serving.inputs import openrlhf_pairs, question_from_prompt, response_from_query, trl_pairs
 from codescaler_cli.serving.service import pair_candidates
-from codescaler_cli.extraction import extract_upstream
 
 Q = "Return the sum of a list of integers."
 GOOD = "```python\ndef total(xs):\n    return sum(xs)\n```"

@@ -21,8 +21,8 @@ from helpers import EXAMPLES
 from helpers.servers import free_port
 from typer.testing import CliRunner
 
-from codescaler_cli.cli import app
 from codescaler_cli.backends.http import normalise_base_url
+from codescaler_cli.cli import app
 
 runner = CliRunner()
 

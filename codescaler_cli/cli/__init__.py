@@ -11,8 +11,9 @@ from typing import Annotated, Optional
 import typer
 
 from .. import __version__
+from ..errors import debug_enabled, set_debug
 from ..runs.signals import Interrupted
-from ._errors import debug_enabled, report, set_debug
+from ._errors import report
 from .cache import app as cache_app
 from .env import env
 from .eval import evaluate
@@ -44,10 +45,7 @@ def _main_options(
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Print the version and exit.")] = None,
 ) -> None:
-    from ..backends.vllm import set_verbose
-
-    set_debug(debug)
-    set_verbose(debug)  # vLLM's own logs and bars too (and off again for the next command run in this process)
+    set_debug(debug)  # tracebacks, and vLLM's own logs and bars (off again for the next command in this process)
 
 
 def _help(command: object) -> str:

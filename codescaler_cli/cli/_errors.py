@@ -18,22 +18,10 @@ from typing import Any, TypeVar
 
 import typer
 
-from ..errors import CodescalerError, SettingsChanged, debug_from_environment
+from ..errors import CodescalerError, SettingsChanged, debug_enabled
 from ..runs.signals import Interrupted, signals_as_exceptions
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_debug_flag = False
-
-
-def set_debug(enabled: bool) -> None:
-    global _debug_flag
-    _debug_flag = enabled
-
-
-def debug_enabled() -> bool:
-    return _debug_flag or debug_from_environment()
-
 
 def report(message: str, hint: str | None = None) -> None:
     """Print an error and its hint to stderr."""
