@@ -47,6 +47,9 @@ def _choices(name: str, values: Sequence[str]) -> Any:
 
 GenerateFormat = _choices("GenerateFormat", ("auto", "code", "jsonl", "json", "table"))
 DType = _choices("DType", DTYPES)
+Device = _choices("Device", DEVICES)
+ScorerKind = _choices("ScorerKind", SCORER_KINDS)
+Endpoint = _choices("Endpoint", ENDPOINTS)
 
 
 InputFile = Annotated[Optional[str], typer.Argument(
@@ -184,8 +187,8 @@ _URLS = Optional[list[str]]
 SCORER_GROUP = _Group("reward", ScorerConfig, "scorer_config", (
     _Option("model", ("--reward-model", "-r"), REWARD, extra=(("envvar", "CODESCALER_REWARD_MODEL"),)),
     _Option("revision", ("--revision",), REWARD),
-    _Option("kind", ("--scorer",), REWARD, type=_choices("ScorerKind", SCORER_KINDS), extra=_ANY_CASE),
-    _Option("device", ("--device",), REWARD, type=_choices("Device", DEVICES), extra=_ANY_CASE),
+    _Option("kind", ("--scorer",), REWARD, type=ScorerKind, extra=_ANY_CASE),
+    _Option("device", ("--device",), REWARD, type=Device, extra=_ANY_CASE),
     _Option("dtype", ("--dtype",), REWARD, type=DType, shared=True, extra=_ANY_CASE),
     _Option("max_length", ("--max-length",), REWARD, extra=(("min", 16),)),
     _Option("max_batch_tokens", ("--max-batch-tokens",), REWARD, extra=(("min", 1),)),
@@ -206,7 +209,7 @@ GENERATOR_GROUP = _Group("generator", GeneratorConfig, "generator_config", (
     _Option("dtype", ("--dtype",), GENERATOR, type=DType, shared=True, extra=_ANY_CASE),
     _Option("max_model_len", ("--max-model-len",), GENERATOR, extra=(("min", 16),)),
     _Option("urls", ("--base-url",), SERVERS, type=_URLS, shared=True, prefixed=("--generator-url",)),
-    _Option("endpoint", ("--endpoint",), SERVERS, type=_choices("Endpoint", ENDPOINTS), extra=_ANY_CASE),
+    _Option("endpoint", ("--endpoint",), SERVERS, type=Endpoint, extra=_ANY_CASE),
     _Option("tokenizer", ("--tokenizer",), SERVERS),
     *_server_side(GENERATOR, "CODESCALER_GENERATOR_API_KEY"),
 ))
