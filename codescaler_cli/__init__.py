@@ -10,10 +10,10 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import BackendError, CodescalerError, InputError, ModelLoadError, UsageError
-from .extraction import Extraction, check_code, dedup_key, extract_code, is_valid_python
+from .extraction import Extraction, check_code, dedup_key, extract_all, extract_candidate, extract_code, is_valid_python
 from .generation import Problem, SamplingSettings
 from .generation.config import GeneratorConfig, open_generator
-from .pipeline import BestOfNRun, best_of_n, extract_all, extract_candidate, iter_best_of_n, score_groups
+from .pipeline import BestOfNRun, best_of_n, iter_best_of_n, score_groups
 from .records import Candidate, FieldNames, group_candidates, read_candidates
 from .scoring import ScoreRequest, ScoreResult, Scorer, ScorerConfig, open_scorer, reward_conversation, softplus
 from .selection import assign_ranks

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 
-def debug_from_environment() -> bool:
-    """CODESCALER_DEBUG=1 (or true/yes/on): tracebacks, and the engines' own logs and bars."""
-    return os.environ.get("CODESCALER_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+_debug = False
+
+
+def set_debug(enabled: bool) -> None:
+    """Debug mode (the CLI's --debug): tracebacks, and the engines' own logs and bars."""
+    global _debug
+    _debug = enabled
+
+
+def debug_enabled() -> bool:
+    """--debug, or CODESCALER_DEBUG=1 (or true/yes/on) in the environment."""
+    return _debug or os.environ.get("CODESCALER_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 class CodescalerError(Exception):
@@ -41,6 +54,28 @@ class UsageError(CodescalerError):
     """A bad combination of options or arguments. Exit status 2."""
 
     exit_code = 2
+
+
+class SettingsChanged(UsageError):
+    """`--resume` refused: the run that wrote the output file had other settings. Exit status 2.
+
+    `differences` holds (setting, its value then, its value now) for every setting that differs, settings named as
+    the configs' fingerprints name them; `describe(labels)` names them as the caller spells them (the CLI: flags).
+    """
+
+    def __init__(self, output: Path, differences: list[tuple[str, Any, Any]]) -> None:
+        self.output = output
+        self.differences = differences
+        super().__init__(self.describe({}), "resume with the same settings, or run without --resume to start over "
+                         f"(this replaces {output})")
+
+    def describe(self, labels: Mapping[str, str]) -> str:
+        def show(value: Any) -> str:
+            return "(not set)" if value is None else json.dumps(value, ensure_ascii=False)
+
+        named = [f"{labels.get(name) or name.replace('_', ' ')} {show(then)} then, {show(now)} now"
+                 for name, then, now in self.differences]
+        return f"cannot resume {self.output}: it was written with different settings: " + "; ".join(named)
 
 
 class ModelLoadError(CodescalerError):

@@ -9,69 +9,30 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from .errors import BackendError
-from .extraction import check_code, dedup_key, extract_code
+from .extraction import extract_all
 from .generation import GenerationStats, Generator, Problem, SamplingSettings, problem_seeds, sample_candidates
 from .generation.config import GeneratorConfig, open_generator
 from .records import Candidate, group_candidates
-from .scoring.base import ProgressCallback, Scorer, ScoreRequest, ScoreResult, ScoringStats
+from .scoring.base import SERVER_UNAVAILABLE, ProgressCallback, Scorer, ScoreRequest, ScoreResult, ScoringStats
 from .scoring.config import ScorerConfig, check_scorer, open_scorer
 from .selection import apply_score, assign_ranks
 
 StatsT = TypeVar("StatsT", GenerationStats, ScoringStats)
 
 if TYPE_CHECKING:
-    from .cache import Cache
-
-# How the remote scorer words a request that failed for good (scoring/remote.py), and the HTTP statuses that are
-# the request's own fault (a 4xx other than the retried 408, 409, 425 and 429).
-REQUEST_FAILED = "scoring request failed"
-_REQUEST_FAULT = re.compile(r"HTTP 4(?!08|09|25|29)\d\d")
+    from .runs.cache import Cache
 
 # Candidates held in one chunk at most, whatever they need scored: what bounds memory on a large file.
 MAX_CHUNK_CANDIDATES = 4096
 
-# Longest response or code extracted: far beyond any model answer or program (the reward model reads at most
-# --max-length tokens of it anyway), and small enough that parsing it takes seconds, not minutes.
-MAX_CANDIDATE_CHARS = 1_000_000
-
 # Unique programs handed to the scorer per call: large enough to batch well, small enough to stream results.
 DEFAULT_CHUNK_REQUESTS = 256
-
-
-def extract_candidate(candidate: Candidate) -> Candidate:
-    """Fill `code`, `valid` and the dedup key: from `code` when the record has it, else from `response`.
-
-    The question and the record's `starter_code` tell extraction which entry point the problem names. A text over
-    MAX_CANDIDATE_CHARS is not parsed (parsing megabytes of prose takes minutes): the candidate is invalid and its
-    `error` says why.
-    """
-    text = candidate.given_code if candidate.given_code is not None else candidate.response or ""
-    if len(text) > MAX_CANDIDATE_CHARS:
-        field = "code" if candidate.given_code is not None else "response"
-        candidate.code, candidate.valid, candidate.dedup_key = "", False, ""
-        candidate.error = (f"the {field} is {len(text):,} characters, over the {MAX_CANDIDATE_CHARS:,} a candidate "
-                           "may have; not extracted or scored")
-        return candidate
-    if candidate.given_code is not None:
-        extraction = check_code(candidate.given_code)
-    else:
-        starter = candidate.record.get("starter_code")
-        extraction = extract_code(candidate.response or "", question=candidate.question,
-                                  starter_code=starter if isinstance(starter, str) else None)
-    candidate.code, candidate.valid = extraction.code, extraction.valid
-    candidate.dedup_key = dedup_key(extraction.code) if extraction.valid else ""
-    return candidate
-
-
-def extract_all(candidates: Iterable[Candidate]) -> list[Candidate]:
-    return [extract_candidate(candidate) for candidate in candidates]
 
 
 def scoring_key(candidate: Candidate) -> tuple[str, str]:
@@ -117,11 +78,11 @@ def score_groups(groups: Iterable[list[Candidate]], scorer: Scorer | None, *,
         held += len(group)
         # Cut on candidates held too: groups with nothing to score (all invalid) must not pile up in memory.
         if pending >= chunk_requests or held >= MAX_CHUNK_CANDIDATES:
-            yield from _score_chunk(chunk, scorer, progress, skip_groups - position)
+            yield from _score_chunk(chunk, scorer, progress, max(0, skip_groups - position))
             position += len(chunk)
             chunk, pending, held = [], 0, 0
     if chunk:
-        yield from _score_chunk(chunk, scorer, progress, skip_groups - position)
+        yield from _score_chunk(chunk, scorer, progress, max(0, skip_groups - position))
 
 
 def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candidate]]], scorer: Scorer | None,
@@ -141,12 +102,11 @@ def _score_chunk(chunk: list[tuple[list[Candidate], dict[tuple[str, str], Candid
         progress(len(requests) - finished)
     else:
         results = scorer.score(requests, progress) if requests and scorer is not None else []
-    failed = [result.error for result in results if result.error is not None]
-    if results and len(failed) == len(results) and all(_server_unavailable(error) for error in failed):
+    if results and all(result.error_kind == SERVER_UNAVAILABLE for result in results):
         # Not one text of the chunk scored, every request lost to connection errors or 5xx after its retries: the
         # servers are down, not these candidates bad. Stop here, with every finished problem written, rather than
         # write the rest of the run as errors; `--resume` continues once the servers are back.
-        raise BackendError(f"the reward model failed on all {len(results)} texts of a batch: {failed[0]}",
+        raise BackendError(f"the reward model failed on all {len(results)} texts of a batch: {results[0].error}",
                            "check the reward servers")
     for representative, result in zip(representatives[finished:], results[finished:]):
         score, error = result.score, result.error
@@ -178,11 +138,6 @@ def encodable(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return text
-
-
-def _server_unavailable(error: str) -> bool:
-    """Whether a scoring error says the server could not be used (rather than that it refused this input)."""
-    return error.startswith(REQUEST_FAILED) and not _REQUEST_FAULT.search(error)
 
 
 class LazyScorer:
@@ -231,9 +186,24 @@ class BestOfNRun:
         """The rank-1 candidate of each problem, in problem order."""
         return [group[0] for group in self.groups if group]
 
+    def describe(self) -> str:
+        """One line: what was sampled, kept and scored, and how fast each side ran."""
+        valid = sum(c.valid for c in self.candidates)
+        scores = [c.score for c in self.best if c.score is not None]
+        problems = len(self.groups)
+        line = (f"{problems} problem{'s' if problems != 1 else ''}: sampled {len(self.candidates)}, valid {valid}, "
+                f"unique {self.to_score}, best score {f'{max(scores):.3f}' if scores else '-'}")
+        if self.generation is not None:
+            seconds, tokens = self.generation.seconds, self.generation.completion_tokens
+            line += f" | generating {seconds:.1f}s ({tokens:,} tokens, {tokens / seconds if seconds else 0.0:,.0f} tokens/s)"
+        if self.scoring is not None:
+            seconds, tokens = self.scoring.seconds, self.scoring.tokens
+            line += f" | scoring {seconds:.1f}s ({tokens:,} tokens, {tokens / seconds if seconds else 0.0:,.0f} tokens/s)"
+        return line + f" | seed {self.seed}"
+
 
 def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | GeneratorConfig,
-                   scorer: Scorer | ScorerConfig, settings: SamplingSettings = SamplingSettings(), *,
+                   scorer: Scorer | ScorerConfig, settings: SamplingSettings | None = None, *,
                    seed: int | None = None, template: str | None = None, system: str | None = None,
                    run: BestOfNRun | None = None, on_sampled: Callable[[list[Candidate]], None] | None = None,
                    sampling_progress: ProgressCallback | None = None,
@@ -243,6 +213,8 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
                    on_round: Callable[[list[Candidate]], None] | None = None) -> Iterator[list[Candidate]]:
     """Sample `settings.n` responses per problem, extract, score and rank; yield each problem's ranked candidates.
 
+    `settings`, `seed`, `template` and `system` default to a GeneratorConfig's own (a Generator object: sampling
+    defaults, a random seed, the LiveCodeBench prompt, no system message); given, they win over the config's.
     Configs are opened here and closed when done; objects passed in stay open (the caller owns them). The
     reward side is checked before sampling (a wrong model or a server that is down fails in seconds, not after
     the samples are paid for), and an in-process generator is shut down before the reward model loads, so both
@@ -255,6 +227,12 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
     written and are not yielded again. `round_problems` samples that many problems per generator call, calling
     `on_round` with each round's samples, so an interrupted sampling phase keeps its finished rounds.
     """
+    if isinstance(generator, GeneratorConfig):
+        settings = settings or generator.sampling
+        seed = seed if seed is not None else generator.seed
+        template = template if template is not None else generator.template
+        system = system if system is not None else generator.system
+    settings = settings or SamplingSettings()
     run = run if run is not None else BestOfNRun()
     items = [p if isinstance(p, Problem) else Problem(id=index, question=p, record={})
              for index, p in enumerate(problems)]
@@ -287,13 +265,13 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
         generation = _stats_since(before, opened.stats)
         run.generation = generation if generation.requests else None
     run.candidates = candidates
-    if on_sampled is not None:
-        on_sampled(run.candidates)
     groups = group_candidates(run.candidates)
     run.to_score = count_unique(groups[done_problems:])
+    if on_sampled is not None:
+        on_sampled(run.candidates)
     active: Scorer | None = None
     if run.to_score:
-        active = open_scorer_cached(scorer, cache)
+        active = lazy_scorer(scorer, cache)[0] if isinstance(scorer, ScorerConfig) else behind_cache(scorer, cache)
     scoring_before = dataclasses.replace(active.stats) if active is not None else None
     try:
         for ranked in score_groups(groups, active, progress=scoring_progress, skip_groups=done_problems):
@@ -303,7 +281,7 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
         if active is not None and scoring_before is not None:
             scoring = _stats_since(scoring_before, active.stats)
             run.scoring = scoring if scoring.texts else None  # None: every score came from the cache
-            if active is not scorer:
+            if isinstance(scorer, ScorerConfig):
                 active.close()
 
 
@@ -311,11 +289,13 @@ def _stats_since(before: StatsT, after: StatsT) -> StatsT:
     """What a backend did during this run (a backend passed in may have served other runs before)."""
     return dataclasses.replace(after, **{f.name: getattr(after, f.name) - getattr(before, f.name)
                                          for f in dataclasses.fields(after)})  # type: ignore[arg-type]
+
+
 def _open_generator(generator: Generator | GeneratorConfig, cache: Cache | None) -> Generator:
     """The generator to sample with: behind the cache (which starts the real one only on a miss) when there is one."""
     if cache is None:
         return open_generator(generator) if isinstance(generator, GeneratorConfig) else generator
-    from .cache import CachedGenerator, generator_identity
+    from .runs.cache import CachedGenerator, generator_identity
 
     if isinstance(generator, GeneratorConfig):
         config = generator
@@ -323,21 +303,28 @@ def _open_generator(generator: Generator | GeneratorConfig, cache: Cache | None)
     return CachedGenerator(lambda: generator, cache, [type(generator).__name__, getattr(generator, "model", None)])
 
 
-def open_scorer_cached(scorer: Scorer | ScorerConfig, cache: Cache | None) -> Scorer:
-    """A config opened (a scorer passed in is used as it is), behind `cache` when given; with a cache, the model
-    loads on the first miss only (`.inner` is then a LazyScorer)."""
+def lazy_scorer(config: ScorerConfig, cache: Cache | None = None) -> tuple[Scorer, LazyScorer]:
+    """The configured scorer, loaded on its first texts (a run whose texts are all cached, or all invalid, loads no
+    model), behind `cache` when given; and its LazyScorer (what was loaded, and how long it took)."""
+    lazy = LazyScorer(config)
     if cache is None:
-        return open_scorer(scorer) if isinstance(scorer, ScorerConfig) else scorer
-    from .cache import CachedScorer, scorer_identity
+        return lazy, lazy
+    from .runs.cache import CachedScorer, scorer_identity
 
-    if isinstance(scorer, ScorerConfig):
-        return CachedScorer(LazyScorer(scorer), cache, scorer_identity(scorer.model, scorer.revision, scorer.dtype,
-                                                                       scorer.max_length, scorer.urls))
+    return CachedScorer(lazy, cache, scorer_identity(config)), lazy
+
+
+def behind_cache(scorer: Scorer, cache: Cache | None) -> Scorer:
+    """A scorer passed in (the caller owns and closes it), behind `cache` when given."""
+    if cache is None:
+        return scorer
+    from .runs.cache import CachedScorer
+
     return CachedScorer(scorer, cache, [type(scorer).__name__, getattr(scorer, "model_name", None)])
 
 
 def best_of_n(problems: Sequence[Problem | str], generator: Generator | GeneratorConfig,
-              scorer: Scorer | ScorerConfig, settings: SamplingSettings = SamplingSettings(), *,
+              scorer: Scorer | ScorerConfig, settings: SamplingSettings | None = None, *,
               seed: int | None = None, template: str | None = None, system: str | None = None) -> BestOfNRun:
     """Best-of-N for each problem (a question string or a `Problem`): `run.best[i]` is problem i's best candidate.
 

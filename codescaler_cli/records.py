@@ -35,6 +35,11 @@ class FieldNames:
     response: str = "response"
     code: str = "code"
 
+    def fingerprint(self) -> dict[str, str]:
+        """The field names, for the settings check of a resumed run (other names, other groups and texts)."""
+        return {"id_field": self.id, "question_field": self.question, "response_field": self.response,
+                "code_field": self.code}
+
 
 @dataclass
 class Candidate:
@@ -327,6 +332,18 @@ def dumps(record: dict[str, Any]) -> str:
     except UnicodeEncodeError:
         line = json.dumps(value, ensure_ascii=True)
     return line
+
+
+def json_array(records: list[dict[str, Any]]) -> str:
+    """A JSON array of records, built whole before any of it is written (readable UTF-8, or escapes when a record
+    holds a lone surrogate, which UTF-8 cannot encode); non-finite floats become null, as in `dumps`."""
+    value = [_finite(record) for record in records]
+    document = json.dumps(value, ensure_ascii=False, indent=2)
+    try:
+        document.encode("utf-8")
+    except UnicodeEncodeError:
+        document = json.dumps(value, ensure_ascii=True, indent=2)
+    return document
 
 
 def _finite(value: Any) -> Any:

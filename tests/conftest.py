@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny real models built locally once per test session, and a CLI runner.
+"""Shared fixtures: tiny real models built locally once per test session, and the servers several modules use.
 
 Nothing here downloads anything: the hub is unreachable on test machines, so HF_HUB_OFFLINE is forced on.
 
@@ -8,8 +8,8 @@ under CI (CI=true or CODESCALER_REQUIRE_VLLM=1): a capability's tests must not p
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
     if report.skipped and item.get_closest_marker("vllm") and _vllm_required():
         report.outcome = "failed"
         report.longrepr = f"vLLM-backed test skipped under CI: {report.longrepr}"
-EXAMPLES = TESTS.parent / "examples"
 
 
 @pytest.fixture(scope="session")
@@ -82,13 +81,33 @@ def coder_dir(tiny_models: dict[str, Path]) -> Path:
     return tiny_models["coder"]
 
 
-def write_jsonl(path: Path, records: list[Any]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return path
+# Servers more than one module needs are started once per session (each takes seconds to minutes on a CPU).
 
 
-def parse_jsonl(text: str) -> list[dict[str, Any]]:
-    """Parse stdout as JSONL; fails the test if any line is not a JSON object."""
-    records = [json.loads(line) for line in text.splitlines() if line.strip()]
-    assert all(isinstance(r, dict) for r in records), text
-    return records
+@pytest.fixture(scope="session")
+def coder_server(coder_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """vLLM's OpenAI-compatible server running the tiny coder; its base URL (…/v1)."""
+    from helpers.servers import vllm_server
+
+    with vllm_server(coder_dir, "--max-model-len", "512", log=tmp_path_factory.mktemp("coder") / "server.log") \
+            as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pooling_server(reward_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """vLLM's server running the tiny reward model with `--runner pooling` (what --reward-url scores on); …/v1."""
+    from helpers.servers import vllm_server
+
+    with vllm_server(reward_dir, "--runner", "pooling", "--max-model-len", "1024",
+                     log=tmp_path_factory.mktemp("pooling") / "server.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def reward_serve(reward_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`codescaler serve` on the tiny reward model with its default settings; its URL."""
+    from helpers.servers import serving
+
+    with serving(reward_dir, log=tmp_path_factory.mktemp("serve") / "serve.log") as served:
+        yield served.url

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import parse_jsonl, write_jsonl
+from helpers import parse_jsonl, write_jsonl
 from hub_fixtures import (
     DEEPCODER_LCB_SHARDS,
     GENVERSE_ROWS,

@@ -13,11 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import parse_jsonl, write_jsonl
+from helpers import parse_jsonl, write_jsonl
 from typer.testing import CliRunner
 
-from codescaler_cli.cache import Cache, CachedScorer, cache_file, model_fingerprint
 from codescaler_cli.cli import app
+from codescaler_cli.runs.cache import Cache, CachedScorer, cache_file, model_fingerprint
 from codescaler_cli.scoring import ScoreRequest
 
 runner = CliRunner()
@@ -103,7 +103,7 @@ def test_cache_info_and_clear(reward_dir: Path, tmp_path: Path) -> None:
 WRITER = """
 import sys, time
 from pathlib import Path
-from codescaler_cli.cache import Cache
+from codescaler_cli.runs.cache import Cache
 
 directory, worker, workers, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
 while not go.exists():
@@ -136,10 +136,67 @@ def test_concurrent_runs_share_one_cache(tmp_path: Path) -> None:
 
 
 def test_scores_from_servers_are_keyed_by_the_servers(reward_dir: Path) -> None:
-    from codescaler_cli.cache import scorer_identity
+    from codescaler_cli.runs.cache import scorer_identity
+    from codescaler_cli.scoring import ScorerConfig
 
-    local = scorer_identity(str(reward_dir), None, "auto", 4096)
-    one = scorer_identity(str(reward_dir), None, "auto", 4096, ["http://a:8001", "http://b:8001/v1"])
-    same = scorer_identity(str(reward_dir), None, "auto", 4096, ["http://b:8001", "http://a:8001/v1/"])
-    other = scorer_identity(str(reward_dir), None, "auto", 4096, ["http://c:8001"])
+    def identity(*urls: str) -> list[object]:
+        return scorer_identity(ScorerConfig(model=str(reward_dir), urls=list(urls)))
+
+    local = identity()
+    one = identity("http://a:8001", "http://b:8001/v1")
+    same = identity("http://b:8001", "http://a:8001/v1/")
+    other = identity("http://c:8001")
     assert one == same and one != other and one != local
+
+
+OPENER = """
+import fcntl, sys
+from pathlib import Path
+from codescaler_cli.runs.cache import Cache
+
+root, worker, rounds = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+for number in range(rounds):
+    print(f"ready {number}", flush=True)
+    with open(root / f"go-{number}", "rb") as gate:
+        fcntl.flock(gate, fcntl.LOCK_SH)  # released for every process at once: they all open the new cache together
+    with Cache(root / f"cache-{number}") as cache:
+        key = f"{worker}".encode()
+        cache.put_scores([(key, float(worker), False)])
+        assert cache.get_scores([key]) == {key: (float(worker), False)}
+"""
+
+
+def test_a_new_cache_opened_by_eight_processes_at_once_never_fails(tmp_path: Path) -> None:
+    """SQLite answers SQLITE_BUSY to a switch into WAL mode that races another, without waiting: eight processes
+    opening one new cache at the same instant, twenty times over, must all succeed (each round a new cache)."""
+    import fcntl
+
+    workers, rounds = 8, 20
+    gates = []
+    for number in range(rounds):
+        gate = open(tmp_path / f"go-{number}", "wb")
+        fcntl.flock(gate, fcntl.LOCK_EX)  # held until every process waits on it
+        gates.append(gate)
+    processes = [subprocess.Popen([sys.executable, "-c", OPENER, str(tmp_path), str(worker), str(rounds)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for worker in range(workers)]
+    try:
+        for number in range(rounds):
+            for process in processes:
+                assert process.stdout is not None
+                line = process.stdout.readline()
+                assert line == f"ready {number}\n", process.communicate(timeout=60)[1]
+            fcntl.flock(gates[number], fcntl.LOCK_UN)
+        outcomes = [process.communicate(timeout=120) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        for gate in gates:
+            gate.close()
+    assert [process.returncode for process in processes] == [0] * workers, [err for _, err in outcomes]
+    for number in range(rounds):
+        with sqlite3.connect(cache_file(tmp_path / f"cache-{number}")) as db:
+            assert db.execute("SELECT count(*) FROM scores").fetchone()[0] == workers
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

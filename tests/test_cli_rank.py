@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, parse_jsonl, write_jsonl
-from sample_candidates import MAX_A, Q1, Q2, RECORDS, SUM_A, SUM_A_COMMENTED, SUM_B, fenced
+from helpers import EXAMPLES, parse_jsonl, write_jsonl
+from helpers.sample_candidates import MAX_A, Q1, Q2, RECORDS, SUM_A, SUM_A_COMMENTED, SUM_B, fenced
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,8 +51,31 @@ def test_env_json_reports_what_is_installed(monkeypatch: pytest.MonkeyPatch, rew
     assert generator["available"] is False
     assert report["hub"]["offline"] is True and report["variables"]["HF_HUB_OFFLINE"] == "1"
     assert any("not cached and HF_HUB_OFFLINE is set" in note for note in report["notes"])
-    assert report["sandbox"]["works"] in (True, False) and "detail" in report["sandbox"]
+    assert report["sandbox"]["works"] is bubblewrap_runs_a_program(), report["sandbox"]
     assert report["memory"]["cpu_cores"] == os.cpu_count()
+
+
+def bubblewrap_runs_a_program() -> bool:
+    """Whether bwrap, if there is one, runs a program here with a read-only root and no network (as eval runs it)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return False
+    done = subprocess.run([bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-net",
+                           "--unshare-pid", sys.executable, "-c", "print(6 * 7)"], capture_output=True, text=True,
+                          timeout=60)
+    return done.returncode == 0 and done.stdout == "42\n"
+
+
+def test_env_says_why_bubblewrap_does_not_work(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap at all
+    assert json.loads(runner.invoke(app, ["env", "--json"]).stdout)["sandbox"] == {
+        "bwrap": None, "works": False, "detail": "bwrap not found on PATH"}
+    broken = tmp_path / "bwrap"  # one that cannot make namespaces, as in a locked-down container
+    broken.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    sandbox = json.loads(runner.invoke(app, ["env", "--json"]).stdout)["sandbox"]
+    assert sandbox == {"bwrap": str(broken), "works": False,
+                       "detail": "bwrap: No permissions to create new namespace"}
 
 
 def test_env_text_is_one_line_per_item(monkeypatch: pytest.MonkeyPatch) -> None:

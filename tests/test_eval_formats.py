@@ -12,7 +12,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import parse_jsonl, write_jsonl
+from helpers import parse_jsonl, write_jsonl
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -173,7 +173,7 @@ def test_codecontests_columns_and_public_flags() -> None:
 
 
 def test_python_api_evaluates_and_reports(tmp_path: Path) -> None:
-    from codescaler_cli.evaluation import evaluate
+    from codescaler_cli.evaluation import EvalConfig, evaluate
 
     problems = [problem_from_record({"id": "echo", "question": "Print the line you read.",
                                      "tests": [{"input": "a\n", "output": "a\n", "public": True},
@@ -184,7 +184,7 @@ def test_python_api_evaluates_and_reports(tmp_path: Path) -> None:
         {"id": "echo", "code": "print(input())  # same program", "score": 1.0},
     ])
     candidates = read_eval_candidates(samples, problems)
-    report = evaluate(candidates, isolation="fallback", jobs=1, test_timeout=3)
+    report = evaluate(candidates, EvalConfig(isolation="fallback", jobs=1, test_timeout=3))
     accuracy = {row.name: row.accuracy for row in report.strategies}
     # The reward model prefers the hard-coded answer, which passes the public test but not the hidden one.
     assert accuracy == {"reward-model": 0.0, "first": 0.0, "random": pytest.approx(2 / 3), "vote": 1.0,

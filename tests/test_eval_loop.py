@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import parse_jsonl, write_jsonl
+from helpers import parse_jsonl, write_jsonl
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -41,7 +41,7 @@ def test_eval_generates_scores_and_tests_in_one_command(coder_dir: Path, reward_
             assert not record["valid"] and record["status"] == "error"
     assert any(r["passed"] for r in records), "the tiny coder should produce a right add in 6 samples"
     assert "reward-model" in result.stdout and "left out" not in result.stdout
-    assert "generated 6 samples" in result.stderr
+    assert "sampled 6" in result.stderr
 
 
 def test_candidates_and_a_generator_together_are_refused(tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import parse_jsonl, write_jsonl
-from processes import reaped, wait_for_lines
+from helpers import parse_jsonl, write_jsonl
+from helpers.processes import reaped, wait_for_lines
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tree_sitter import Language, Parser
 
-from codescaler_cli import extraction
+from codescaler_cli.extraction import syntax as extraction
 from codescaler_cli.extraction import (
     Extraction,
     check_code,

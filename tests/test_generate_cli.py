@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import parse_jsonl
+from helpers import parse_jsonl
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app

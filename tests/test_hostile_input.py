@@ -11,7 +11,7 @@ import math
 import tracemalloc
 from pathlib import Path
 
-from conftest import parse_jsonl, write_jsonl
+from helpers import parse_jsonl, write_jsonl
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app

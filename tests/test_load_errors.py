@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from codescaler_cli.backends.loading import (ARCHITECTURE, CORRUPT, GATED, MEMORY, NO_NETWORK, NOT_FOUND, VERSION,
+                                             load_error)
 from codescaler_cli.cli import app
 from codescaler_cli.errors import ModelLoadError
-from codescaler_cli.loading import (ARCHITECTURE, CORRUPT, GATED, MEMORY, NO_NETWORK, NOT_FOUND, VERSION,
-                                    load_error)
 from codescaler_cli.scoring.transformers_backend import TransformersScorer
 
 ROOT = Path(__file__).parent.parent

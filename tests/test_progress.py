@@ -25,7 +25,7 @@ def test_sampling_shows_tokens_per_second_over_the_last_half_minute(monkeypatch:
     monkeypatch.setattr(sys, "stderr", stderr)
     clock = Clock()
     monkeypatch.setattr(_output.time, "monotonic", clock)
-    with _output.progress_phases() as phases:
+    with _output.reporting() as phases:
         advance = phases.phase("Sampling", 8)
         scoring = phases.phase("Scoring")
         tasks = {task.description: task for task in phases._progress.tasks}
@@ -64,7 +64,7 @@ def test_without_a_terminal_nothing_is_drawn_and_tokens_are_ignored(monkeypatch:
     monkeypatch.delenv("FORCE_COLOR", raising=False)
     stderr = io.StringIO()
     monkeypatch.setattr(sys, "stderr", stderr)
-    with _output.progress_phases() as phases:
+    with _output.reporting() as phases:
         advance = phases.phase("Sampling", 8)
         advance(8)
         advance.add_tokens(100)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 
-from codescaler_cli.vllm_support import GiB, plan_cpu_memory  # noqa: E402
+from codescaler_cli.backends.vllm import GiB, plan_cpu_memory  # noqa: E402
 
 pytestmark = pytest.mark.vllm
 ROOT = Path(__file__).parent.parent
@@ -39,7 +39,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 5:
         # Hold memory (written, so it is really taken) until less than 0.9 of RAM is free, as when other
         # programs run: measured here, right before the engine starts, since free memory keeps changing.
-        from codescaler_cli.vllm_support import import_vllm, memory_status
+        from codescaler_cli.backends.vllm import import_vllm, memory_status
         import_vllm()  # first, as the engine does: it sets up quiet logging before torch is imported
         total, available = memory_status()
         held = bytearray(b"x") * max(0, int(available - 0.9 * total + float(sys.argv[5])))
@@ -130,7 +130,7 @@ def test_cpu_plan_follows_the_environment_and_the_model(monkeypatch: pytest.Monk
         "num_key_value_heads": 8, "head_dim": 128, "num_hidden_layers": 36, "max_position_embeddings": 40960,
         "vocab_size": 151936, "intermediate_size": 12288}))
     per_token = 2 * 36 * 8 * 128 * 2  # keys and values, bfloat16
-    from codescaler_cli import vllm_support
+    from codescaler_cli.backends import vllm as vllm_support
 
     for available, expected in ((8 * GiB, per_token * 8192), (2 * GiB, GiB)):  # ...or half the free memory
         monkeypatch.setattr(vllm_support, "memory_status", lambda: (16 * GiB, available))
@@ -141,7 +141,7 @@ def test_cpu_plan_follows_the_environment_and_the_model(monkeypatch: pytest.Monk
 
 CLI_UNDER_MEMORY_PRESSURE = """
 import sys
-from codescaler_cli.vllm_support import import_vllm, memory_status
+from codescaler_cli.backends.vllm import import_vllm, memory_status
 
 if __name__ == "__main__":
     import_vllm()

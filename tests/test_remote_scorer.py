@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, parse_jsonl
-from servers import FaultProxy, vllm_server
-from test_scoring import REQUESTS, card_recipe
+from helpers import EXAMPLES, parse_jsonl
+from helpers.servers import FaultProxy
+from helpers.scoring import REQUESTS, card_recipe
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -19,19 +19,12 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def reward_server(reward_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    log = tmp_path_factory.mktemp("server") / "reward-server.log"
-    with vllm_server(reward_dir, "--runner", "pooling", "--max-model-len", "1024", log=log) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def expected(reward_dir: Path) -> list[float]:
     return [card_recipe(reward_dir, [(r.question, r.code)])[0] for r in REQUESTS]
 
 
-def test_remote_scores_equal_card_recipe(reward_server: str, reward_dir: Path, expected: list[float]) -> None:
-    scorer = RemoteScorer([reward_server], str(reward_dir), request_size=3)
+def test_remote_scores_equal_card_recipe(pooling_server: str, reward_dir: Path, expected: list[float]) -> None:
+    scorer = RemoteScorer([pooling_server], str(reward_dir), request_size=3)
     try:
         results = scorer.score(REQUESTS)
     finally:
@@ -40,12 +33,12 @@ def test_remote_scores_equal_card_recipe(reward_server: str, reward_dir: Path, e
     assert all(r.error is None for r in results)
 
 
-def test_server_errors_and_drops_are_retried_on_the_next_replica(reward_server: str, reward_dir: Path,
+def test_server_errors_and_drops_are_retried_on_the_next_replica(pooling_server: str, reward_dir: Path,
                                                                   expected: list[float]) -> None:
     # Every request to the flaky replica fails (500, 429 or a dropped connection); the healthy one answers.
     faults = [500, "drop", 429]
-    flaky = FaultProxy(reward_server.removesuffix("/v1"), lambda n, path, body: faults[n % len(faults)])
-    healthy = FaultProxy(reward_server.removesuffix("/v1"), lambda n, path, body: None)
+    flaky = FaultProxy(pooling_server.removesuffix("/v1"), lambda n, path, body: faults[n % len(faults)])
+    healthy = FaultProxy(pooling_server.removesuffix("/v1"), lambda n, path, body: None)
     scorer = RemoteScorer([flaky.url, healthy.url], str(reward_dir), request_size=1, backoff=0.01)
     try:
         results = scorer.score(REQUESTS)
@@ -58,9 +51,9 @@ def test_server_errors_and_drops_are_retried_on_the_next_replica(reward_server: 
     assert len([p for p, _ in healthy.seen if p == "/classify"]) >= len(REQUESTS)
 
 
-def test_a_request_that_keeps_failing_is_a_per_item_error(reward_server: str, reward_dir: Path) -> None:
+def test_a_request_that_keeps_failing_is_a_per_item_error(pooling_server: str, reward_dir: Path) -> None:
     # The first request fails for good (400 is not retried); the others are scored.
-    proxy = FaultProxy(reward_server.removesuffix("/v1"), lambda n, path, body: 400 if n == 1 else None)
+    proxy = FaultProxy(pooling_server.removesuffix("/v1"), lambda n, path, body: 400 if n == 1 else None)
     scorer = RemoteScorer([proxy.url], str(reward_dir), request_size=1, concurrency=1, backoff=0.01)
     try:
         results = scorer.score(REQUESTS[:3])
@@ -71,10 +64,10 @@ def test_a_request_that_keeps_failing_is_a_per_item_error(reward_server: str, re
     assert all(r.score is not None for r in results[1:])
 
 
-def test_rank_cli_spreads_requests_over_two_urls(reward_server: str, reward_dir: Path) -> None:
+def test_rank_cli_spreads_requests_over_two_urls(pooling_server: str, reward_dir: Path) -> None:
     # Two pass-through proxies stand for two servers; one is given with /v1, the other without.
-    first = FaultProxy(reward_server.removesuffix("/v1"), lambda n, path, body: None)
-    second = FaultProxy(reward_server.removesuffix("/v1"), lambda n, path, body: None)
+    first = FaultProxy(pooling_server.removesuffix("/v1"), lambda n, path, body: None)
+    second = FaultProxy(pooling_server.removesuffix("/v1"), lambda n, path, body: None)
     args = ["rank", str(EXAMPLES / "candidates.jsonl"), "-r", str(reward_dir), "-f", "jsonl", "-q"]
     try:
         remote = runner.invoke(app, [*args, "--reward-url", first.url + "/v1", "--reward-url", second.url,
@@ -97,8 +90,8 @@ def test_rank_cli_spreads_requests_over_two_urls(reward_server: str, reward_dir:
     assert "ignored with --reward-url" in remote.stderr  # --max-batch-tokens is the server's business
 
 
-def test_rank_cli_writes_everything_and_exits_1_when_scoring_fails(reward_server: str, reward_dir: Path) -> None:
-    proxy = FaultProxy(reward_server.removesuffix("/v1"), lambda n, path, body: 400)
+def test_rank_cli_writes_everything_and_exits_1_when_scoring_fails(pooling_server: str, reward_dir: Path) -> None:
+    proxy = FaultProxy(pooling_server.removesuffix("/v1"), lambda n, path, body: 400)
     try:
         result = runner.invoke(app, ["rank", str(EXAMPLES / "candidates.jsonl"), "-r", str(reward_dir),
                                      "--reward-url", proxy.url, "-f", "jsonl", "--max-retries", "0"])

@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import parse_jsonl, write_jsonl
-from processes import read_or_empty, reaped
+from helpers import parse_jsonl, write_jsonl
+from helpers.processes import read_or_empty, reaped
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
-from codescaler_cli.resume import settings_path
+from codescaler_cli.runs.resume import settings_path
 
 runner = CliRunner()
 
@@ -197,15 +197,13 @@ def test_generate_resume_refuses_another_seed_before_loading_anything(tmp_path: 
     output = tmp_path / "all.jsonl"
     args = ["generate", "--problems", str(problems), "-m", "/nonexistent/generator", "-r", "/nonexistent/reward",
             "-n", "2", "-o", str(output), "--resume"]
-    from codescaler_cli.resume import write_settings
-    from codescaler_cli.cli.generate import _run_settings  # the settings a run records
-    from codescaler_cli.generation import SamplingSettings
     from codescaler_cli.generation.config import GeneratorConfig
+    from codescaler_cli.runs.resume import write_settings
     from codescaler_cli.scoring import ScorerConfig
 
-    write_settings(output, "generate", _run_settings(
-        GeneratorConfig(model="/nonexistent/generator"), ScorerConfig(model="/nonexistent/reward"),
-        SamplingSettings(n=2), 7, None, None))
+    # The settings a run records: its configs' fingerprints.
+    write_settings(output, "generate", GeneratorConfig(model="/nonexistent/generator", n=2, seed=7).fingerprint()
+                   | ScorerConfig(model="/nonexistent/reward").fingerprint())
     output.write_text("")
     result = runner.invoke(app, [*args, "--seed", "8", "--n", "3"])
     assert result.exit_code == 2

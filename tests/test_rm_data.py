@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_jsonl
+from helpers import write_jsonl
 from datasets import Dataset
 from trl import maybe_extract_prompt
 from typer.testing import CliRunner

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import parse_jsonl, write_jsonl
+from helpers import parse_jsonl, write_jsonl
 from rm_helpers import one_torch_thread
 from test_rm_metrics import brute_force_rm_bench
 from typer.testing import CliRunner
@@ -195,13 +195,10 @@ def test_vllm_scorer_gives_the_same_report(rm_bench_run: dict[str, Any], reward_
         assert with_vllm["overall"][kind] == pytest.approx(rm_bench_run["report"]["overall"][kind])
 
 
-def test_reward_server_gives_the_same_scores(rm_bench_run: dict[str, Any], reward_dir: Path, tmp_path: Path) -> None:
-    from serve_helpers import serving
-
+def test_reward_server_gives_the_same_scores(rm_bench_run: dict[str, Any], reward_dir: Path, reward_serve: str,
+                                             tmp_path: Path) -> None:
     out = tmp_path / "remote.jsonl"
-    with serving(reward_dir, log=tmp_path / "serve.log") as served:
-        invoke("eval-rm", str(rm_bench_run["data"]), "-r", str(reward_dir), "--reward-url", served.url, "-o",
-               str(out))
+    invoke("eval-rm", str(rm_bench_run["data"]), "-r", str(reward_dir), "--reward-url", reward_serve, "-o", str(out))
     remote = parse_jsonl(out.read_text())
     for mine, local in zip(remote, rm_bench_run["rows"]):
         assert mine["chosen_scores"] == pytest.approx(local["chosen_scores"], abs=1e-4)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import parse_jsonl, write_jsonl
+from helpers import parse_jsonl, write_jsonl
 from rm_helpers import one_torch_thread, synthetic_pairs
 from typer.testing import CliRunner
 

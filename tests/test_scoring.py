@@ -14,56 +14,14 @@ import pytest
 
 import torch
 
+from helpers.scoring import LONG_QUESTION, REQUESTS, SUBARRAY_CORRECT, SUBARRAY_QUESTION, SUBARRAY_WRONG, card_recipe
+
+from codescaler_cli.backends.loading import is_out_of_memory
+from codescaler_cli.extraction import extract_all
+from codescaler_cli.records import Candidate, group_candidates
 from codescaler_cli.scoring import ScoreRequest, reward_conversation
 from codescaler_cli.scoring import transformers_backend as transformers_scorer
-from codescaler_cli.loading import is_out_of_memory
 from codescaler_cli.scoring.transformers_backend import TransformersScorer, _Item
-
-SUBARRAY_QUESTION = ("Given an array of integers nums and an integer k, return the total number of subarrays "
-                     "whose sum equals to k.")
-SUBARRAY_CORRECT = """def subarraySum(nums, k):
-    count = 0
-    prefix = 0
-    seen = {0: 1}
-    for x in nums:
-        prefix += x
-        count += seen.get(prefix - k, 0)
-        seen[prefix] = seen.get(prefix, 0) + 1
-    return count"""
-SUBARRAY_WRONG = """def subarraySum(nums, k):
-    count = 0
-    for i in range(len(nums)):
-        if nums[i] == k:
-            count += 1
-    return count"""
-LONG_QUESTION = "Write a function that parses a CSV line into fields. " * 12
-
-REQUESTS = [
-    ScoreRequest(SUBARRAY_QUESTION, SUBARRAY_CORRECT),
-    ScoreRequest(SUBARRAY_QUESTION, SUBARRAY_WRONG),
-    ScoreRequest(SUBARRAY_QUESTION, "def f():\n    return 1"),
-    # Leading whitespace lets byte-level BPE merge across the prefix boundary: the exactness fallback path.
-    ScoreRequest(SUBARRAY_QUESTION, "\n    x = 1\ny = 2"),
-    ScoreRequest(LONG_QUESTION, "import csv\n\ndef parse(line):\n    return next(csv.reader([line]))"),
-    ScoreRequest(LONG_QUESTION, "def parse(line):\n    return line.split(',')\n" * 8),
-    ScoreRequest("Short?", "print(1)"),
-]
-
-
-def card_recipe(model_dir: Path, pairs: list[tuple[str, str]], *, max_length: int = 4096,
-                padding_side: str = "right") -> list[float]:
-    """The model card's scoring code, written out independently of the library."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    tokenizer.padding_side = padding_side
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
-    texts = [tokenizer.apply_chat_template([{"role": "user", "content": q}, {"role": "assistant", "content": c}],
-                                           tokenize=False) for q, c in pairs]
-    inputs = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length)
-    with torch.no_grad():
-        return model(**inputs).logits.squeeze(-1).tolist()
-
 
 @pytest.fixture(scope="module")
 def reference(reward_dir: Path) -> list[float]:
@@ -226,20 +184,20 @@ def test_conversation_is_question_then_code_only() -> None:
                                                  {"role": "assistant", "content": "code"}]
 
 
+def two_programs_each(problems: int) -> list[list[Candidate]]:
+    """`problems` problems of two distinct programs each, extracted and grouped."""
+    candidates = [Candidate(record={}, source="t", line=i, index=i, question=f"Problem {p}: add one.", response=None,
+                            given_code=f"def f(x):\n    return x + {v}", group_key=("id", p))
+                  for i, (p, v) in enumerate((p, v) for p in range(problems) for v in range(2))]
+    return group_candidates(extract_all(candidates))
+
+
 def test_resumed_scoring_runs_done_problems_in_their_batches_but_keeps_their_restored_scores(
         scorer: TransformersScorer) -> None:
-    from codescaler_cli.pipeline import extract_all, score_groups
-    from codescaler_cli.records import Candidate, group_candidates
+    from codescaler_cli.pipeline import score_groups
 
-    def groups() -> list[list[Candidate]]:
-        candidates = [Candidate(record={}, source="t", line=i, index=i, question=f"Problem {p}: add one.",
-                                response=None, given_code=f"def f(x):\n    return x + {v}",
-                                group_key=("id", p))
-                      for i, (p, v) in enumerate((p, v) for p in range(3) for v in range(2))]
-        return group_candidates(extract_all(candidates))
-
-    uninterrupted = list(score_groups(groups(), scorer))
-    resumed = groups()
+    uninterrupted = list(score_groups(two_programs_each(3), scorer))
+    resumed = two_programs_each(3)
     for candidate in resumed[0]:
         candidate.score = 123.0  # restored from an earlier run's output: a re-score must not overwrite it
     counted: list[int] = []
@@ -247,3 +205,14 @@ def test_resumed_scoring_runs_done_problems_in_their_batches_but_keeps_their_res
     assert [[c.score for c in g] for g in yielded] == [[c.score for c in g] for g in uninterrupted[1:]]
     assert [c.score for c in resumed[0]] == [123.0, 123.0]
     assert sum(counted) == 4  # the new problems' programs only
+
+
+def test_resumed_scoring_scores_every_chunk_after_the_one_it_resumed_in(scorer: TransformersScorer) -> None:
+    """Chunks of 4 programs hold two problems each; resuming after 3 problems restarts in the middle of the second
+    chunk, and every problem after it is scored in full (the third chunk's too)."""
+    from codescaler_cli.pipeline import score_groups
+
+    uninterrupted = list(score_groups(two_programs_each(6), scorer, chunk_requests=4))
+    resumed = list(score_groups(two_programs_each(6), scorer, chunk_requests=4, skip_groups=3))
+    assert [[c.score for c in g] for g in resumed] == [[c.score for c in g] for g in uninterrupted[3:]]
+    assert all(c.score is not None for g in resumed for c in g)

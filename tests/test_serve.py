@@ -17,10 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import parse_jsonl, write_jsonl
-from sample_candidates import MAX_A, Q1, Q2, RECORDS, SUM_A, SUM_B, fenced
-from serve_helpers import serving, start_serve, stop_serve
-from servers import free_port
+from helpers import parse_jsonl, write_jsonl
+from helpers.sample_candidates import MAX_A, Q1, Q2, RECORDS, SUM_A, SUM_B, fenced
+from helpers.servers import serving, start_serve, stop_serve
+from helpers.servers import free_port
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -345,7 +345,8 @@ def test_generator_options_the_chosen_generator_does_not_read_are_warned_about(t
 
 
 def test_a_reward_model_out_of_memory_after_the_generator_engine_names_the_engines_share(reward_dir: Path) -> None:
-    from codescaler_cli.loading import load_error
+    from codescaler_cli.backends.loading import load_error
+    from codescaler_cli.generation.config import GeneratorConfig
     from codescaler_cli.scoring import ScorerConfig
     from codescaler_cli.serving.server import ServeConfig, point_at_the_engine
 
@@ -353,7 +354,7 @@ def test_a_reward_model_out_of_memory_after_the_generator_engine_names_the_engin
         return load_error("reward model", str(reward_dir), RuntimeError(message))
 
     scorer = ScorerConfig(model=str(reward_dir))
-    engine = ServeConfig(scorer=scorer, generator_model="Qwen/Qwen2.5-Coder-7B-Instruct")
+    engine = ServeConfig(scorer=scorer, generator=GeneratorConfig(model="Qwen/Qwen2.5-Coder-7B-Instruct"))
     oom = failure("CUDA out of memory. Tried to allocate 2.00 GiB")
     own_hint = oom.hint
     point_at_the_engine(oom, engine)
@@ -361,8 +362,8 @@ def test_a_reward_model_out_of_memory_after_the_generator_engine_names_the_engin
     assert oom.hint.endswith(f"otherwise {own_hint}")
     # Not memory, or no engine in this process (a generator server, or none): the hint is left as it was.
     for error, config in ((failure("weights are corrupt: invalid header"), engine),
-                          (failure("CUDA out of memory"), ServeConfig(scorer=scorer, generator_model="m",
-                                                                      generator_urls=["http://gen:8000/v1"])),
+                          (failure("CUDA out of memory"), ServeConfig(scorer=scorer, generator=GeneratorConfig(
+                              model="m", urls=["http://gen:8000/v1"]))),
                           (failure("CUDA out of memory"), ServeConfig(scorer=scorer))):
         before = error.hint
         point_at_the_engine(error, config)

@@ -3,7 +3,7 @@
 A real vLLM OpenAI-compatible server runs the tiny coder (it answers with a few memorised code responses), and a
 real `codescaler serve` subprocess runs the tiny reward model in front of it. Every answer is checked against
 `codescaler rank` on the same candidates. The only fake is `FaultProxy`, which fails chosen generator requests.
-One vLLM server and two serve processes per module.
+The vLLM server is the session's (conftest's `coder_server`); two serve processes per module.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from conftest import parse_jsonl, write_jsonl
-from serve_helpers import serving, start_serve, stop_serve
-from servers import FaultProxy, vllm_server
+from helpers import parse_jsonl, write_jsonl
+from helpers.servers import FaultProxy, serving, start_serve, stop_serve
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -41,24 +40,17 @@ SLOW_SEED = 3000  # held 10 s before it is forwarded, so a second request finds 
 
 
 @pytest.fixture(scope="module")
-def generator_url(coder_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    log = tmp_path_factory.mktemp("vllm") / "generator.log"
-    with vllm_server(coder_dir, "--max-model-len", "512", log=log) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def server(generator_url: str, reward_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def server(coder_server: str, reward_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     # Two candidates per generator request (the faulty server below keeps the default, one): both splits are tested.
-    with serving(reward_dir, "--generator-url", generator_url, "--n", "4", "--max-best-of", "16",
+    with serving(reward_dir, "--generator-url", coder_server, "--n", "4", "--max-best-of", "16",
                  "--samples-per-request", "2", log=log) as served:
         yield served.url
 
 
 @pytest.fixture(scope="module")
-def model(generator_url: str) -> str:
-    return httpx.get(generator_url + "/models", timeout=10).json()["data"][0]["id"]
+def model(coder_server: str) -> str:
+    return httpx.get(coder_server + "/models", timeout=10).json()["data"][0]["id"]
 
 
 def _fault(number: int, path: str, body: bytes) -> object:
@@ -71,9 +63,9 @@ def _fault(number: int, path: str, body: bytes) -> object:
 
 
 @pytest.fixture(scope="module")
-def faulty(generator_url: str, reward_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def faulty(coder_server: str, reward_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """Behind a fault-injecting proxy, with an API key, no retries and one best-of-N request at a time."""
-    proxy = FaultProxy(generator_url.removesuffix("/v1"), _fault)
+    proxy = FaultProxy(coder_server.removesuffix("/v1"), _fault)
     log = tmp_path_factory.mktemp("serve") / "serve-faulty.log"
     try:
         with serving(reward_dir, "--generator-url", proxy.url + "/v1", "--api-key", API_KEY, "--n", "4",
@@ -197,13 +189,13 @@ def test_completions_n_returns_the_top_n_in_rank_order(server: str, model: str, 
     assert [texts_by_choice[0], texts_by_choice[1]] == [choice.text for choice in answer.choices]
 
 
-def test_candidate_j_is_the_generator_sample_with_seed_plus_j(server: str, model: str, generator_url: str) -> None:
+def test_candidate_j_is_the_generator_sample_with_seed_plus_j(server: str, model: str, coder_server: str) -> None:
     answer = client(server).chat.completions.create(model=model, messages=MESSAGES, max_tokens=MAX_TOKENS,
                                                     extra_body={"best_of": 3, "return_candidates": True})
     info = answer.codescaler  # type: ignore[attr-defined]
     seed = info["seed"]  # drawn by the server and reported, so the answer can be reproduced
     # Sent as n=2 (seed) and n=1 (seed + 2), they are the samples of one n=3 request.
-    direct = openai.OpenAI(base_url=generator_url, api_key="unused").chat.completions.create(
+    direct = openai.OpenAI(base_url=coder_server, api_key="unused").chat.completions.create(
         model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, temperature=0.6, top_p=0.95, n=3, seed=seed)
     assert [c["text"] for c in info["candidates"]] == [choice.message.content for choice in direct.choices]
     again = client(server).chat.completions.create(model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, seed=seed,
@@ -384,15 +376,9 @@ def test_in_process_generator_answers_like_a_generator_server(in_process: Any, c
 
 # -- without a generator ---------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def reward_only(reward_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    with serving(reward_dir, log=tmp_path_factory.mktemp("serve") / "serve-reward-only.log") as served:
-        yield served.url
-
-
-def test_without_a_generator_the_openai_endpoints_say_how_to_add_one(reward_only: str, reward_dir: Path) -> None:
+def test_without_a_generator_the_openai_endpoints_say_how_to_add_one(reward_serve: str, reward_dir: Path) -> None:
     for path in ("/v1/chat/completions", "/v1/completions"):
-        answer = httpx.post(reward_only + path, json={"model": "m", "messages": MESSAGES, "prompt": "p"}, timeout=60)
+        answer = httpx.post(reward_serve + path, json={"model": "m", "messages": MESSAGES, "prompt": "p"}, timeout=60)
         assert answer.status_code == 404
         assert "--generator-url" in answer.json()["error"]["message"]
-    assert [m["id"] for m in httpx.get(reward_only + "/v1/models", timeout=10).json()["data"]] == [str(reward_dir)]
+    assert [m["id"] for m in httpx.get(reward_serve + "/v1/models", timeout=10).json()["data"]] == [str(reward_dir)]

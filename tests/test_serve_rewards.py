@@ -14,13 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from serve_helpers import serving
 
-from codescaler_cli.scoring.base import ScoreRequest, ScoreResult, ScoringStats
-from codescaler_cli.serving import rewards as rewards_module
-from codescaler_cli.serving.batcher import Batcher, QueueFull, groups_job, pairs_job
-from codescaler_cli.serving.inputs import openrlhf_pairs, question_from_prompt, response_from_query, trl_pairs
-from codescaler_cli.serving.rewards import (
+from codescaler_cli.extraction import extract_upstream
+from codescaler_cli.rl import rewards as rewards_module
+from codescaler_cli.rl.rewards import (
     CodeScalerReward,
     compute_score,
     compute_score_async,
@@ -28,8 +25,10 @@ from codescaler_cli.serving.rewards import (
     reward_func,
     trl_reward,
 )
+from codescaler_cli.scoring.base import ScoreRequest, ScoreResult, ScoringStats
+from codescaler_cli.serving.batcher import Batcher, QueueFull, groups_job, pairs_job
+from codescaler_cli.serving.inputs import openrlhf_pairs, question_from_prompt, response_from_query, trl_pairs
 from codescaler_cli.serving.service import pair_candidates
-from codescaler_cli.serving.upstream import extract_upstream
 
 Q = "Return the sum of a list of integers."
 GOOD = "```python\ndef total(xs):\n    return sum(xs)\n```"
@@ -37,12 +36,6 @@ OTHER = "Sure.\n```py\ndef total(xs):\n    t = 0\n    for x in xs:\n        t +=
 TWO_BLOCKS = GOOD + "\n\n" + GOOD
 BROKEN = "```python\ndef total(xs)\n    return sum(xs)\n```"
 PROSE = "I would loop over the list."
-
-
-@pytest.fixture(scope="module")
-def server(reward_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    with serving(reward_dir, log=tmp_path_factory.mktemp("serve") / "serve.log") as served:
-        yield served.url
 
 
 @pytest.fixture(scope="module")
@@ -94,25 +87,25 @@ def test_trl_formats() -> None:
 
 # -- verl ----------------------------------------------------------------------------------------------------------
 
-def test_verl_compute_score_in_process_and_remote_agree(server: str, reward_dir: Path, local: CodeScalerReward) -> None:
+def test_verl_compute_score_in_process_and_remote_agree(reward_serve: str, reward_dir: Path, local: CodeScalerReward) -> None:
     info = {"question": Q}
     here = compute_score("codescaler", GOOD, None, info, model=str(reward_dir))
-    there = compute_score("codescaler", GOOD, None, extra_info=info, url=server)
+    there = compute_score("codescaler", GOOD, None, extra_info=info, url=reward_serve)
     assert set(here) == {"score", "raw_score", "valid", "truncated"}
     assert here["score"] == pytest.approx(math.log1p(math.exp(here["raw_score"])), rel=1e-9)
     assert there["score"] == pytest.approx(here["score"], abs=1e-4)
-    assert compute_score("codescaler", PROSE, None, info, url=server) == {
+    assert compute_score("codescaler", PROSE, None, info, url=reward_serve) == {
         "score": 0.0, "raw_score": 0.0, "valid": 0.0, "truncated": 0.0}
     with pytest.raises(ValueError, match="extra_info\\['question'\\]"):
-        compute_score("codescaler", GOOD, None, {}, url=server)
+        compute_score("codescaler", GOOD, None, {}, url=reward_serve)
 
 
-def test_verl_batch_and_async(server: str, reward_dir: Path) -> None:
+def test_verl_batch_and_async(reward_serve: str, reward_dir: Path) -> None:
     solutions = [GOOD, OTHER, PROSE, BROKEN]
     infos = [{"question": Q}] * 4
     # As verl's batch reward manager calls it: keyword lists.
     batch = compute_score_batch(data_sources=["codescaler"] * 4, solution_strs=solutions, ground_truths=[None] * 4,
-                                extra_infos=infos, url=server)
+                                extra_infos=infos, url=reward_serve)
     singles = [compute_score("codescaler", s, None, i, model=str(reward_dir)) for s, i in zip(solutions, infos)]
     assert [b["score"] for b in batch] == pytest.approx([s["score"] for s in singles], abs=1e-4)
     assert [b["valid"] for b in batch] == [1.0, 1.0, 0.0, 0.0]
@@ -121,27 +114,27 @@ def test_verl_batch_and_async(server: str, reward_dir: Path) -> None:
         return await asyncio.gather(*(compute_score_async("codescaler", s, None, i, **settings)
                                       for s, i in zip(solutions, infos)))
 
-    for settings in ({"url": server}, {"model": str(reward_dir)}):
+    for settings in ({"url": reward_serve}, {"model": str(reward_dir)}):
         results = asyncio.run(together(**settings))
         assert [r["score"] for r in results] == pytest.approx([s["score"] for s in singles], abs=1e-4)
 
 
-def test_upstream_extraction_gives_upstream_rewards(server: str, reward_dir: Path) -> None:
+def test_upstream_extraction_gives_upstream_rewards(reward_serve: str, reward_dir: Path) -> None:
     solutions = [GOOD, TWO_BLOCKS, BROKEN]
-    up = compute_score_batch(["x"] * 3, solutions, [None] * 3, [{"question": Q}] * 3, url=server,
+    up = compute_score_batch(["x"] * 3, solutions, [None] * 3, [{"question": Q}] * 3, url=reward_serve,
                              extraction="upstream")
-    syntax = compute_score_batch(["x"] * 3, solutions, [None] * 3, [{"question": Q}] * 3, url=server)
+    syntax = compute_score_batch(["x"] * 3, solutions, [None] * 3, [{"question": Q}] * 3, url=reward_serve)
     assert [u["valid"] for u in up] == [1.0, 0.0, 0.0]
     assert [s["valid"] for s in syntax] == [1.0, 1.0, 0.0]
     assert up[0]["score"] == pytest.approx(syntax[0]["score"], abs=1e-6)
-    raw = compute_score("x", GOOD, None, {"question": Q}, url=server, raw=True)
+    raw = compute_score("x", GOOD, None, {"question": Q}, url=reward_serve, raw=True)
     assert raw["score"] == pytest.approx(raw["raw_score"]) and raw["score"] != pytest.approx(up[0]["score"])
 
 
 # -- TRL and OpenRLHF ----------------------------------------------------------------------------------------------
 
-def test_trl_reward_function(server: str, reward_dir: Path) -> None:
-    remote = trl_reward(url=server)
+def test_trl_reward_function(reward_serve: str, reward_dir: Path) -> None:
+    remote = trl_reward(url=reward_serve)
     here = trl_reward(model=str(reward_dir))
     assert remote.__name__ == "codescaler"
     prompts = [[{"role": "user", "content": Q}]] * 3
@@ -154,10 +147,10 @@ def test_trl_reward_function(server: str, reward_dir: Path) -> None:
     assert standard == pytest.approx(values, abs=1e-6)
 
 
-def test_openrlhf_reward_func(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_openrlhf_reward_func(reward_serve: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    monkeypatch.setenv("CODESCALER_REWARD_URL", server)
+    monkeypatch.setenv("CODESCALER_REWARD_URL", reward_serve)
     queries = [CHATML_PROMPT + r + "<|im_end|>" for r in (GOOD, PROSE)]
     out = reward_func(queries, [CHATML_PROMPT] * 2, ["", ""])
     assert set(out) == {"rewards", "scores", "extra_logs"}

@@ -17,12 +17,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES
-from servers import free_port
+from helpers import EXAMPLES
+from helpers.servers import free_port
 from typer.testing import CliRunner
 
+from codescaler_cli.backends.http import normalise_base_url
 from codescaler_cli.cli import app
-from codescaler_cli.http_client import normalise_base_url
 
 runner = CliRunner()
 

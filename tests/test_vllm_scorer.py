@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from conftest import EXAMPLES, parse_jsonl
-from test_scoring import REQUESTS, SUBARRAY_QUESTION, card_recipe
+from helpers import EXAMPLES, parse_jsonl
+from helpers.scoring import REQUESTS, SUBARRAY_QUESTION, card_recipe
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -46,7 +45,11 @@ def test_rank_cli_with_vllm_scorer_matches_transformers(reward_dir: Path) -> Non
     with_vllm = runner.invoke(app, [*args, "--scorer", "vllm"])
     assert with_vllm.exit_code == 0, with_vllm.stderr
     with_transformers = runner.invoke(app, args)
+    assert with_transformers.exit_code == 0, with_transformers.stderr
     vllm_records, hf_records = parse_jsonl(with_vllm.stdout), parse_jsonl(with_transformers.stdout)
+    candidates = len(parse_jsonl((EXAMPLES / "candidates.jsonl").read_text(encoding="utf-8")))
+    assert len(vllm_records) == len(hf_records) == candidates  # every candidate, from both backends
+    assert sum(r["score"] is not None for r in hf_records) >= 2  # scores to compare, not only invalid code
     assert [r["rank"] for r in vllm_records] == [r["rank"] for r in hf_records]
     for a, b in zip(vllm_records, hf_records):
         assert a["code"] == b["code"]

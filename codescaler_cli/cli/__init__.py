@@ -11,7 +11,9 @@ from typing import Annotated, Optional
 import typer
 
 from .. import __version__
-from ._errors import Interrupted, debug_enabled, report, set_debug
+from ..errors import debug_enabled, set_debug
+from ..runs.signals import Interrupted
+from ._errors import report
 from .benchmarks import benchmarks
 from .cache import app as cache_app
 from .env import env
@@ -47,10 +49,7 @@ def _main_options(
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Print the version and exit.")] = None,
 ) -> None:
-    from ..vllm_support import set_verbose
-
-    set_debug(debug)
-    set_verbose(debug)  # vLLM's own logs and bars too (and off again for the next command run in this process)
+    set_debug(debug)  # tracebacks, and vLLM's own logs and bars (off again for the next command in this process)
 
 
 def _help(command: object) -> str:

@@ -1,89 +1,67 @@
-"""Options shared by several commands, defined once as Annotated aliases: import and use these, don't redefine.
+"""Options shared by several commands, defined once: import and use these, don't redefine.
 
-Help is grouped in panels (Input, Generator, Reward model, Servers, Output). The reward model's options are one
-group, `scorer_options`, which adds them to a command and hands it a single `ScorerConfig`; in `generate`, where the
-generator has options of the same name, the reward side's are prefixed (`--reward-dtype`, `--reward-timeout`, ...).
+Help is grouped in panels (Input, Generator, Reward model, Servers, Output, Long runs). The reward model's and the
+generator's options are each one group (`scorer_options`, `generator_options`) that adds them to a command and
+hands it a single config. Where a command has both, the options of the same name are prefixed on one side:
+`generate` and `eval` prefix the reward model's (`--reward-dtype`, `--reward-timeout`), `serve` the generator's
+(`--generator-dtype`, `--generator-url`). Parameters are named like the config fields they fill (`reward_dtype`,
+`generator_n`), which is also how run settings are named, so a refused --resume names the flag to change.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, Optional, TypeVar, get_type_hints
 
 import typer
 
-from ..generation.base import DEFAULT_GENERATOR_MODEL
-from ..scoring.base import DEFAULT_MAX_LENGTH, DEFAULT_REWARD_MODEL
-from ..scoring.config import ScorerConfig
+from ..backends.loading import DEVICES, DTYPES
+from ..evaluation.config import EvalConfig
+from ..evaluation.sandbox import ISOLATIONS
+from ..extraction import EXTRACTION_MODES
+from ..generation.config import ENDPOINTS, GeneratorConfig
+from ..generation.prompts import load_template
+from ..scoring.config import SCORER_KINDS, ScorerConfig
+from ..serving.config import LOG_LEVELS, ServeConfig
+from ..serving.inputs import PROMPT_FORMATS
+from ._errors import option_names
+from ._output import OutputFormat, warn
 
-INPUT = "Input"
-GENERATOR = "Generator"
-REWARD = "Reward model"
-SERVERS = "Servers"
-OUTPUT = "Output"
+INPUT, GENERATOR, REWARD, SERVERS, OUTPUT, LONG_RUNS = "Input", "Generator", "Reward model", "Servers", "Output", \
+    "Long runs"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class OutputFormat(str, Enum):
-    auto = "auto"
-    jsonl = "jsonl"
-    json = "json"
-    table = "table"
+def _choices(name: str, values: Sequence[str]) -> Any:
+    """An Enum of the library's choices, which Typer shows and checks (case-insensitive where the option says)."""
+    return Enum(name, {value: value for value in values}, type=str)  # type: ignore[call-overload]
 
 
-class GenerateFormat(str, Enum):
-    auto = "auto"
-    code = "code"
-    jsonl = "jsonl"
-    json = "json"
-    table = "table"
+GenerateFormat = _choices("GenerateFormat", ("auto", "code", "jsonl", "json", "table"))
+DType = _choices("DType", DTYPES)
+Device = _choices("Device", DEVICES)
+ScorerKind = _choices("ScorerKind", SCORER_KINDS)
+Endpoint = _choices("Endpoint", ENDPOINTS)
 
 
-class Endpoint(str, Enum):
-    chat = "chat"
-    completions = "completions"
-
-
-class ScorerKind(str, Enum):
-    transformers = "transformers"
-    vllm = "vllm"
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class DType(str, Enum):
-    auto = "auto"
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
-
-
-InputFile = Annotated[
-    Optional[str],
-    typer.Argument(help="JSONL file of candidates; '-' or omitted with piped input reads standard input.",
-                   show_default=False, metavar="[FILE|-]"),
-]
-OutputFile = Annotated[
-    Optional[Path],
-    typer.Option("--output", "-o", help="Also write every record the command produced to this file as JSONL (all "
-                 "candidates, ranked), whatever --top-k and --format show on stdout.", dir_okay=False,
-                 show_default=False, rich_help_panel=OUTPUT),
-]
-Format = Annotated[
-    OutputFormat,
-    typer.Option("--format", "-f", help="Output format on stdout. auto: a table on a terminal, JSONL in a pipe.",
-                 case_sensitive=False, rich_help_panel=OUTPUT),
-]
+InputFile = Annotated[Optional[str], typer.Argument(
+    help="JSONL file of candidates; '-' or omitted with piped input reads standard input.", show_default=False,
+    metavar="[FILE|-]")]
+OutputFile = Annotated[Optional[Path], typer.Option(
+    "--output", "-o", help="Also write every record the command produced to this file as JSONL (all candidates, "
+    "ranked), whatever --top-k and --format show on stdout.", dir_okay=False, show_default=False,
+    rich_help_panel=OUTPUT)]
+Format = Annotated[OutputFormat, typer.Option(
+    "--format", "-f", help="Output format on stdout. auto: a table on a terminal, JSONL in a pipe.",
+    case_sensitive=False, rich_help_panel=OUTPUT)]
 IdField = Annotated[str, typer.Option("--id-field", help="Field grouping candidates of one problem.",
                                       rich_help_panel=INPUT)]
 QuestionField = Annotated[str, typer.Option("--question-field", help="Field holding the problem statement.",
@@ -94,157 +72,216 @@ CodeField = Annotated[str, typer.Option("--code-field", help="Field holding alre
                                         rich_help_panel=INPUT)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.",
                                      rich_help_panel=OUTPUT)]
-TopK = Annotated[
-    Optional[int],
-    typer.Option("--top-k", "-k", min=1, help="Show only ranks <= K of each problem on stdout (--output keeps all).",
-                 show_default=False, rich_help_panel=OUTPUT),
-]
-ApiKey = Annotated[
-    Optional[str],
-    typer.Option("--api-key", envvar="OPENAI_API_KEY", help="Bearer token for the servers.", show_default=False,
-                 rich_help_panel=SERVERS),
-]
-Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Requests in flight per server.",
-                                          rich_help_panel=SERVERS)]
-RequestTimeout = Annotated[
-    float, typer.Option("--timeout", min=1.0, help="Seconds before one HTTP request is given up (then retried).",
-                        rich_help_panel=SERVERS),
-]
-MaxRetries = Annotated[
-    int, typer.Option("--max-retries", min=0, help="Retries of a request on connection errors, 429 and 5xx.",
-                      rich_help_panel=SERVERS),
-]
-TensorParallel = Annotated[int, typer.Option("--tensor-parallel-size", min=1, help="GPUs per vLLM engine.",
-                                             rich_help_panel=GENERATOR)]
-GpuMemory = Annotated[
-    Optional[float],
-    typer.Option("--gpu-memory-utilization", min=0.05, max=1.0, show_default=False, rich_help_panel=GENERATOR,
-                 help="Share of GPU memory the vLLM engine may use. Default: vLLM's 0.9 on GPUs; on CPU, what the "
-                 "machine can give."),
-]
-DTypeOption = Annotated[
-    DType,
-    typer.Option("--dtype", help="Model dtype. auto: bfloat16 on GPU, float32 on CPU.", case_sensitive=False,
-                 rich_help_panel=GENERATOR),
-]
+TopK = Annotated[Optional[int], typer.Option(
+    "--top-k", "-k", min=1, help="Show only ranks <= K of each problem on stdout (--output keeps all).",
+    show_default=False, rich_help_panel=OUTPUT)]
+Resume = Annotated[bool, typer.Option(
+    "--resume", help="Continue an interrupted run: problems already complete in --output are kept and skipped, the "
+    "rest appended. Refused when the settings differ from the first run's.", rich_help_panel=LONG_RUNS)]
+CacheDir = Annotated[Optional[Path], typer.Option(
+    "--cache", envvar="CODESCALER_CACHE", file_okay=False, show_default=False, rich_help_panel=LONG_RUNS,
+    help="Keep reward scores and generated samples in this directory (SQLite) and reuse them; a run whose scores "
+    "are all cached loads no model.")]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Ignore CODESCALER_CACHE for this run.",
+                                       rich_help_panel=LONG_RUNS)]
 
-DEFAULTS = {"reward_model": DEFAULT_REWARD_MODEL, "max_length": DEFAULT_MAX_LENGTH, "max_batch_tokens": 16384}
+
+def resume_command() -> str:
+    """The command line that continues this run: the same arguments plus --resume."""
+    arguments = sys.argv[1:]
+    if (Path(sys.argv[0]).name if sys.argv else "") not in ("codescaler", "__main__.py"):
+        return "the same command with --resume"  # e.g. called from Python: the command line is not ours to know
+    return "codescaler " + shlex.join(arguments if "--resume" in arguments else [*arguments, "--resume"])
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The reward model's option group.
+# Option groups: the reward model's and the generator's, each filling one config.
 
 
 @dataclass(frozen=True)
-class _ScorerOption:
-    """One reward-model option: the ScorerConfig field it fills, its flags, and its help."""
+class _Option:
+    """One option of a group: the config field it fills (its help is the field's), its flags and help panel, and
+    its type when the field's own is not what the command line takes. `shared`: the other group has an option of
+    the same name, so a command with both prefixes one side (where `prefixed`, when given, replaces the flags);
+    `prefixed_extra` changes typer.Option arguments on the prefixed side."""
 
     field: str
     flags: tuple[str, ...]
-    type: Any
-    default: Any
-    help: str
-    panel: str = REWARD
-    shared: bool = False  # the generator has an option of the same name: prefix it with --reward- in generate
+    panel: str
+    type: Any = None
+    shared: bool = False
     extra: tuple[tuple[str, Any], ...] = ()
+    prefixed: tuple[str, ...] = ()
+    prefixed_extra: tuple[tuple[str, Any], ...] = ()
 
 
-_SCORER_OPTIONS = (
-    _ScorerOption("model", ("--reward-model", "-r"), str, DEFAULT_REWARD_MODEL,
-                  "Reward model: Hugging Face hub id or local directory.",
-                  extra=(("envvar", "CODESCALER_REWARD_MODEL"),)),
-    _ScorerOption("revision", ("--revision",), Optional[str], None,
-                  "Reward model revision (branch, tag or commit) on the hub."),
-    _ScorerOption("kind", ("--scorer",), ScorerKind, ScorerKind.transformers,
-                  "Reward backend: transformers, or vLLM's pooling runner in-process.",
-                  extra=(("case_sensitive", False),)),
-    _ScorerOption("device", ("--device",), Device, Device.auto,
-                  "Where the transformers reward model runs (auto: CUDA when available).",
-                  extra=(("case_sensitive", False),)),
-    _ScorerOption("dtype", ("--dtype",), DType, DType.auto,
-                  "Reward model dtype. auto: bfloat16 on GPU, float32 on CPU.", shared=True,
-                  extra=(("case_sensitive", False),)),
-    _ScorerOption("max_length", ("--max-length",), int, DEFAULT_MAX_LENGTH,
-                  "Longest rendered chat in tokens; longer ones are cut on the right and marked truncated.",
-                  extra=(("min", 16),)),
-    _ScorerOption("max_batch_tokens", ("--max-batch-tokens",), int, 16384,
-                  "Token budget of one scoring batch (padded tokens); halved automatically on CUDA out-of-memory.",
-                  extra=(("min", 1),)),
-    _ScorerOption("tensor_parallel_size", ("--tensor-parallel-size",), int, 1,
-                  "GPUs of the reward model's vLLM engine (--scorer vllm).", shared=True, extra=(("min", 1),)),
-    _ScorerOption("gpu_memory_utilization", ("--gpu-memory-utilization",), Optional[float], None,
-                  "Share of GPU memory the reward model's vLLM engine may use (--scorer vllm). Default: vLLM's 0.9 "
-                  "on GPUs; on CPU, what the machine can give.", shared=True,
-                  extra=(("min", 0.05), ("max", 1.0))),
-    _ScorerOption("urls", ("--reward-url",), Optional[list[str]], None,
-                  "Score on a server (a vLLM server started with --runner pooling, or codescaler serve); repeat to "
-                  "spread the load over several.", panel=SERVERS),
-    _ScorerOption("api_key", ("--api-key",), Optional[str], None, "Bearer token for the reward servers.",
-                  panel=SERVERS, shared=True, extra=(("envvar", "OPENAI_API_KEY"),)),
-    _ScorerOption("concurrency", ("--concurrency",), int, 4, "Requests in flight per reward server.",
-                  panel=SERVERS, shared=True, extra=(("min", 1),)),
-    _ScorerOption("timeout", ("--timeout",), float, 600.0,
-                  "Seconds before one request to a reward server is given up (then retried).", panel=SERVERS,
-                  shared=True, extra=(("min", 1.0),)),
-    _ScorerOption("max_retries", ("--max-retries",), int, 4,
-                  "Retries of a reward request on connection errors, 429 and 5xx.", panel=SERVERS, shared=True,
-                  extra=(("min", 0),)),
-)
+@dataclass(frozen=True)
+class _Group:
+    """Options that fill one config, handed to the command as its parameter `config_parameter`."""
+
+    name: str  # parameters are named f"{name}_{field}" ("" : the field's own name); prefixed flags f"--{name}-..."
+    config: type
+    config_parameter: str
+    options: tuple[_Option, ...]
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def parameter(self, option: _Option, prefixed: bool) -> inspect.Parameter:
+        spec = {f.name: f for f in fields(self.config)}[option.field]
+        flags, extra = option.flags, dict(option.extra)
+        if prefixed:
+            if option.shared:
+                flags = option.prefixed or (f"--{self.name}-" + option.flags[0].removeprefix("--"),)
+            extra.update(option.prefixed_extra)
+        default = self.defaults.get(option.field, None if spec.default is MISSING else spec.default)
+        kind = option.type or get_type_hints(self.config)[option.field]
+        if isinstance(kind, type) and issubclass(kind, Enum):
+            default = kind(default)
+        info = typer.Option(*flags, help=spec.metadata["help"], rich_help_panel=option.panel,
+                            show_default=default is not None, **extra)
+        return inspect.Parameter(f"{self.name}_{option.field}" if self.name else option.field,
+                                 inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                 default=default, annotation=Annotated[kind, info])
+
+    def decorator(self, *, prefixed: bool, leave_out: Sequence[str] = ()) -> Callable[[F], F]:
+        added = [(o, self.parameter(o, prefixed)) for o in self.options if o.field not in leave_out]
+
+        def decorate(command: F) -> F:
+            signature = inspect.signature(command, eval_str=True)
+            names = list(signature.parameters)
+            at = names.index(self.config_parameter)  # the group takes its place, so help panels keep the order
+            parameters = [signature.parameters[n] for n in names[:at]] + [p for _, p in added] + \
+                [signature.parameters[n] for n in names[at + 1:]]
+
+            @functools.wraps(command)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                values = {o.field: kwargs.pop(p.name) for o, p in added}
+                values = {key: value.value if isinstance(value, Enum) else value for key, value in values.items()}
+                if "urls" in values:
+                    values["urls"] = list(values["urls"] or [])
+                if values.get("template") is not None:
+                    values["template"] = load_template(values["template"])
+                kwargs[self.config_parameter] = self.config(**values)
+                return command(*args, **kwargs)
+
+            wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+            wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+            return wrapper  # type: ignore[return-value]
+
+        return decorate
 
 
-def _parameter(option: _ScorerOption, prefixed: bool) -> inspect.Parameter:
-    flags = option.flags
-    name = option.field
-    if prefixed and option.shared:
-        flags = ("--reward-" + flags[0].removeprefix("--"),)
-        name = "reward_" + option.field
-    extra = dict(option.extra)
-    if prefixed and option.field == "api_key":
-        extra["envvar"] = ["CODESCALER_REWARD_API_KEY", "OPENAI_API_KEY"]
-    show_default = option.default is not None
-    info = typer.Option(*flags, help=option.help, rich_help_panel=option.panel, show_default=show_default, **extra)
-    return inspect.Parameter(f"scorer_{name}", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=option.default,
-                             annotation=Annotated[option.type, info])
+def _server_side(panel: str, api_key_variables: Any) -> tuple[_Option, ...]:
+    """The options both groups have, for the vLLM engine (in `panel`) and for servers."""
+    return (_Option("tensor_parallel_size", ("--tensor-parallel-size",), panel, shared=True, extra=(("min", 1),)),
+            _Option("gpu_memory_utilization", ("--gpu-memory-utilization",), panel, shared=True,
+                    extra=(("min", 0.05), ("max", 1.0))),
+            _Option("api_key", ("--api-key",), SERVERS, shared=True, extra=(("envvar", "OPENAI_API_KEY"),),
+                    prefixed_extra=(("envvar", api_key_variables),)),
+            _Option("concurrency", ("--concurrency",), SERVERS, shared=True, extra=(("min", 1),)),
+            _Option("timeout", ("--timeout",), SERVERS, shared=True, extra=(("min", 1.0),)),
+            _Option("max_retries", ("--max-retries",), SERVERS, shared=True, extra=(("min", 0),)))
+
+
+_ANY_CASE = (("case_sensitive", False),)
+_URLS = Optional[list[str]]
+SCORER_GROUP = _Group("reward", ScorerConfig, "scorer_config", (
+    _Option("model", ("--reward-model", "-r"), REWARD, extra=(("envvar", "CODESCALER_REWARD_MODEL"),)),
+    _Option("revision", ("--revision",), REWARD),
+    _Option("kind", ("--scorer",), REWARD, type=ScorerKind, extra=_ANY_CASE),
+    _Option("device", ("--device",), REWARD, type=Device, extra=_ANY_CASE),
+    _Option("dtype", ("--dtype",), REWARD, type=DType, shared=True, extra=_ANY_CASE),
+    _Option("max_length", ("--max-length",), REWARD, extra=(("min", 16),)),
+    _Option("max_batch_tokens", ("--max-batch-tokens",), REWARD, extra=(("min", 1),)),
+    _Option("urls", ("--reward-url",), SERVERS, type=_URLS),
+    *_server_side(REWARD, ["CODESCALER_REWARD_API_KEY", "OPENAI_API_KEY"]),
+))
+GENERATOR_GROUP = _Group("generator", GeneratorConfig, "generator_config", (
+    _Option("model", ("--model", "-m"), GENERATOR, extra=(("envvar", "CODESCALER_MODEL"),),
+            prefixed_extra=(("envvar", None),)),
+    _Option("n", ("--n", "-n"), GENERATOR, extra=(("min", 1),)),
+    _Option("temperature", ("--temperature",), GENERATOR, extra=(("min", 0.0),)),
+    _Option("top_p", ("--top-p",), GENERATOR, extra=(("min", 0.0), ("max", 1.0))),
+    _Option("max_tokens", ("--max-tokens",), GENERATOR, extra=(("min", 1),)),
+    _Option("seed", ("--seed",), GENERATOR, extra=(("min", 0),)),
+    _Option("system", ("--system",), GENERATOR),
+    _Option("template", ("--prompt-template",), GENERATOR, type=Optional[Path], extra=(("dir_okay", False),)),
+    _Option("revision", ("--model-revision",), GENERATOR, shared=True, prefixed=("--generator-revision",)),
+    _Option("dtype", ("--dtype",), GENERATOR, type=DType, shared=True, extra=_ANY_CASE),
+    _Option("max_model_len", ("--max-model-len",), GENERATOR, extra=(("min", 16),)),
+    _Option("urls", ("--base-url",), SERVERS, type=_URLS, shared=True, prefixed=("--generator-url",)),
+    _Option("endpoint", ("--endpoint",), SERVERS, type=Endpoint, extra=_ANY_CASE),
+    _Option("tokenizer", ("--tokenizer",), SERVERS),
+    *_server_side(GENERATOR, "CODESCALER_GENERATOR_API_KEY"),
+))
+
+SANDBOX, SELECTION = "Sandbox", "Benchmark selection"
+EVAL_GROUP = _Group("", EvalConfig, "eval_config", (
+    _Option("benchmark", ("--benchmark", "-b"), INPUT),
+    _Option("problems_file", ("--problems", "-p"), INPUT, type=Optional[Path], extra=(("dir_okay", False),)),
+    _Option("release", ("--release",), SELECTION),
+    _Option("since", ("--since",), SELECTION),
+    _Option("until", ("--until",), SELECTION),
+    _Option("limit", ("--limit",), SELECTION, extra=(("min", 1),)),
+    _Option("sample", ("--sample",), SELECTION, extra=(("min", 1),)),
+    _Option("sample_seed", ("--sample-seed",), SELECTION),
+    _Option("jobs", ("--jobs", "-j"), SANDBOX, extra=(("min", 1),)),
+    _Option("test_timeout", ("--test-timeout",), SANDBOX, extra=(("min", 0.1),)),
+    _Option("memory_mb", ("--memory",), SANDBOX, extra=(("min", 64),)),
+    _Option("isolation", ("--isolation",), SANDBOX, type=_choices("Isolation", ISOLATIONS), extra=_ANY_CASE),
+))
+SERVER, BATCHING, REWARDS = "Server", "Batching", "Rewards"
+SERVE_GROUP = _Group("", ServeConfig, "serve_config", (
+    _Option("host", ("--host",), SERVER),
+    _Option("port", ("--port", "-p"), SERVER, extra=(("min", 0), ("max", 65535))),
+    _Option("api_key", ("--api-key",), SERVER, extra=(("envvar", "CODESCALER_API_KEY"),)),
+    _Option("served_model_name", ("--served-model-name",), SERVER),
+    _Option("log_level", ("--log-level",), SERVER, type=_choices("LogLevel", LOG_LEVELS), extra=_ANY_CASE),
+    _Option("batch_wait_ms", ("--batch-wait-ms",), BATCHING, extra=(("min", 0.0),)),
+    _Option("max_batch_requests", ("--max-batch-requests",), BATCHING, extra=(("min", 1),)),
+    _Option("max_queue", ("--max-queue",), BATCHING, extra=(("min", 1),)),
+    _Option("extraction", ("--extraction",), REWARDS, type=_choices("Extraction", EXTRACTION_MODES), extra=_ANY_CASE),
+    _Option("raw", ("--raw",), REWARDS),
+    _Option("prompt_format", ("--prompt-format",), REWARDS, type=_choices("PromptFormat", PROMPT_FORMATS),
+            extra=_ANY_CASE),
+    _Option("reuse_prefix", ("--prefix-reuse/--no-prefix-reuse",), REWARD),
+    _Option("max_best_of", ("--max-best-of",), GENERATOR, extra=(("min", 1),)),
+    _Option("max_best_of_requests", ("--max-best-of-requests",), GENERATOR, extra=(("min", 1),)),
+    _Option("samples_per_request", ("--samples-per-request",), GENERATOR, extra=(("min", 1),)),
+))
+eval_options = functools.partial(EVAL_GROUP.decorator, prefixed=False)
+serve_options = functools.partial(SERVE_GROUP.decorator, prefixed=False)
+
+# What only generator servers read, what only an in-process engine reads, and what any generator reads.
+GENERATOR_SERVER_ONLY = ("endpoint", "tokenizer", "api_key", "concurrency", "timeout", "max_retries")
+GENERATOR_ENGINE_ONLY = ("max_model_len", "dtype", "tensor_parallel_size", "gpu_memory_utilization", "revision")
+GENERATOR_SAMPLING = ("n", "temperature", "top_p", "max_tokens", "seed", "system", "template")
+# What serve leaves out: requests bring their own sampling settings and prompts, and it speaks chat.
+SERVE_LEAVES_OUT = ("temperature", "top_p", "max_tokens", "seed", "system", "template", "endpoint", "tokenizer")
 
 
 def scorer_options(*, prefixed: bool = False, local_only: bool = False) -> Callable[[F], F]:
     """Add the reward model's options to a command, which receives them as one `scorer_config: ScorerConfig`.
 
-    `prefixed`: options the generator also has (dtype, tensor parallel size, memory, api key, concurrency,
-    timeout, retries) get a `--reward-` prefix, so each side can be set on its own. `local_only`: the model runs in
-    this process (`serve`), so the reward-server options are left out.
+    `prefixed`: options the generator also has get a `--reward-` prefix. `local_only`: the model runs in this
+    process (`serve`), so the reward-server options are left out.
     """
-    options = [option for option in _SCORER_OPTIONS if not (local_only and option.panel == SERVERS)]
-    added = [(option, _parameter(option, prefixed)) for option in options]
-
-    def decorate(command: F) -> F:
-        signature = inspect.signature(command, eval_str=True)
-        names = list(signature.parameters)
-        # The group takes the place of `scorer_config`, so help panels keep the command's order.
-        at = names.index("scorer_config")
-        before = [signature.parameters[name] for name in names[:at]]
-        after = [signature.parameters[name] for name in names[at + 1:]]
-
-        @functools.wraps(command)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            values = {option.field: kwargs.pop(parameter.name) for option, parameter in added}
-            values = {key: value.value if isinstance(value, Enum) else value for key, value in values.items()}
-            values["urls"] = list(values.get("urls") or [])
-            kwargs["scorer_config"] = ScorerConfig(**values)
-            return command(*args, **kwargs)
-
-        parameters = before + [parameter for _, parameter in added] + after
-        wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
-        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
+    servers = [o.field for o in SCORER_GROUP.options if o.panel == SERVERS] if local_only else []
+    return SCORER_GROUP.decorator(prefixed=prefixed, leave_out=servers)
 
 
-def scorer_flag(field: str, *, prefixed: bool = False) -> str:
-    """The command-line flag of a ScorerConfig field, for messages."""
-    option = next(o for o in _SCORER_OPTIONS if o.field == field)
-    return ("--reward-" + option.flags[0].removeprefix("--")) if prefixed and option.shared else option.flags[0]
+def generator_options(*, serve: bool = False) -> Callable[[F], F]:
+    """Add the generator's options to a command, which receives them as one `generator_config: GeneratorConfig`.
+
+    `serve`: the options serve's OpenAI endpoints read, the shared ones prefixed with `--generator-`.
+    """
+    if not serve:
+        return GENERATOR_GROUP.decorator(prefixed=False)
+    return replace(GENERATOR_GROUP, defaults={"n": 8, "concurrency": 8}).decorator(prefixed=True,
+                                                                                  leave_out=SERVE_LEAVES_OUT)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Options the chosen mode does not read: warned about when the user typed them.
 
 
 def on_command_line(ctx: typer.Context, parameter: str) -> bool:
@@ -253,112 +290,44 @@ def on_command_line(ctx: typer.Context, parameter: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
-def warn_ignored(ctx: typer.Context, parameter: str, flag: str, why: str) -> None:
-    """Warn on stderr when the user set an option that the chosen mode does not use."""
-    from ._output import warn
+def warn_ignored(ctx: typer.Context, parameters: Sequence[str], why: str) -> None:
+    """Warn on stderr about each of `parameters` the user set although the chosen mode does not use it."""
+    names = option_names(ctx)
+    for parameter in parameters:
+        if parameter in names and on_command_line(ctx, parameter):
+            warn(f"{names[parameter]} is ignored {why}")
 
-    if on_command_line(ctx, parameter):
-        warn(f"{flag} is ignored {why}")
 
-
-def warn_ignored_scorer_options(ctx: typer.Context, config: ScorerConfig, *, prefixed: bool = False) -> None:
+def warn_ignored_scorer_options(ctx: typer.Context, config: ScorerConfig) -> None:
     """Warn about reward-model options that the chosen backend does not read."""
-
-    def check(field: str, why: str) -> None:
-        option = next(o for o in _SCORER_OPTIONS if o.field == field)
-        warn_ignored(ctx, _parameter(option, prefixed).name, scorer_flag(field, prefixed=prefixed), why)
+    def check(fields: Sequence[str], why: str) -> None:
+        warn_ignored(ctx, [f"reward_{name}" for name in fields], why)
 
     if config.urls:
-        for field in ("kind", "device", "dtype", "max_batch_tokens", "tensor_parallel_size",
-                      "gpu_memory_utilization"):
-            check(field, "with --reward-url (the reward servers run the model)")
+        check(("kind", "device", "dtype", "max_batch_tokens", "tensor_parallel_size", "gpu_memory_utilization"),
+              "with --reward-url (the reward servers run the model)")
         return
-    for field in ("api_key", "concurrency", "timeout", "max_retries"):
-        check(field, "without --reward-url (they apply to reward servers)")
+    check(("api_key", "concurrency", "timeout", "max_retries"), "without --reward-url (they apply to reward servers)")
     if config.kind == "vllm":
-        for field in ("device", "max_batch_tokens"):
-            check(field, "with --scorer vllm (vLLM places and batches the model itself)")
+        check(("device", "max_batch_tokens"), "with --scorer vllm (vLLM places and batches the model itself)")
     else:
-        for field in ("tensor_parallel_size", "gpu_memory_utilization"):
-            check(field, "with the transformers scorer (they apply to --scorer vllm)")
+        check(("tensor_parallel_size", "gpu_memory_utilization"),
+              "with the transformers scorer (they apply to --scorer vllm)")
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# The generator's options (generate, and eval when it generates its candidates).
+def warn_ignored_generator_options(ctx: typer.Context, config: GeneratorConfig | None, *, unused: str,
+                                   server_only: Sequence[str] = (), any_generator: Sequence[str] = ()) -> None:
+    """Warn about generator options that the chosen generator does not read (None: nothing is generated, `unused`
+    says why); `server_only` and `any_generator` are a command's own parameters of those kinds."""
+    def name(fields: Sequence[str]) -> list[str]:
+        return [f"generator_{field}" for field in fields]
 
-GeneratorModel = Annotated[
-    Optional[str],
-    typer.Option("--model", "-m", envvar="CODESCALER_MODEL", show_default=False, rich_help_panel=GENERATOR,
-                 help=f"Generator: hub id or local directory for in-process vLLM (default {DEFAULT_GENERATOR_MODEL}); "
-                 "with --base-url, the served model's name (default: the one the server serves)."),
-]
-Samples = Annotated[int, typer.Option("--n", "-n", min=1, help="Samples per problem.", rich_help_panel=GENERATOR)]
-Temperature = Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature.",
-                                            rich_help_panel=GENERATOR)]
-TopP = Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling.", rich_help_panel=GENERATOR)]
-MaxTokens = Annotated[int, typer.Option("--max-tokens", min=1, help="Longest response, in tokens.",
-                                        rich_help_panel=GENERATOR)]
-Seed = Annotated[
-    Optional[int],
-    typer.Option("--seed", min=0, help="Same seed, same candidates. Default: a random seed, recorded in the output.",
-                 show_default=False, rich_help_panel=GENERATOR),
-]
-SystemMessage = Annotated[Optional[str], typer.Option("--system", help="A system message for the generator.",
-                                                      show_default=False, rich_help_panel=GENERATOR)]
-PromptTemplate = Annotated[
-    Optional[Path],
-    typer.Option("--prompt-template", help="Replace the default LiveCodeBench-style prompt: a text file with "
-                 "{question} (and optionally {starter_code}).", show_default=False, dir_okay=False,
-                 rich_help_panel=GENERATOR),
-]
-ModelRevision = Annotated[Optional[str], typer.Option("--model-revision", help="Generator revision on the hub.",
-                                                      show_default=False, rich_help_panel=GENERATOR)]
-MaxModelLen = Annotated[
-    Optional[int],
-    typer.Option("--max-model-len", min=16, help="Context length of the in-process generator engine.",
-                 show_default=False, rich_help_panel=GENERATOR),
-]
-BaseUrl = Annotated[
-    Optional[list[str]],
-    typer.Option("--base-url", help="Sample from an OpenAI-compatible server (http://host:8000 or "
-                 "http://host:8000/v1) instead of in-process vLLM; repeat to spread requests over replicas.",
-                 show_default=False, rich_help_panel=SERVERS),
-]
-EndpointOption = Annotated[
-    Endpoint,
-    typer.Option("--endpoint", help="Generator server endpoint: chat (the server applies the chat template) or "
-                 "completions (codescaler renders the prompt with the served model's tokenizer).",
-                 case_sensitive=False, rich_help_panel=SERVERS),
-]
-TokenizerOption = Annotated[
-    Optional[str],
-    typer.Option("--tokenizer", help="Tokenizer that renders --endpoint completions prompts (default: the served "
-                 "model's).", show_default=False, rich_help_panel=SERVERS),
-]
-GeneratorApiKey = Annotated[
-    Optional[str],
-    typer.Option("--api-key", envvar="OPENAI_API_KEY", help="Bearer token for the generator servers.",
-                 show_default=False, rich_help_panel=SERVERS),
-]
-GeneratorConcurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Requests in flight per generator "
-                                                   "server.", rich_help_panel=SERVERS)]
-GeneratorTimeout = Annotated[
-    float, typer.Option("--timeout", min=1.0, help="Seconds before one generator request is given up (then "
-                        "retried).", rich_help_panel=SERVERS),
-]
-GeneratorMaxRetries = Annotated[
-    int, typer.Option("--max-retries", min=0, help="Retries of a generator request on connection errors, 429 and "
-                      "5xx.", rich_help_panel=SERVERS),
-]
-
-# Generator options by parameter name and flag: only the servers (--base-url) read the first group, only the
-# in-process engine the second; sampling options matter whenever anything is generated.
-GENERATOR_SERVER_ONLY = (("endpoint", "--endpoint"), ("tokenizer", "--tokenizer"), ("api_key", "--api-key"),
-                         ("concurrency", "--concurrency"), ("timeout", "--timeout"), ("max_retries", "--max-retries"))
-GENERATOR_ENGINE_ONLY = (("max_model_len", "--max-model-len"), ("dtype", "--dtype"),
-                         ("tensor_parallel_size", "--tensor-parallel-size"),
-                         ("gpu_memory_utilization", "--gpu-memory-utilization"),
-                         ("generator_revision", "--model-revision"))
-GENERATOR_SAMPLING = (("n", "--n"), ("temperature", "--temperature"), ("top_p", "--top-p"),
-                      ("max_tokens", "--max-tokens"), ("seed", "--seed"), ("system", "--system"),
-                      ("prompt_template", "--prompt-template"))
+    urls = option_names(ctx).get("generator_urls", "--base-url")
+    if config is None:
+        warn_ignored(ctx, name(GENERATOR_SAMPLING + GENERATOR_ENGINE_ONLY + GENERATOR_SERVER_ONLY) +
+                     [*server_only, *any_generator], unused)
+    elif config.urls:
+        warn_ignored(ctx, name(GENERATOR_ENGINE_ONLY), f"with {urls} (the servers run the generator)")
+    else:
+        warn_ignored(ctx, name(GENERATOR_SERVER_ONLY) + list(server_only),
+                     f"without {urls} (it applies to generator servers)")

@@ -1,37 +1,40 @@
-"""The CLI's one output layer: records to stdout (JSONL, JSON or a table) and to `--output`, everything else to stderr.
+"""The CLI's one output layer: records to stdout (JSONL, JSON or a table), notes, warnings and progress to stderr.
 
-stdout carries data only. Progress bars, warnings and summaries go to stderr, and progress is hidden in a pipe
-unless stderr is a terminal.
+stdout carries data only. Progress bars, warnings and summaries go to stderr, and progress is drawn only when
+stderr is a terminal. The output file (`-o`) is the library's (`runs.RunOutput`): the run writes a problem's
+records there and, in the same stretch that signals wait for, hands them to the printers here.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import IO, Any
+from enum import Enum
+from typing import Any
 
 import typer
 
-from ..errors import UsageError
-from ..records import Candidate, dumps
+from ..records import Candidate, dumps, json_array
+from ..runs.reporter import Reporter
 from ..selection import top_k as keep_top_k
-from ._errors import silence_stdout, uninterrupted
-from ._options import OutputFormat
+from ._errors import silence_stdout
 
 _CODE_PREVIEW = 60
-_COLUMN_WIDTHS = {"problem": 24, "code": 48}
+_COLUMNS = {"rank": (("problem", "left"), ("rank", "right"), ("score", "right"), ("reward", "right"),
+                     ("valid", "center"), ("code", "left")),
+            "extract": (("line", "right"), ("problem", "left"), ("valid", "center"), ("lines", "right"),
+                        ("code", "left"))}
 
 
-def stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(file=sys.stderr, highlight=False)
+class OutputFormat(str, Enum):
+    auto = "auto"
+    jsonl = "jsonl"
+    json = "json"
+    table = "table"
 
 
 def stdout_is_terminal() -> bool:
@@ -41,245 +44,109 @@ def stdout_is_terminal() -> bool:
         return False
 
 
-def resolve_format(requested: OutputFormat) -> OutputFormat:
-    if requested is OutputFormat.auto:
-        return OutputFormat.table if stdout_is_terminal() else OutputFormat.jsonl
-    return requested
-
-
-def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
-
-
-# Per-item warnings shown before they are only counted: enough to see the pattern, not a wall of text.
-MAX_ITEM_WARNINGS = 5
-
-
-def warn_truncated(ranked: list[Candidate], seen: int, max_length: int, describe: Callable[[Candidate], str]) -> int:
-    """Warn about candidates cut at --max-length (the first few by name); returns the running count."""
-    for candidate in sorted(ranked, key=lambda c: c.index):
-        if candidate.truncated:
-            seen += 1
-            if seen <= MAX_ITEM_WARNINGS:
-                warn(f"{describe(candidate)}: the rendered chat is longer than --max-length {max_length} tokens; "
-                     "it was cut on the right and scored truncated")
-    return seen
-
-
-def finish_truncation_warnings(seen: int, max_length: int) -> None:
-    if seen > MAX_ITEM_WARNINGS:
-        warn(f"{seen} candidates in all exceeded --max-length {max_length} and were truncated")
-
-
-def exit_on_item_errors(candidates: list[Candidate], describe: Callable[[Candidate], str], what: str) -> None:
-    """After everything was written: name the first failed items, count them all, and exit 1."""
-    errors = ItemErrors(describe)
-    errors.add(candidates)
-    errors.exit_if_any(what)
-
-
-class ItemErrors:
-    """Per-item failures counted as a streamed run goes: the first few kept to name, the rest only counted."""
-
-    def __init__(self, describe: Callable[[Candidate], str]) -> None:
-        self.describe = describe
-        self.first: list[str] = []
-        self.failed = 0
-        self.seen = 0
-
-    def add(self, candidates: list[Candidate]) -> None:
-        self.seen += len(candidates)
-        for candidate in candidates:
-            if candidate.error is not None:
-                self.failed += 1
-                if len(self.first) < MAX_ITEM_WARNINGS:
-                    self.first.append(f"{self.describe(candidate)}: {candidate.error}")
-
-    def exit_if_any(self, what: str) -> None:
-        """After everything was written: name the first failed items, count them all, and exit 1."""
-        if not self.failed:
-            return
-        for line in self.first:
-            warn(line)
-        info(f"error: {self.failed} of {self.seen} {what} (their records carry an 'error'); the rest were written")
-        raise typer.Exit(1)
+def write_stdout(text: str) -> None:
+    """All of `text` to stdout, now. A signal arriving while a pipe is full can cut a buffered write short (CPython's
+    BufferedWriter returns the short count and TextIOWrapper drops the rest), so the bytes go out in a loop."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stream (no pipe under it)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    sys.stdout.flush()
+    data = memoryview(text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict"))
+    while data:
+        data = data[buffer.write(data):]
+    buffer.flush()
 
 
 def info(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 class RecordWriter:
-    """Writes output records as they come: streamed JSONL, or collected for JSON and tables.
+    """Records to stdout as they come: streamed JSONL, or collected for a JSON document or a table that is printed
+    only when the command succeeds (a failure never leaves half a document, or a misleading empty one).
 
-    JSONL to stdout and `--output` is flushed after every group, so an interrupted run keeps what it finished. A
-    JSON document or a table is printed only when the command succeeds: a failure never leaves half a document
-    (or a misleading empty one) on stdout. With `staged=True` the `--output` file is written next to its target
-    and moved into place on success, so a file already there (e.g. the samples `generate` saved) survives a
-    failure. With `append=True` records are added to the end of `--output` (resuming a run).
-
-    One group's records are written as a whole: SIGINT or SIGTERM during a write takes effect after it, so both
-    streams always end with complete lines (and, in a file, complete problems).
+    `keep_going`: an output file gets every record, so a reader of stdout that goes away (`| head`) ends only
+    what stdout shows, not the run. `enabled` False: nothing goes to stdout (the command prints something else).
     """
 
-    def __init__(self, fmt: OutputFormat, output_file: Path | None, *, columns: str, stdout: bool = True,
-                 staged: bool = False, append: bool = False) -> None:
-        self.format = resolve_format(fmt)
-        self.stdout = stdout
-        self.columns = columns
-        self.groups_written = 0
+    def __init__(self, fmt: OutputFormat, *, columns: str, keep_going: bool = False, enabled: bool = True) -> None:
+        if fmt is OutputFormat.auto:
+            fmt = OutputFormat.table if stdout_is_terminal() else OutputFormat.jsonl
+        self.format, self.columns, self.keep_going, self.enabled = fmt, columns, keep_going, enabled
         self._collected: list[dict[str, Any]] = []
-        self._file: IO[str] | None = None
-        self._target = output_file
-        self._path = output_file.with_name(f".{output_file.name}.partial") if output_file and staged else output_file
-        if self._path is not None:
-            try:
-                self._file = open(self._path, "a" if append else "w", encoding="utf-8")
-            except OSError as exc:
-                raise UsageError(f"cannot write --output {output_file}: {exc.strerror or exc}",
-                                 "check that the directory exists and is writable") from None
 
     def __enter__(self) -> RecordWriter:
         return self
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        self.close(succeeded=exc_type is None or (isinstance(exc, typer.Exit) and exc.exit_code == 0))
+        if exc_type is None or (isinstance(exc, typer.Exit) and exc.exit_code == 0):
+            self.finish()
+
+    def write(self, records: list[dict[str, Any]], *, problem: str | list[str] = "",
+              locations: list[str] | None = None) -> None:
+        """One group's records; `problem` (one label, or one per record) and `locations` label table rows only."""
+        if not self.enabled:
+            return
+        if self.format is OutputFormat.jsonl:
+            try:
+                write_stdout("".join(dumps(record) + "\n" for record in records))
+            except BrokenPipeError:
+                if not self.keep_going:
+                    raise
+                silence_stdout()
+                self.enabled = False
+        elif self.format is OutputFormat.json:
+            self._collected.extend(records)
+        else:
+            problems = problem if isinstance(problem, list) else [problem] * len(records)
+            self._collected.extend({**record, "_problem": problems[i], "_line": locations[i] if locations else ""}
+                                   for i, record in enumerate(records))
 
     def write_ranked(self, ranked: list[Candidate], top_k: int | None, *, problem: str,
                      locations: bool = False) -> None:
-        """One problem's ranked candidates: the top `top_k` (all for None) to stdout, every one to --output."""
+        """One problem's ranked candidates, the top `top_k` of them (all for None)."""
         kept = keep_top_k(ranked, top_k)
         self.write([c.scored_record() for c in kept], problem=problem,
-                   locations=[c.location for c in kept] if locations else None,
-                   file_records=[c.scored_record() for c in ranked])
+                   locations=[c.location for c in kept] if locations else None)
 
-    def write(self, records: list[dict[str, Any]], *, problem: str = "", locations: list[str] | None = None,
-              file_records: list[dict[str, Any]] | None = None, flush: bool = True) -> None:
-        """Write one group's records; `problem` and `locations` label table rows only, never the JSON.
-
-        `file_records`, when given, go to --output instead of `records` (e.g. all candidates, not just the top-k).
-        """
-        # Serialised before the protected section, so a signal waits only for the writes themselves.
-        file_text = "".join(dumps(r) + "\n" for r in (records if file_records is None else file_records)) \
-            if self._file is not None else ""
-        stdout_text = "".join(dumps(r) + "\n" for r in records) \
-            if self.stdout and self.format is OutputFormat.jsonl else ""
-        with uninterrupted():
-            if self._file is not None:
-                self._file.write(file_text)
-                if flush:
-                    self._file.flush()
-            self.groups_written += 1
-            if stdout_text:
-                try:
-                    sys.stdout.write(stdout_text)
-                    if flush:
-                        sys.stdout.flush()
-                except BrokenPipeError:
-                    if self._file is None:
-                        raise
-                    # The reader of stdout went away (`| head`), but --output still gets every record.
-                    silence_stdout()
-                    self.stdout = False
-        if not self.stdout or self.format is OutputFormat.jsonl:
-            return
-        if self.format is OutputFormat.json:
-            self._collected.extend(records)
-        else:
-            for position, record in enumerate(records):
-                where = locations[position] if locations else ""
-                self._collected.append({**record, "_problem": problem, "_line": where})
-
-    def flush(self) -> None:
-        if self._file is not None:
-            self._file.flush()
-        if self.stdout and self.format is OutputFormat.jsonl:
-            sys.stdout.flush()
-
-    def close(self, *, succeeded: bool = True) -> None:
-        """Emit collected output (JSON array or table) when the command succeeded, and close the output file."""
-        try:
-            if not succeeded or not self.stdout:
-                pass
-            elif self.format is OutputFormat.json:
-                sys.stdout.write(json_document(self._collected) + "\n")
-            elif self.format is OutputFormat.table and self._collected:
-                self._print_table()
-            self._collected = []
-            if succeeded:
-                sys.stdout.flush()
-        finally:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
-                if self._path != self._target and self._path is not None and self._target is not None:
-                    if succeeded:
-                        self._path.replace(self._target)
-                    else:
-                        self._path.unlink(missing_ok=True)
-
+    def finish(self) -> None:
+        """Print the collected JSON document or table (the command succeeded)."""
+        if self.enabled and self.format is OutputFormat.json:
+            write_stdout(json_array(self._collected) + "\n")
+        elif self.enabled and self.format is OutputFormat.table and self._collected:
+            self._print_table()
+        self._collected = []
+        sys.stdout.flush()
 
     def _print_table(self) -> None:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(show_lines=False, header_style="bold")
-        if self.columns == "rank":
-            for name, justify in (("problem", "left"), ("rank", "right"), ("score", "right"),
-                                  ("reward", "right"), ("valid", "center"), ("code", "left")):
-                table.add_column(name, justify=justify, overflow="ellipsis", no_wrap=True,
-                                 max_width=_COLUMN_WIDTHS.get(name), min_width=len(name))
-            previous = None
-            for record in self._collected:
-                problem = record.get("_problem")
-                table.add_row(_text(problem) if problem != previous else "", str(record.get("rank", "")),
-                              _number(record.get("score")), _number(record.get("reward")),
-                              "[green]yes[/]" if record.get("valid") else "[red]no[/]", _preview(record.get("code")))
+        for name, justify in _COLUMNS[self.columns]:
+            table.add_column(name, justify=justify, overflow="ellipsis", no_wrap=True, min_width=len(name),
+                             max_width={"problem": 24, "code": 48}.get(name))
+        previous = None
+        for record in self._collected:
+            valid = "[green]yes[/]" if record.get("valid") else "[red]no[/]"
+            problem = escape(str(record["_problem"]))  # user data: never rich markup
+            if self.columns == "rank":
+                table.add_row(problem if problem != previous else "", str(record.get("rank", "")),
+                              _number(record.get("score")), _number(record.get("reward")), valid,
+                              _preview(record.get("code")))
                 previous = problem
-        else:
-            for name, justify in (("line", "right"), ("problem", "left"), ("valid", "center"),
-                                  ("lines", "right"), ("code", "left")):
-                table.add_column(name, justify=justify, overflow="ellipsis", no_wrap=True,
-                                 max_width=_COLUMN_WIDTHS.get(name), min_width=len(name))
-            for record in self._collected:
+            else:
                 code = record.get("code") or ""
-                table.add_row(_text(record.get("_line", "")), _text(record.get("_problem", "")),
-                              "[green]yes[/]" if record.get("valid") else "[red]no[/]",
-                              str(len(code.splitlines())), _preview(code))
+                table.add_row(escape(str(record["_line"])), problem, valid, str(len(code.splitlines())),
+                              _preview(code))
         Console(file=sys.stdout).print(table)
-
-
-def json_document(records: list[dict[str, Any]]) -> str:
-    """A JSON array of records, built whole before any of it is written (readable UTF-8, or escapes when a record
-    holds a lone surrogate, which UTF-8 cannot encode)."""
-    value = [json.loads(dumps(record)) for record in records]  # dumps turns NaN/inf into null
-    document = json.dumps(value, ensure_ascii=False, indent=2)
-    try:
-        document.encode("utf-8")
-    except UnicodeEncodeError:
-        document = json.dumps(value, ensure_ascii=True, indent=2)
-    return document
-
-
-def write_records(path: Path, records: list[dict[str, Any]]) -> None:
-    """Write a JSONL file whole: to a temporary sibling first, then moved into place (never half a file)."""
-    partial = path.with_name(f".{path.name}.writing")
-    try:
-        with open(partial, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(dumps(record) + "\n")
-        partial.replace(path)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise UsageError(f"cannot write --output {path}: {exc.strerror or exc}",
-                         "check that the directory exists and is writable") from None
-
-
-def _text(value: Any) -> str:
-    """User data shown in a table: never interpreted as rich markup (a question may well contain "[i]")."""
-    from rich.markup import escape
-
-    return escape(str(value))
 
 
 def _number(value: Any) -> str:
@@ -299,35 +166,43 @@ def _preview(code: Any) -> str:
     return escape(first[:_CODE_PREVIEW]) + more
 
 
-@contextmanager
-def progress_bar(total: int, description: str, *, enabled: bool = True) -> Iterator[Any]:
-    """A rich progress bar on stderr; yields a callback `advance(n)`. Disabled: a no-op callback."""
-    if not enabled or total <= 0:
-        yield lambda n: None
+def exit_on_failures(first: list[str], failed: int, seen: int, what: str) -> None:
+    """After everything was written: name the first failed items, count them all, and exit 1."""
+    if not failed:
         return
-    with progress_phases(enabled=True) as phases:
-        yield phases.phase(description, total)
+    for line in first:
+        warn(line)
+    info(f"error: {failed} of {seen} {what} (their records carry an 'error'); the rest were written")
+    raise typer.Exit(1)
 
 
-class _Phases:
-    """One rich progress display with a bar per phase (e.g. sampling, then scoring)."""
+class StderrReporter(Reporter):
+    """A run's notes and warnings on stderr, and one progress display with a bar per phase (on a terminal)."""
 
-    def __init__(self, progress: Any) -> None:
-        self._progress = progress
+    def __init__(self, progress: Any, *, quiet: bool) -> None:
+        self._progress, self.quiet = progress, quiet
 
-    def phase(self, description: str, total: int | None = None) -> Callable[[int], None]:
-        """Add a bar; returns `advance(n)`, which also takes `advance.add_tokens(k)` (shown as tokens/s).
+    def _print(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=sys.stderr)
 
-        A phase whose size is known later starts with total None.
-        """
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self._print(message)
+
+    def warn(self, message: str) -> None:
+        self._print(f"warning: {message}")
+
+    def phase(self, description: str, total: int | None = None) -> _Advance:
+        """Add a bar; returns `advance(n)`, which also takes `advance.add_tokens(k)` (shown as tokens/s)."""
         if self._progress is None:
             return _Advance(None, 0)
         return _Advance(self._progress, self._progress.add_task(description, total=total, rate=""))
 
     def set_total(self, description: str, total: int) -> None:
-        if self._progress is None:
-            return
-        for task in self._progress.tasks:
+        for task in self._progress.tasks if self._progress is not None else ():
             if task.description == description:
                 self._progress.update(task.id, total=total)
 
@@ -365,11 +240,13 @@ class _Advance:
 
 
 @contextmanager
-def progress_phases(*, enabled: bool = True) -> Iterator[_Phases]:
-    """Progress for a command with several phases, on stderr; nothing on a non-terminal stderr or when disabled."""
-    console = stderr_console()
-    if not enabled or not console.is_terminal:
-        yield _Phases(None)
+def reporting(*, quiet: bool = False) -> Iterator[StderrReporter]:
+    """The reporter of one command: progress bars only on a terminal stderr and when not quiet."""
+    from rich.console import Console
+
+    console = Console(file=sys.stderr, highlight=False)
+    if quiet or not console.is_terminal:
+        yield StderrReporter(None, quiet=quiet)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -377,4 +254,4 @@ def progress_phases(*, enabled: bool = True) -> Iterator[_Phases]:
                   TimeElapsedColumn(), TextColumn("{task.fields[rate]}"), console=console, transient=True,
                   # rich's live display would otherwise capture stdout writes and print them on stderr.
                   redirect_stdout=False, redirect_stderr=False) as progress:
-        yield _Phases(progress)
+        yield StderrReporter(progress, quiet=quiet)

@@ -3,10 +3,11 @@ otherwise, and notes about the data (truncated, skipped or identical pairs); not
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from ..rm.training import TokenizedPairs, TrainingProgress
-from ._output import info, stderr_console
+from ._output import info
 
 
 class StderrTrainingProgress(TrainingProgress):
@@ -14,7 +15,9 @@ class StderrTrainingProgress(TrainingProgress):
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
-        self.console = stderr_console()
+        from rich.console import Console
+
+        self.console = Console(file=sys.stderr, highlight=False)
         self.bar: Any = None
         self.task: Any = None
 

@@ -15,7 +15,7 @@ import typer
 from ..evaluation.benchmarks import BenchmarkInfo, download_benchmark, get_benchmark, list_benchmarks
 from ._errors import handle_errors
 from ._options import Format, OutputFormat
-from ._output import info, resolve_format
+from ._output import info, stdout_is_terminal
 
 
 @handle_errors
@@ -42,7 +42,8 @@ def benchmarks(
         paths = download_benchmark(benchmark.name, release=release)
         info(f"{benchmark.name}: {len(paths)} file(s) cached")
     rows = list_benchmarks()
-    fmt = resolve_format(output_format)
+    fmt = output_format if output_format is not OutputFormat.auto else \
+        (OutputFormat.table if stdout_is_terminal() else OutputFormat.jsonl)
     if fmt is OutputFormat.table:
         _print_table(rows)
     elif fmt is OutputFormat.json:

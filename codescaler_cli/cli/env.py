@@ -24,7 +24,7 @@ def env(
         codescaler env
         codescaler env --json > env.json
     """
-    from ..environment import collect_environment, format_environment
+    from ..diagnostics import collect_environment, format_environment
 
     report = collect_environment()
     if json_output:

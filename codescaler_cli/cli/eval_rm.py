@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from enum import Enum
@@ -17,9 +16,9 @@ from ..rm.evaluate import RMReport, evaluate_reward_model
 from ..scoring import ScorerConfig
 from ._errors import handle_errors
 from ._input import stdin_is_terminal
-from ._options import INPUT, OUTPUT, Quiet, scorer_options, warn_ignored_scorer_options
-from ._output import progress_phases, stdout_is_terminal, warn, write_records
-from .cache import CacheDir, NoCache
+from ..runs import RunOutput
+from ._options import INPUT, OUTPUT, CacheDir, NoCache, Quiet, scorer_options, warn_ignored_scorer_options
+from ._output import reporting, stdout_is_terminal, warn
 
 
 class Extraction(str, Enum):
@@ -83,23 +82,18 @@ def eval_rm(
             raise UsageError("no input: give a DATA file of preference rows, or pipe one in",
                              "e.g. codescaler eval-rm pairs.jsonl -r MODEL --split test")
         data_file = "-"
-    if output is not None and data_file != "-" and output.resolve() == Path(data_file).resolve():
-        raise UsageError(f"--output {output} is the DATA file: the scored rows would overwrite what eval-rm reads")
+    run_output = RunOutput(output, command="eval-rm", resumable=False, reads=data_file)
+    run_output.start(None)  # an unwritable -o fails now, not after the scoring
     # Every row is checked before any model loads.
     data = read_preference_data(data_file, split=split.value if split else None,
                                 stdin=getattr(sys.stdin, "buffer", None))
-    from ..cache import Cache
-
-    cache = Cache(cache_dir) if cache_dir is not None and not no_cache else None
-    with contextlib.closing(cache) if cache is not None else contextlib.nullcontext(), \
-            progress_phases(enabled=not quiet) as phases:
-        advance = phases.phase("Scoring")
+    with reporting(quiet=quiet) as reporter:
         result = evaluate_reward_model(data, scorer_config, extraction=extraction.value,
-                                       split=split.value if split else None, cache=cache, progress=advance,
-                                       on_total=lambda total: phases.set_total("Scoring", total))
+                                       split=split.value if split else None,
+                                       cache=None if no_cache else cache_dir, reporter=reporter)
     report = result.report
-    if output is not None:
-        write_records(output, [item.record() for item in result.items])
+    with run_output:
+        run_output.write([[item.record() for item in result.items]])
     if json_file is not None:
         _write_json(report, json_file)
     if json_file != "-":

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from ..pipeline import extract_all
+from ..extraction import extract_all
 from ..records import FieldNames
+from ..runs import RunOutput
 from ._errors import handle_errors
 from ._input import problem_label, read_input
-from ._options import CodeField, Format, IdField, InputFile, OutputFile, OutputFormat, QuestionField, ResponseField
-from ._output import RecordWriter
+from ._options import CodeField, Format, IdField, InputFile, OutputFile, QuestionField, ResponseField
+from ._output import OutputFormat, RecordWriter
 
 _WRITE_CHUNK = 1000  # records between flushes: streamed, without a system call per line
 
@@ -36,11 +37,12 @@ def extract(
         cat samples.jsonl | codescaler extract --response-field completion | jq .valid
     """
     fields = FieldNames(id=id_field, question=question_field, response=response_field, code=code_field)
+    run_output = RunOutput(output, command="extract", resumable=False, reads=input_file)
     candidates = extract_all(read_input(input_file, fields, require_question=False, command="extract"))
-    with RecordWriter(output_format, output, columns="extract") as writer:
+    with RecordWriter(output_format, columns="extract", keep_going=output is not None) as writer, run_output:
+        run_output.start(None)
         for start in range(0, len(candidates), _WRITE_CHUNK):
             chunk = candidates[start:start + _WRITE_CHUNK]
-            for candidate in chunk:
-                writer.write([candidate.extracted_record()], problem=problem_label(candidate),
-                             locations=[str(candidate.line)], flush=False)
-            writer.flush()
+            records = [candidate.extracted_record() for candidate in chunk]
+            run_output.write([records], also=lambda: writer.write(
+                records, problem=[problem_label(c) for c in chunk], locations=[str(c.line) for c in chunk]))

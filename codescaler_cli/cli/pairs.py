@@ -12,10 +12,11 @@ import typer
 from ..errors import UsageError
 from ..records import dumps
 from ..rm.pairs import PairsConfig, PairsSummary, pairs_from_verdicts
-from ._errors import handle_errors, uninterrupted
+from ..runs import RunOutput
+from ._errors import handle_errors
 from ._input import stdin_is_terminal
 from ._options import INPUT, OUTPUT, Quiet
-from ._output import info, write_records
+from ._output import info, write_stdout
 
 
 class PairFormat(str, Enum):
@@ -75,16 +76,14 @@ def pairs(
             raise UsageError("no input: give the VERDICTS file `codescaler eval ... -o` wrote, or pipe it in",
                              "e.g. codescaler pairs verdicts.jsonl -o pairs.jsonl")
         verdicts_file = "-"
-    if output is not None and verdicts_file != "-" and output.resolve() == Path(verdicts_file).resolve():
-        raise UsageError(f"--output {output} is the verdicts file: the pairs would overwrite what pairs reads")
+    run_output = RunOutput(output, command="pairs", resumable=False, reads=verdicts_file)
+    run_output.start(None)  # an unwritable -o fails now
     questions = _questions(benchmark, problems_file)
     result = pairs_from_verdicts(verdicts_file, config, questions=questions, stdin=getattr(sys.stdin, "buffer", None))
-    if output is not None:
-        write_records(output, result.rows)
-    else:
-        with uninterrupted():
-            sys.stdout.write("".join(dumps(row) + "\n" for row in result.rows))
-            sys.stdout.flush()
+    with run_output:
+        run_output.write([result.rows],
+                         also=None if output is not None else
+                         lambda: write_stdout("".join(dumps(row) + "\n" for row in result.rows)))
     if not quiet:
         _summary(result.summary, output)
 
@@ -92,10 +91,9 @@ def pairs(
 def _questions(benchmark: str | None, problems_file: Path | None) -> dict[str, str] | None:
     if benchmark is None and problems_file is None:
         return None
-    from ..evaluation.benchmarks import load_benchmark
-    from ..evaluation.problems import read_problems_file
+    from ..evaluation import EvalConfig
 
-    problems = load_benchmark(benchmark) if benchmark is not None else read_problems_file(problems_file)
+    problems = EvalConfig(benchmark=benchmark, problems_file=problems_file).load_problems()
     return {problem.key: problem.question for problem in problems}
 
 

@@ -8,13 +8,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..rm.training import CHECKPOINTS, TrainConfig, train_reward_model
+from ..rm.training import TrainConfig, train_reward_model
 from ..scoring.base import DEFAULT_MAX_LENGTH
-from ._errors import handle_errors, set_interrupt_hint
-from ._options import OUTPUT, Device, Quiet
+from ._errors import handle_errors
+from ._options import OUTPUT, Device, Quiet, Resume, resume_command
 from ._output import info
 from ._training_progress import StderrTrainingProgress
-from .cache import Resume, resume_command
 
 TRAINING = "Training"
 LORA = "LoRA"
@@ -97,10 +96,9 @@ def train(
         lora_rank=lora_rank, lora_alpha=lora_alpha, overlong=overlong.value, seed=seed, save_steps=save_steps,
         device=device.value, resume=resume)
     config.validate()
-    set_interrupt_hint(lambda: _resume_hint(output_dir))
     progress = StderrTrainingProgress(quiet)
     try:
-        result = train_reward_model(pairs_file, config, progress)
+        result = train_reward_model(pairs_file, config, progress, continue_with=resume_command())
     finally:
         progress.close()
     if quiet:
@@ -110,9 +108,3 @@ def train(
                 if final else "; no test split")
     info(f"saved the reward model to {output_dir} ({result.steps} steps in {result.seconds:.1f}s{measured})")
 
-
-def _resume_hint(output_dir: Path) -> str | None:
-    checkpoints = output_dir / CHECKPOINTS
-    if not any(checkpoints.glob("checkpoint-*")):
-        return None
-    return f"checkpoints are in {checkpoints}; continue with: {resume_command()}"

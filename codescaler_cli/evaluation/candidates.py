@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InputError
-from ..extraction import check_code, dedup_key, extract_code, is_valid_python
+from ..extraction import dedup_key, extract_candidate, is_valid_python
 from ..records import Candidate, iter_lines, parse_record
 from ..selection import apply_score
 from .execution import FAILED, PASSED, TestsResult, build_program
@@ -29,11 +29,9 @@ class EvalCandidate:
 
     candidate: Candidate
     problem: EvalProblem
-    is_completion: bool
     program: str = ""
     public: TestsResult | None = None
     result: TestsResult | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -137,20 +135,19 @@ def _candidate(record: dict[str, Any], source: str, line: int, index: int, by_ke
     candidate = Candidate(record=record, source=source, line=line, index=index,
                           question=texts["question"] or problem.question, response=texts["response"],
                           given_code=texts["code"], group_key=("id", problem.key))
-    is_completion = texts["code"] is None and texts["response"] is None
-    if is_completion:
+    if texts["code"] is None and texts["response"] is None:
         completion = texts["completion"] or ""
         program = build_program(problem, completion, is_completion=True)
         # A body is not a program on its own: what is shown to the reward model, checked and grouped for
         # voting is the function it completes.
         candidate.code = program if problem.prompt and program.startswith(problem.prompt) else completion
         candidate.valid = is_valid_python(candidate.code)
+        candidate.dedup_key = dedup_key(candidate.code) if candidate.valid else ""
     else:
-        extraction = check_code(texts["code"]) if texts["code"] is not None else extract_code(texts["response"] or "")
-        candidate.code, candidate.valid = extraction.code, extraction.valid
+        # As `rank` extracts it: the problem's question and starter code name its entry point.
+        extract_candidate(candidate, starter_code=problem.starter_code or None)
         program = build_program(problem, candidate.code)
-    candidate.dedup_key = dedup_key(candidate.code) if candidate.valid else ""
-    evaluated = EvalCandidate(candidate, problem, is_completion, program)
+    evaluated = EvalCandidate(candidate, problem, program)
     if "score" in record:
         apply_score(candidate, float(score) if score is not None and candidate.valid else None)
     return evaluated
@@ -168,10 +165,12 @@ def from_candidates(candidates: Sequence[Candidate], problems: Sequence[EvalProb
         problem = by_key.get(problem_key(problem_id))
         if problem is None:
             raise InputError(candidate.source, candidate.line or None, f"no problem with id {problem_id!r}")
-        wrapped.append(EvalCandidate(candidate, problem, False, build_program(problem, candidate.code)))
+        wrapped.append(EvalCandidate(candidate, problem, build_program(problem, candidate.code)))
     return wrapped
 
 
 def has_scores(candidates: Sequence[EvalCandidate]) -> bool:
-    """True when every record came with a `score` field (as `rank` and `generate` write them)."""
-    return bool(candidates) and all("score" in c.candidate.record for c in candidates)
+    """True when every candidate came with a `score` field (as `rank` and `generate` write them) or was ranked
+    here (best-of-N's candidates)."""
+    return bool(candidates) and all("score" in c.candidate.record or c.candidate.rank is not None
+                                    for c in candidates)

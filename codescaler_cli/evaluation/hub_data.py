@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataLoadError
-from ..loading import GATED, NO_NETWORK, NOT_FOUND, load_error
+from ..backends.loading import GATED, NO_NETWORK, NOT_FOUND, load_error
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""The evaluation loop: score candidates with a reward model when asked, run their public tests (what a selection
-strategy may use, timed on its own for the latency comparison), then all their tests, in the sandbox.
+"""Running candidates' tests in the sandbox: their public tests (what a selection strategy may use, timed on its own
+for the latency comparison), then all their tests. The loop around it (scoring, chunks, output) is `loop`.
 """
 
 from __future__ import annotations
@@ -8,9 +8,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..pipeline import score_groups
-from ..records import group_candidates
-from ..scoring.base import Scorer
 from .candidates import EvalCandidate
 from .execution import DEFAULT_TEST_TIMEOUT, ERROR, TestsResult, run_tests
 from .problems import EvalProblem, Test
@@ -28,47 +25,6 @@ class Timings:
     public_tests: float = 0.0  # running every candidate's public tests, `jobs` in parallel
     public_test_processes: float = 0.0  # the same, summed over processes (what one core would take)
     all_tests: float = 0.0
-
-
-def score_candidates(candidates: Sequence[EvalCandidate], scorer: Scorer,
-                     progress: ProgressCallback | None = None, *, skip_groups: int = 0) -> float:
-    """Score every distinct valid program with the reward model and rank each problem's candidates.
-
-    `skip_groups`: the first problems (in first-seen order) are already scored and ranked (a resumed run); the
-    rest are scored in the same chunks as in a run that scores them all, so their scores are the same to the bit.
-    Returns the seconds the scorer spent.
-    """
-    before = scorer.stats.seconds
-    groups = group_candidates(c.candidate for c in candidates)
-    for _ in score_groups(groups, scorer, progress=progress, skip_groups=skip_groups):
-        pass
-    return scorer.stats.seconds - before
-
-
-def problem_groups(candidates: Sequence[EvalCandidate]) -> list[list[EvalCandidate]]:
-    """Candidates per problem, problems in first-seen order, each problem's candidates in input order."""
-    groups: dict[str, list[EvalCandidate]] = {}
-    for candidate in candidates:
-        groups.setdefault(candidate.problem.key, []).append(candidate)
-    return list(groups.values())
-
-
-def problem_chunks(groups: Sequence[list[EvalCandidate]], programs: int | None) -> list[list[list[EvalCandidate]]]:
-    """Whole problems in chunks of at least `programs` candidates (the last may be smaller); None: one chunk."""
-    if programs is None:
-        return [list(groups)] if groups else []
-    chunks: list[list[list[EvalCandidate]]] = []
-    chunk: list[list[EvalCandidate]] = []
-    size = 0
-    for group in groups:
-        chunk.append(group)
-        size += len(group)
-        if size >= programs:
-            chunks.append(chunk)
-            chunk, size = [], 0
-    if chunk:
-        chunks.append(chunk)
-    return chunks
 
 
 def run_chunk(candidates: Sequence[EvalCandidate], sandbox: Sandbox, timings: Timings, *,

@@ -1,43 +1,88 @@
-"""Choosing a generator backend from settings: an in-process vLLM engine, or OpenAI-compatible servers (`urls`)."""
+"""A generator's settings in one object: which backend (an in-process vLLM engine, or OpenAI-compatible servers
+with `urls`) and what it is asked for (samples per problem, sampling, seed, system message, prompt template)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import UsageError
-from .base import DEFAULT_GENERATOR_MODEL, Generator
+from .base import DEFAULT_GENERATOR_MODEL, Generator, SamplingSettings
 
 ENDPOINTS = ("chat", "completions")
 
 
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
 @dataclass
 class GeneratorConfig:
-    """Everything needed to open a generator. `urls` set means servers; otherwise an in-process vLLM engine.
-
-    `model` None means the default generator in-process, and whatever the servers serve with `urls`.
+    """Everything needed to open a generator and to say what it samples. `urls` set means servers; otherwise an
+    in-process vLLM engine. Each field's `metadata["help"]` says what it does (the CLI's option help is that text).
     """
 
-    model: str | None = None
-    urls: list[str] = field(default_factory=list)
-    endpoint: str = "chat"
-    tokenizer: str | None = None
-    revision: str | None = None
-    dtype: str = "auto"
-    tensor_parallel_size: int = 1
-    # None: vLLM's engine picks (on CPU, a share sized to the machine rather than vLLM's 0.9 of the node).
-    gpu_memory_utilization: float | None = None
-    max_model_len: int | None = None
-    api_key: str | None = None
-    concurrency: int = 8
-    timeout: float = 600.0
-    max_retries: int = 4
+    model: str | None = field(default=None, metadata=_help(
+        f"Generator: hub id or local directory for in-process vLLM (default {DEFAULT_GENERATOR_MODEL}); on servers, "
+        "the served model's name (default: the one the server serves)."))
+    urls: list[str] = field(default_factory=list, metadata=_help(
+        "Sample from OpenAI-compatible servers (http://host:8000 or http://host:8000/v1) instead of in-process vLLM; "
+        "several share the requests."))
+    endpoint: str = field(default="chat", metadata=_help(
+        "Server endpoint: chat (the server applies the chat template) or completions (codescaler renders the "
+        "prompt with the served model's tokenizer)."))
+    tokenizer: str | None = field(default=None, metadata=_help(
+        "Tokenizer that renders completions prompts (default: the served model's)."))
+    revision: str | None = field(default=None, metadata=_help("Generator revision on the hub."))
+    dtype: str = field(default="auto", metadata=_help("Generator dtype. auto: bfloat16 on GPU, float32 on CPU."))
+    tensor_parallel_size: int = field(default=1, metadata=_help("GPUs of the generator's vLLM engine."))
+    gpu_memory_utilization: float | None = field(default=None, metadata=_help(
+        "Share of GPU memory the generator's vLLM engine may use. Default: vLLM's 0.9 on GPUs; on CPU, what the "
+        "machine can give."))
+    max_model_len: int | None = field(default=None, metadata=_help(
+        "Context length of the in-process generator engine."))
+    api_key: str | None = field(default=None, metadata=_help("Bearer token for the generator servers."))
+    concurrency: int = field(default=4, metadata=_help("Requests in flight per generator server."))
+    timeout: float = field(default=600.0, metadata=_help(
+        "Seconds before one request to a generator server is given up (then retried)."))
+    max_retries: int = field(default=4, metadata=_help(
+        "Retries of a generator request on connection errors, 429 and 5xx."))
+    n: int = field(default=16, metadata=_help("Samples per problem (serve: when a request gives no best_of)."))
+    temperature: float = field(default=0.6, metadata=_help("Sampling temperature."))
+    top_p: float = field(default=0.95, metadata=_help("Nucleus sampling."))
+    max_tokens: int = field(default=4096, metadata=_help("Longest response, in tokens."))
+    seed: int | None = field(default=None, metadata=_help(
+        "Same seed, same candidates. Default: a random seed, recorded in the output."))
+    system: str | None = field(default=None, metadata=_help("A system message for the generator."))
+    template: str | None = field(default=None, metadata=_help(
+        "A prompt template with {question} (and optionally {starter_code}) instead of the LiveCodeBench-style "
+        "prompt."))
+
+    @property
+    def sampling(self) -> SamplingSettings:
+        return SamplingSettings(n=self.n, temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What the samples depend on, for the settings check of a resumed run: the model and how it runs, the
+        sampling settings, the base seed, the system message and the prompt template (by its hash)."""
+        template = self.template
+        return {
+            "generator_model": self.model or (None if self.urls else DEFAULT_GENERATOR_MODEL),
+            "generator_revision": self.revision, "generator_dtype": self.dtype,
+            "generator_max_model_len": self.max_model_len, "generator_endpoint": self.endpoint if self.urls else None,
+            "generator_n": self.n, "generator_temperature": self.temperature, "generator_top_p": self.top_p,
+            "generator_max_tokens": self.max_tokens, "generator_seed": self.seed, "generator_system": self.system,
+            "generator_template": hashlib.sha256(template.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+            if template is not None else None,
+        }
 
     def validate(self) -> None:
         if self.endpoint not in ENDPOINTS:
             raise UsageError(f"unknown endpoint '{self.endpoint}'", f"use one of: {', '.join(ENDPOINTS)}")
 
 
-def open_generator(config: GeneratorConfig, *, show_progress: bool = False) -> Generator:
+def open_generator(config: GeneratorConfig) -> Generator:
     """Start the engine or connect to the servers (heavy imports happen here)."""
     config.validate()
     if config.urls:
@@ -50,5 +95,4 @@ def open_generator(config: GeneratorConfig, *, show_progress: bool = False) -> G
 
     return VllmGenerator(config.model or DEFAULT_GENERATOR_MODEL, revision=config.revision, dtype=config.dtype,
                          tensor_parallel_size=config.tensor_parallel_size,
-                         gpu_memory_utilization=config.gpu_memory_utilization, max_model_len=config.max_model_len,
-                         show_progress=show_progress)
+                         gpu_memory_utilization=config.gpu_memory_utilization, max_model_len=config.max_model_len)

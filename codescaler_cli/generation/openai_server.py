@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..backends.http import EndpointPool, RequestFailed, served_models
 from ..errors import UsageError
-from ..http_client import EndpointPool, RequestFailed, served_models
 from .base import (
     GenerationRequest,
     GenerationStats,
@@ -68,7 +68,7 @@ class OpenAIGenerator:
     def _load_tokenizer(self, name: str, revision: str | None, *, given: bool) -> Any:
         from transformers import AutoTokenizer
 
-        from ..loading import load_error
+        from ..backends.loading import load_error
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)

@@ -82,7 +82,7 @@ class VllmGenerator:
     def __init__(self, model: str, *, revision: str | None = None, dtype: str = "auto",
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
                  max_model_len: int | None = None, enforce_eager: bool | None = None, show_progress: bool = False) -> None:
-        from ..vllm_support import create_engine, cuda_available, import_vllm
+        from ..backends.vllm import create_engine, cuda_available, import_vllm
 
         self._vllm = import_vllm()
         self.stats = GenerationStats()
@@ -179,7 +179,7 @@ class VllmGenerator:
         return waves
 
     def close(self) -> None:
-        from ..vllm_support import shutdown_engine
+        from ..backends.vllm import shutdown_engine
 
         llm, self.llm = getattr(self, "llm", None), None
         shutdown_engine(llm)

@@ -11,21 +11,24 @@ with no valid code under the chosen extraction is not scored and loses its compa
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..pipeline import DEFAULT_CHUNK_REQUESTS, LazyScorer, encodable, open_scorer_cached
+from ..extraction import extract_candidate
+from ..pipeline import DEFAULT_CHUNK_REQUESTS, behind_cache, encodable, lazy_scorer
 from ..records import Candidate
+from ..runs.cache import cache_of
+from ..runs.reporter import SILENT, Reporter
 from ..scoring.base import ProgressCallback, Scorer, ScoreRequest
 from ..scoring.config import ScorerConfig
 from .data import RM_BENCH_DOMAINS, PreferenceData, PreferenceItem, read_preference_data
 from .metrics import Score, beats, pairwise_accuracy, rm_bench_accuracy, rm_bench_overall
 
 if TYPE_CHECKING:
-    from ..cache import Cache
+    from ..runs.cache import Cache
 
 EXTRACTIONS = ("auto", "syntax", "upstream", "none")
 
@@ -112,14 +115,13 @@ class RMEvaluation:
 
 
 def evaluate_reward_model(data: PreferenceData | str | Path, scorer: Scorer | ScorerConfig, *,
-                          extraction: str = "auto", split: str | None = None, cache: Cache | None = None,
-                          progress: ProgressCallback | None = None, on_total: Callable[[int], None] | None = None,
-                          stdin: IO[bytes] | None = None) -> RMEvaluation:
+                          extraction: str = "auto", split: str | None = None, cache: Cache | Path | None = None,
+                          reporter: Reporter = SILENT, stdin: IO[bytes] | None = None) -> RMEvaluation:
     """Score every response of `data` (a file or rows already read) and compute the accuracies.
 
-    A ScorerConfig is opened here (behind `cache` when given, loading the model only on a miss) and closed when
-    done; a Scorer passed in stays open. `on_total(n)` is told how many distinct texts there are to score, then
-    `progress(k)` is called as k more are scored.
+    A ScorerConfig is opened here (behind `cache`, a Cache or its directory, when given, loading the model only on
+    a miss) and closed when done; a Scorer passed in stays open. `reporter` shows a "Scoring" phase over the
+    distinct texts.
 
         from codescaler_cli import ScorerConfig
         from codescaler_cli.rm import evaluate_reward_model
@@ -147,9 +149,8 @@ def evaluate_reward_model(data: PreferenceData | str | Path, scorer: Scorer | Sc
             sides.append(side)
         slots.append((sides[0], sides[1]))
     requests = [ScoreRequest(question=encodable(question), code=encodable(code)) for question, code in texts]
-    if on_total is not None:
-        on_total(len(requests))
-    scores, truncated, failed = _score(requests, scorer, cache, progress)
+    with cache_of(cache) as opened_cache:
+        scores, truncated, failed = _score(requests, scorer, opened_cache, reporter.phase("Scoring", len(requests)))
 
     scored_items = []
     for item, (chosen, rejected) in zip(data.items, slots):
@@ -180,12 +181,10 @@ def _assistant_turn(item: PreferenceItem, response: str, mode: str) -> str | Non
     """What the reward model reads as the assistant's turn, or None when there is no valid code to score."""
     if mode == "none":
         return response
-    from ..serving.upstream import extract_for_reward
-
     candidate = Candidate(record={}, source=item.row.source, line=item.row.line or 0, index=0,
                           question=item.question, response=None if item.is_code else response,
                           given_code=response if item.is_code else None)
-    extract_for_reward(candidate, mode)
+    extract_candidate(candidate, mode)
     return candidate.code if candidate.valid else None
 
 
@@ -200,7 +199,7 @@ def _score(requests: list[ScoreRequest], scorer: Scorer | ScorerConfig, cache: C
     owned = isinstance(scorer, ScorerConfig)
     # A config opens lazily (behind the cache, with rank's identity, so either command's cached scores serve the
     # other): a file whose texts are all cached, or have no code, loads no model.
-    opened = open_scorer_cached(scorer, cache) if cache is not None or not owned else LazyScorer(scorer)
+    opened = lazy_scorer(scorer, cache)[0] if isinstance(scorer, ScorerConfig) else behind_cache(scorer, cache)
     try:
         for start in range(0, len(requests), DEFAULT_CHUNK_REQUESTS):
             for result in opened.score(requests[start:start + DEFAULT_CHUNK_REQUESTS], progress):

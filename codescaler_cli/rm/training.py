@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, ModelLoadError, UsageError
+from ..errors import CodescalerError, InputError, ModelLoadError, UsageError
+from ..runs.signals import Interrupted
 from ..scoring.base import DEFAULT_MAX_LENGTH
 from .data import PreferenceData, PreferenceItem, read_preference_data
 
@@ -152,7 +153,8 @@ class TrainResult:
 
 
 def train_reward_model(data: PreferenceData | str | Path, config: TrainConfig,
-                       progress: TrainingProgress | None = None) -> TrainResult:
+                       progress: TrainingProgress | None = None, *,
+                       continue_with: str = "the same command with --resume") -> TrainResult:
     """Train `config.base_model` on the `train` rows of `data` (rows without a split are training rows), report
     accuracy on the `test` rows after every epoch, and save the model to `config.output_dir`.
 
@@ -190,7 +192,7 @@ def train_reward_model(data: PreferenceData | str | Path, config: TrainConfig,
     from transformers.utils import logging as transformers_logging
     from trl import RewardConfig, RewardTrainer
 
-    from ..loading import load_error
+    from ..backends.loading import load_error
     from ..scoring.texts import RewardTexts
 
     transformers_logging.disable_progress_bar()
@@ -252,7 +254,12 @@ def train_reward_model(data: PreferenceData | str | Path, config: TrainConfig,
     _write_json(checkpoints / SETTINGS_FILE, fingerprint)
 
     started = time.perf_counter()
-    outcome = trainer.train(resume_from_checkpoint=last_checkpoint)
+    try:
+        outcome = trainer.train(resume_from_checkpoint=last_checkpoint)
+    except (Interrupted, CodescalerError) as exc:
+        if any(checkpoints.glob("checkpoint-*")):  # what the run saved, and how to continue it
+            exc.add_hint(f"checkpoints are in {checkpoints}; continue with: {continue_with}")
+        raise
     seconds = time.perf_counter() - started
 
     trained = trainer.model.merge_and_unload() if config.lora else trainer.model

@@ -17,6 +17,11 @@ DEFAULT_MAX_LENGTH = 4096
 
 ProgressCallback = Callable[[int], None]
 
+# The kind of a failed score (`ScoreResult.error_kind`) when the backend could not be used at all (a server down,
+# or answering 5xx or nonsense after its retries), rather than refusing this one text: nothing here is the text's
+# fault, and a run whose every text fails this way stops instead of writing the rest as errors.
+SERVER_UNAVAILABLE = "server-unavailable"
+
 
 @dataclass(frozen=True)
 class ScoreRequest:
@@ -28,12 +33,14 @@ class ScoreRequest:
 
 @dataclass
 class ScoreResult:
-    """A raw logit (None when scoring this item failed, with `error` saying why) and whether input was cut."""
+    """A raw logit (None when scoring this item failed, with `error` saying why and `error_kind` what kind of
+    failure it was, e.g. SERVER_UNAVAILABLE) and whether input was cut."""
 
     score: float | None
     truncated: bool = False
     error: str | None = None
     tokens: int = 0
+    error_kind: str | None = None
 
 
 @dataclass

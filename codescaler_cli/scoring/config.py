@@ -8,6 +8,7 @@ asked for, vLLM is importable, the servers answer) that `generate` runs before i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import UsageError
 from .base import DEFAULT_MAX_LENGTH, DEFAULT_REWARD_MODEL, Scorer
@@ -15,25 +16,48 @@ from .base import DEFAULT_MAX_LENGTH, DEFAULT_REWARD_MODEL, Scorer
 SCORER_KINDS = ("transformers", "vllm")
 
 
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
 @dataclass
 class ScorerConfig:
-    """Everything needed to open a reward-model scorer. `urls` set means remote servers, whatever `kind` says."""
+    """Everything needed to open a reward-model scorer. `urls` set means remote servers, whatever `kind` says.
 
-    model: str = DEFAULT_REWARD_MODEL
-    kind: str = "transformers"
-    revision: str | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    max_length: int = DEFAULT_MAX_LENGTH
-    max_batch_tokens: int = 16384
-    urls: list[str] = field(default_factory=list)
-    api_key: str | None = None
-    concurrency: int = 4
-    timeout: float = 600.0
-    max_retries: int = 4
-    tensor_parallel_size: int = 1
-    # None: vLLM's engine picks (on CPU, a share sized to the machine rather than vLLM's 0.9 of the node).
-    gpu_memory_utilization: float | None = None
+    Each field's `metadata["help"]` says what it does (the CLI's option help is that text).
+    """
+
+    model: str = field(default=DEFAULT_REWARD_MODEL, metadata=_help(
+        "Reward model: Hugging Face hub id or local directory."))
+    kind: str = field(default="transformers", metadata=_help(
+        "Reward backend: transformers, or vLLM's pooling runner in-process."))
+    revision: str | None = field(default=None, metadata=_help("Reward model revision (branch, tag or commit)."))
+    device: str = field(default="auto", metadata=_help(
+        "Where the transformers reward model runs (auto: CUDA when available)."))
+    dtype: str = field(default="auto", metadata=_help("Reward model dtype. auto: bfloat16 on GPU, float32 on CPU."))
+    max_length: int = field(default=DEFAULT_MAX_LENGTH, metadata=_help(
+        "Longest rendered chat in tokens; longer ones are cut on the right and marked truncated."))
+    max_batch_tokens: int = field(default=16384, metadata=_help(
+        "Token budget of one scoring batch (padded tokens); halved automatically on CUDA out-of-memory."))
+    urls: list[str] = field(default_factory=list, metadata=_help(
+        "Score on servers (vLLM servers started with --runner pooling, or codescaler serve) instead of a model "
+        "loaded here; several share the load."))
+    api_key: str | None = field(default=None, metadata=_help("Bearer token for the reward servers."))
+    concurrency: int = field(default=4, metadata=_help("Requests in flight per reward server."))
+    timeout: float = field(default=600.0, metadata=_help(
+        "Seconds before one request to a reward server is given up (then retried)."))
+    max_retries: int = field(default=4, metadata=_help(
+        "Retries of a reward request on connection errors, 429 and 5xx."))
+    tensor_parallel_size: int = field(default=1, metadata=_help("GPUs of the reward model's vLLM engine."))
+    gpu_memory_utilization: float | None = field(default=None, metadata=_help(
+        "Share of GPU memory the reward model's vLLM engine may use. Default: vLLM's 0.9 on GPUs; on CPU, what "
+        "the machine can give."))
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a score depends on besides its text, for the settings check of a resumed run: the model, its
+        revision, dtype and the longest input (the backend and the servers give the same scores)."""
+        return {"reward_model": self.model, "reward_revision": self.revision, "reward_dtype": self.dtype,
+                "reward_max_length": self.max_length}
 
     @property
     def description(self) -> str:
@@ -46,7 +70,7 @@ class ScorerConfig:
         if self.kind not in SCORER_KINDS:
             raise UsageError(f"unknown scorer '{self.kind}'", f"use one of: {', '.join(SCORER_KINDS)}")
         if not self.urls and self.kind == "transformers" and self.device.startswith("cuda"):
-            from ..vllm_support import cuda_available
+            from ..backends.vllm import cuda_available
 
             if not cuda_available():
                 raise UsageError(f"--device {self.device} asked for, but this machine has no CUDA GPU",
@@ -62,7 +86,7 @@ def check_scorer(config: ScorerConfig) -> None:
     """
     config.validate()
     if config.urls:
-        from ..http_client import EndpointPool
+        from ..backends.http import EndpointPool
 
         pool = EndpointPool(config.urls, api_key=config.api_key, timeout=config.timeout, max_retries=0)
         try:
@@ -70,13 +94,13 @@ def check_scorer(config: ScorerConfig) -> None:
         finally:
             pool.close()
     elif config.kind == "vllm":
-        from ..vllm_support import import_vllm
+        from ..backends.vllm import import_vllm
 
         import_vllm()
     from transformers import AutoConfig, AutoTokenizer
 
     from ..errors import ModelLoadError
-    from ..loading import check_reward_config, load_error
+    from ..backends.loading import check_reward_config, load_error
 
     try:
         if not config.urls:

@@ -2,7 +2,7 @@
 
 Texts are rendered and tokenized locally with the reward model's tokenizer (the same ids every scorer uses, cut
 at `max_length`) and sent as token ids with `use_activation: false`, so the server returns the raw logit.
-Several servers share the load; each request is retried on transient failures (see `http_client`).
+Several servers share the load; each request is retried on transient failures (see `backends.http`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..backends.http import RETRY_STATUS, EndpointPool, RequestFailed, served_model
+from ..backends.loading import load_error
 from ..errors import BackendError
-from ..http_client import EndpointPool, RequestFailed, served_model
+from .base import DEFAULT_MAX_LENGTH, SERVER_UNAVAILABLE, ProgressCallback, ScoreRequest, ScoreResult, ScoringStats
 from .texts import RewardTexts
-from .base import DEFAULT_MAX_LENGTH, ProgressCallback, ScoreRequest, ScoreResult, ScoringStats
-from ..loading import load_error
 
 # Texts per /classify request: large enough to batch on the server, small enough to spread over replicas.
 DEFAULT_REQUEST_SIZE = 16
@@ -72,8 +72,10 @@ class RemoteScorer:
         for chunk, outcome in zip(chunks, outcomes):
             if isinstance(outcome, BaseException):
                 message = str(outcome) if isinstance(outcome, (RequestFailed, BackendError)) else repr(outcome)
+                kind = None if _refused(outcome) else SERVER_UNAVAILABLE
                 for i in chunk:
                     results[i].error = f"scoring request failed: {message}"
+                    results[i].error_kind = kind
                 continue
             for i, value in zip(chunk, outcome):
                 results[i].score = value
@@ -86,6 +88,13 @@ class RemoteScorer:
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _refused(failure: BaseException) -> bool:
+    """Whether the server refused this request itself (a 4xx other than the retried ones), rather than being
+    unusable: then it is these texts, not the server, that failed."""
+    status = failure.status if isinstance(failure, RequestFailed) else None
+    return status is not None and 400 <= status < 500 and status not in RETRY_STATUS
 
 
 def parse_classify(answer: Any, expected: int) -> list[float]:

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..backends.loading import check_reward_config, is_out_of_memory, load_error, resolve_device, resolve_dtype
 from ..errors import ModelLoadError
-from ..loading import check_reward_config, is_out_of_memory, load_error, resolve_device, resolve_dtype
 from .base import (
     DEFAULT_MAX_LENGTH,
     ProgressCallback,

@@ -11,10 +11,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .texts import RewardTexts
+from ..backends.loading import load_error
+from ..backends.vllm import create_engine, import_vllm, shutdown_engine
 from .base import DEFAULT_MAX_LENGTH, ProgressCallback, ScoreRequest, ScoreResult, ScoringStats
-from ..loading import load_error
-from ..vllm_support import create_engine, import_vllm, shutdown_engine
+from .texts import RewardTexts
 
 
 class VllmScorer:

@@ -18,11 +18,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..extraction import extract_candidate
 from ..pipeline import score_groups
 from ..records import Candidate
 from ..scoring.base import ScoreRequest, ScoreResult
 from .scorer import score_token_ids, tokenizer_of
-from .upstream import extract_for_reward
 
 # Rough tokens per character for sizing batches before anything is tokenized (BPE on code and English).
 CHARS_PER_TOKEN = 4
@@ -218,7 +218,7 @@ class Batcher:
         for job in jobs:
             for group in job.groups:
                 for candidate in group:
-                    extract_for_reward(candidate, job.extraction)
+                    extract_candidate(candidate, job.extraction)
                 groups.append(group)
         scored = score_groups(groups, self.scorer, chunk_requests=1 << 30)
         ranked = list(scored)

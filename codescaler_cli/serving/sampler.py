@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..backends.http import RequestFailed
 from ..generation.base import Sample
 from ..generation.openai_server import parse_choices
-from ..http_client import RequestFailed
 
 
 @dataclass(frozen=True)

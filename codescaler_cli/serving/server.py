@@ -12,68 +12,13 @@ import signal
 import socket
 import sys
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import BackendError, CodescalerError, UsageError
-from ..loading import MEMORY, ClassifiedLoadError
-from ..scoring.config import ScorerConfig
+from ..backends.loading import MEMORY, ClassifiedLoadError
+from ..errors import BackendError, CodescalerError
 from .batcher import Batcher
-from .inputs import PROMPT_FORMATS
+from .config import ServeConfig
 from .service import RewardService, ServeSettings
-from .upstream import EXTRACTION_MODES
-
-
-@dataclass
-class ServeConfig:
-    """Everything `codescaler serve` needs: the scorer, the batching limits, what the endpoints answer."""
-
-    scorer: ScorerConfig = field(default_factory=ScorerConfig)
-    host: str = "127.0.0.1"
-    port: int = 8100
-    api_key: str | None = None
-    served_model_name: str | None = None
-    batch_wait_ms: float = 5.0
-    max_batch_requests: int = 256
-    max_queue: int = 1024
-    extraction: str = "syntax"
-    raw: bool = False
-    prompt_format: str = "chat"
-    log_level: str = "warning"
-    reuse_prefix: bool = False
-    graceful_timeout: float = 60.0
-    # The generator behind /v1/chat/completions and /v1/completions: OpenAI-compatible servers, or a model run here.
-    generator_urls: list[str] = field(default_factory=list)
-    generator_model: str | None = None
-    generator_api_key: str | None = None
-    generator_concurrency: int = 8
-    generator_timeout: float = 600.0
-    generator_max_retries: int = 4
-    samples_per_request: int = 1
-    generator_max_model_len: int | None = None
-    generator_revision: str | None = None
-    generator_dtype: str = "auto"
-    generator_tensor_parallel_size: int = 1
-    generator_gpu_memory_utilization: float | None = None
-    best_of: int = 8
-    max_best_of: int = 64
-    max_best_of_requests: int = 64
-
-    @property
-    def has_generator(self) -> bool:
-        return bool(self.generator_urls or self.generator_model)
-
-
-def _check(config: ServeConfig) -> None:
-    if config.extraction not in EXTRACTION_MODES:
-        raise UsageError(f"unknown --extraction '{config.extraction}'", f"use one of: {', '.join(EXTRACTION_MODES)}")
-    if config.prompt_format not in PROMPT_FORMATS:
-        raise UsageError(f"unknown --prompt-format '{config.prompt_format}'", f"use one of: {', '.join(PROMPT_FORMATS)}")
-    if config.scorer.urls:
-        raise UsageError("serve scores with a local model", "drop --reward-url")
-    if config.best_of > config.max_best_of:
-        raise UsageError(f"--n {config.best_of} is more than --max-best-of {config.max_best_of}",
-                         "lower --n or raise --max-best-of")
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -112,22 +57,22 @@ def open_sampler(config: ServeConfig) -> Any:
     """The generator behind the OpenAI endpoints: `--generator-url` servers, else an in-process `-m` engine."""
     from .sampler import EngineSampler, RemoteSampler
 
-    if config.generator_urls:
-        return RemoteSampler(config.generator_urls, config.generator_model, api_key=config.generator_api_key,
-                             concurrency=config.generator_concurrency, timeout=config.generator_timeout,
-                             max_retries=config.generator_max_retries,
-                             samples_per_request=config.samples_per_request)
-    assert config.generator_model is not None
-    return EngineSampler(config.generator_model, revision=config.generator_revision, dtype=config.generator_dtype,
-                         max_model_len=config.generator_max_model_len,
-                         gpu_memory_utilization=config.generator_gpu_memory_utilization,
-                         tensor_parallel_size=config.generator_tensor_parallel_size)
+    generator = config.generator
+    if generator.urls:
+        return RemoteSampler(generator.urls, generator.model, api_key=generator.api_key,
+                             concurrency=generator.concurrency, timeout=generator.timeout,
+                             max_retries=generator.max_retries, samples_per_request=config.samples_per_request)
+    assert generator.model is not None
+    return EngineSampler(generator.model, revision=generator.revision, dtype=generator.dtype,
+                         max_model_len=generator.max_model_len,
+                         gpu_memory_utilization=generator.gpu_memory_utilization,
+                         tensor_parallel_size=generator.tensor_parallel_size)
 
 
 def point_at_the_engine(exc: BaseException, config: ServeConfig) -> None:
     """A reward model out of memory after an in-process generator engine loaded: the engine's share is the cause."""
-    if isinstance(exc, ClassifiedLoadError) and exc.cause_class == MEMORY and config.generator_model \
-            and not config.generator_urls:
+    if isinstance(exc, ClassifiedLoadError) and exc.cause_class == MEMORY and config.has_generator \
+            and not config.generator.urls:
         exc.hint = ("the generator engine loaded first and holds its share of the memory: lower "
                     "--generator-gpu-memory-utilization (e.g. 0.6) to leave the reward model room"
                     + (f"; otherwise {exc.hint}" if exc.hint else ""))
@@ -149,7 +94,7 @@ def run_server(config: ServeConfig) -> None:
     from .metrics import Metrics
     from .scorer import open_serving_scorer, tokenizer_of
 
-    _check(config)
+    config.validate()
     # The generator first: a server that is down or a wrong model name fails in seconds, before the reward model
     # loads.
     sampler = open_sampler(config) if config.has_generator else None
@@ -186,7 +131,7 @@ def run_server(config: ServeConfig) -> None:
         from .best_of_n_service import BestOfNService, BestOfNSettings
 
         best_of_n = BestOfNService(service, sampler, BestOfNSettings(
-            default_best_of=config.best_of, max_best_of=config.max_best_of,
+            default_best_of=config.generator.n, max_best_of=config.max_best_of,
             max_requests=config.max_best_of_requests, retry_after=settings.retry_after), metrics)
         metrics.best_of_in_flight.set_function(lambda: best_of_n.in_flight if best_of_n is not None else 0)
     host, port = sock.getsockname()[:2]
@@ -196,7 +141,7 @@ def run_server(config: ServeConfig) -> None:
         print(f"codescaler serve: {settings.served_name} ({config.scorer.kind}) on http://{shown}:{port}"
               f"{' (API key required)' if config.api_key else ''}", file=sys.stderr, flush=True)
         if sampler is not None:
-            print(f"codescaler serve: best-of-{config.best_of} over generator '{sampler.card.name}' "
+            print(f"codescaler serve: best-of-{config.generator.n} over generator '{sampler.card.name}' "
                   f"({sampler.card.where}) at http://{shown}:{port}/v1 (chat/completions, completions)",
                   file=sys.stderr, flush=True)
 

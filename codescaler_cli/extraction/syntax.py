@@ -1,5 +1,5 @@
-"""Turn a raw LLM response into the Python program it proposes, decide whether that
-program is valid, and give programs a key that ignores comments and spacing so
+"""The syntax-aware extraction rules (1-6 of the design): turn a raw LLM response into the Python program it
+proposes, decide whether that program is valid, and give programs a key that ignores comments and spacing so
 best-of-N candidates can be deduplicated before they are scored."""
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from .errors import BackendError, UsageError
+from ..errors import BackendError, UsageError
 
 T = TypeVar("T")
 R = TypeVar("R")

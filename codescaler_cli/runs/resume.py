@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, UsageError
+from ..errors import InputError, SettingsChanged, UsageError
 
-SETTINGS_FORMAT = 1
+# 2: settings named by the configs' fingerprints (1 named them by command-line flags).
+SETTINGS_FORMAT = 2
 
 
 def settings_path(output: Path) -> Path:
@@ -28,7 +29,7 @@ def settings_path(output: Path) -> Path:
 
 
 def samples_path(output: Path) -> Path:
-    """Where `generate --resume` keeps drawn samples until their problems are scored into the output file."""
+    """Where `generate` keeps drawn samples until their problems are scored into the output file."""
     return output.with_name(f".{output.name}.samples.jsonl")
 
 
@@ -71,23 +72,20 @@ def read_settings(output: Path) -> dict[str, Any] | None:
 
 def check_settings(output: Path, command: str, settings: dict[str, Any],
                    recorded: dict[str, Any] | None) -> None:
-    """Refuse to resume when the recorded run differs from this one; the message names every difference."""
+    """Refuse to resume when the recorded run differs from this one: SettingsChanged names every difference."""
     if recorded is None:
         return
+    if recorded.get("format") != SETTINGS_FORMAT:
+        raise UsageError(f"cannot resume {output}: its settings file was written by another version of codescaler",
+                         f"run without --resume to start over (this replaces {output})")
     if recorded.get("command") != command:
         raise UsageError(f"cannot resume {output}: it was written by `codescaler {recorded.get('command')}`, "
                          f"not `codescaler {command}`", "use another --output, or run without --resume to replace it")
     before = recorded["settings"]
-    differences = [f"{name} {_show(before.get(name))} then, {_show(settings.get(name))} now"
-                   for name in sorted(set(before) | set(settings)) if before.get(name) != settings.get(name)]
+    differences = [(name, before.get(name), settings.get(name)) for name in sorted(set(before) | set(settings))
+                   if before.get(name) != settings.get(name)]
     if differences:
-        raise UsageError(f"cannot resume {output}: it was written with different settings: " + "; ".join(differences),
-                         "resume with the same settings, or run without --resume to start over (this replaces "
-                         f"{output})")
-
-
-def _show(value: Any) -> str:
-    return "(not set)" if value is None else json.dumps(value, ensure_ascii=False)
+        raise SettingsChanged(output, differences)
 
 
 @dataclass

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BackendError, UsageError
+from ..extraction import EXTRACTION_MODES
 from ..scoring.base import DEFAULT_MAX_LENGTH, DEFAULT_REWARD_MODEL
-from .inputs import PROMPT_FORMATS, openrlhf_pairs, trl_pairs
-from .upstream import EXTRACTION_MODES
+from ..serving.inputs import PROMPT_FORMATS, openrlhf_pairs, trl_pairs
 
 # 503 (queue full) answers are retried after Retry-After, this many times.
 BUSY_RETRIES = 20
@@ -74,8 +74,8 @@ class CodeScalerReward:
             self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0), headers=self._headers)
         else:
             from ..scoring.config import ScorerConfig
-            from .batcher import Batcher
-            from .scorer import open_serving_scorer
+            from ..serving.batcher import Batcher
+            from ..serving.scorer import open_serving_scorer
 
             scorer_object = open_serving_scorer(ScorerConfig(model=self.model, kind=scorer, device=device, dtype=dtype,
                                                              max_length=max_length, max_batch_tokens=max_batch_tokens))
@@ -151,13 +151,13 @@ class CodeScalerReward:
                                "is it a codescaler server?") from None
 
     def _job(self, questions: Sequence[str], responses: Sequence[str]) -> Any:
-        from .batcher import groups_job
-        from .service import pair_candidates
+        from ..serving.batcher import groups_job
+        from ..serving.service import pair_candidates
 
         return groups_job(pair_candidates(list(zip(questions, responses))), self.extraction)
 
     def _from_candidates(self, groups: Any, count: int) -> list[Reward]:
-        from .service import by_index, shaped
+        from ..serving.service import by_index, shaped
 
         return [Reward(reward=shaped(c, self.raw), score=c.score, valid=c.valid, code=c.code, truncated=c.truncated,
                        error=c.error) for c in by_index(groups, count)]

@@ -36,3 +36,12 @@ def wait_for_lines(process: subprocess.Popen[str], output: Path, lines: int, tim
         if read_or_empty(output).count(b"\n") >= lines:
             return
         time.sleep(0.02)
+
+
+def wait_for_file(process: subprocess.Popen[str], path: Path, timeout: float = 300.0) -> None:
+    """Until `path` exists; fails the test when the process ends first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, f"the process ended (status {process.returncode}) before {path} existed"
+        assert time.monotonic() < deadline, f"{path} did not appear in {timeout:.0f}s"
+        time.sleep(0.02)

@@ -2,8 +2,8 @@
 CPU, exact dtypes on CPU, clean shutdown.
 
 Quiet by default: codescaler draws the one progress display, so vLLM's own bars ("Loading safetensors checkpoint
-shards", "Processed prompts") and INFO logs stay off. `set_verbose(True)` (the CLI's --debug), CODESCALER_DEBUG=1
-or a VLLM_LOGGING_LEVEL set by the user bring vLLM's logs back; --debug brings its bars back too.
+shards", "Processed prompts") and INFO logs stay off. Debug mode (`errors.set_debug`, the CLI's --debug, or
+CODESCALER_DEBUG=1) brings vLLM's logs and bars back, and a VLLM_LOGGING_LEVEL set by the user its logs.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ModelLoadError, debug_from_environment
+from ..errors import ModelLoadError, debug_enabled
 
 GiB = 1 << 30
 # The KV cache given to a CPU engine when neither VLLM_CPU_KVCACHE_SPACE nor --gpu-memory-utilization says
@@ -27,19 +27,6 @@ DEFAULT_CPU_KV_CACHE_GIB = 1.0
 MAX_CPU_KV_SHARE_OF_FREE = 0.5
 # vLLM's default share of GPU memory.
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
-
-_verbose = False
-
-
-def set_verbose(enabled: bool) -> None:
-    """Show vLLM's own logs and progress bars (the CLI's --debug). Call before the first engine starts."""
-    global _verbose
-    _verbose = enabled
-
-
-def verbose() -> bool:
-    return _verbose or debug_from_environment()
-
 
 def cuda_available() -> bool:
     try:
@@ -60,14 +47,14 @@ def vllm_dtype(dtype: str) -> str:
 def _quiet_environment() -> None:
     """Defaults that keep vLLM, torch's C++ side and the hub quiet; variables the user set win."""
     user_set_level = "VLLM_LOGGING_LEVEL" in os.environ
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if verbose() else "ERROR")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if debug_enabled() else "ERROR")
     # vLLM logs to stdout by default; stdout carries codescaler's data (JSONL), so its logs go to stderr.
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
-    if not verbose():
+    if not debug_enabled():
         # c10's own warnings ("NUMA binding: Using MEMBIND policy...") go straight to fd 2; this is read when
         # torch is first imported, so it has to be set before cuda_available() imports it.
         os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
-    if not user_set_level and not verbose():
+    if not user_set_level and not debug_enabled():
         # Some vLLM modules warn while `import vllm` runs, before vLLM configures its logger; without a level
         # those records reach Python's last-resort handler and print bare lines on stderr.
         logging.getLogger("vllm").setLevel(logging.ERROR)
@@ -216,11 +203,11 @@ def create_engine(kind: str, model: str, *, revision: str | None, dtype: str, te
         share = plan.gpu_memory_utilization
         if plan.kv_cache_bytes is not None:
             options.setdefault("kv_cache_memory_bytes", plan.kv_cache_bytes)
-        if verbose():
+        if debug_enabled():
             logging.getLogger("codescaler").warning("vLLM on CPU for %s: %s, gpu_memory_utilization %.2f",
                                                     model, plan.reason, share)
     # The checkpoint-loading bar is vLLM's own; ours is the one progress display.
-    options.setdefault("use_tqdm_on_load", verbose())
+    options.setdefault("use_tqdm_on_load", debug_enabled())
     options.setdefault("disable_log_stats", True)
     try:
         with warnings.catch_warnings():

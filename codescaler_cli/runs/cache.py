@@ -7,7 +7,8 @@ request seeded s is the sample seeded s+j), so a run with a larger `-n` reuses t
 
 The scorer and generator wrappers here open the real backend only on a miss: re-ranking known candidates loads
 no model at all. Failed items (an `error`, a non-finite score) are never cached. SQLite in WAL mode with a busy
-timeout lets several runs on one machine share a cache; every write is one short transaction.
+timeout lets several runs on one machine share a cache; every write is one short transaction, and opening
+retries the locks SQLite does not wait for, so runs started together never fail on them.
 """
 
 from __future__ import annotations
@@ -16,17 +17,18 @@ import hashlib
 import json
 import math
 import os
+import random
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-from .generation.base import GenerationRequest, GenerationStats, Generator, ProgressCallback, Sample, SamplingSettings
-from .http_client import normalise_base_url
-from .scoring.base import ScoreRequest, ScoreResult, Scorer, ScoringStats
+from ..backends.http import normalise_base_url
+from ..errors import UsageError
+from ..generation.base import GenerationRequest, GenerationStats, Generator, ProgressCallback, Sample, SamplingSettings
+from ..scoring.base import ScoreRequest, ScoreResult, Scorer, ScoringStats
 
 CACHE_FILE = "codescaler-cache.sqlite3"
 SCHEMA_VERSION = 1
@@ -35,6 +37,8 @@ SCHEMA_VERSION = 1
 WHOLE_HASH_LIMIT = 64 << 20
 SAMPLED_BLOCK = 8 << 20
 _LOOKUP_BATCH = 500  # keys per SELECT ... IN (...): well under SQLite's parameter limit
+# Seconds a connection waits for another's write, and opening retries a lock held by another process.
+OPEN_TIMEOUT = 60.0
 
 
 def cache_file(directory: Path) -> Path:
@@ -48,24 +52,18 @@ class Cache:
         self.directory = Path(directory)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(cache_file(self.directory), timeout=60.0, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout = 60000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            # NORMAL in WAL mode: a power cut may lose the last transactions, never corrupt the file.
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            with self._db:
-                self._db.execute("CREATE TABLE IF NOT EXISTS scores (key BLOB PRIMARY KEY, score REAL NOT NULL, "
-                                 "truncated INTEGER NOT NULL, created REAL NOT NULL) WITHOUT ROWID")
-                self._db.execute("CREATE TABLE IF NOT EXISTS samples (key BLOB PRIMARY KEY, text BLOB NOT NULL, "
-                                 "finish_reason TEXT, tokens INTEGER NOT NULL, created REAL NOT NULL) WITHOUT ROWID")
-                self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self._db = _open_database(cache_file(self.directory))
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(f"cannot open the cache in {self.directory}: {exc}",
                              "give --cache a writable directory (or unset CODESCALER_CACHE)") from None
         self.score_hits = self.score_misses = 0
         self.sample_hits = self.sample_misses = 0
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- scores ----------------------------------------------------------------------------------------------------
 
@@ -125,6 +123,61 @@ class Cache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _open_database(path: Path) -> sqlite3.Connection:
+    """Connect in WAL mode with the tables made, however many processes open the same new cache at once.
+
+    The busy timeout makes a connection wait for another's write, but SQLite answers SQLITE_BUSY at once, without
+    waiting, to a switch into WAL mode that races another connection (and to the first reads of a database
+    another process is setting up). Those are retried here from a fresh connection, with jittered backoff.
+    """
+    deadline = time.monotonic() + OPEN_TIMEOUT
+    delay = 0.005
+    while True:
+        db = sqlite3.connect(path, timeout=OPEN_TIMEOUT, isolation_level=None, check_same_thread=False)
+        try:
+            _prepare(db)
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if not _busy(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay * random.uniform(0.5, 1.5))
+        delay = min(delay * 2, 0.25)
+
+
+def _prepare(db: sqlite3.Connection) -> None:
+    # WAL is a property of the file: once one process switched it, the others find it set and skip the switch.
+    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        db.execute("PRAGMA journal_mode = WAL")
+    # NORMAL in WAL mode: a power cut may lose the last transactions, never corrupt the file.
+    db.execute("PRAGMA synchronous = NORMAL")
+    with db:
+        db.execute("CREATE TABLE IF NOT EXISTS scores (key BLOB PRIMARY KEY, score REAL NOT NULL, "
+                   "truncated INTEGER NOT NULL, created REAL NOT NULL) WITHOUT ROWID")
+        db.execute("CREATE TABLE IF NOT EXISTS samples (key BLOB PRIMARY KEY, text BLOB NOT NULL, "
+                   "finish_reason TEXT, tokens INTEGER NOT NULL, created REAL NOT NULL) WITHOUT ROWID")
+        db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED (any extended code): another connection holds the lock for now."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+@contextmanager
+def cache_of(cache: Cache | Path | str | None) -> Iterator[Cache | None]:
+    """The cache a run uses: one passed in (its owner closes it), or one opened in a directory for this run."""
+    if cache is None or isinstance(cache, Cache):
+        yield cache
+        return
+    with Cache(cache) as opened:
+        yield opened
 
 
 def cache_key(*parts: Any) -> bytes:
@@ -307,28 +360,16 @@ def generator_identity(config: Any) -> list[Any]:
         # A served model is named by the server; without a name, the servers themselves are what we know.
         return ["server", config.model, config.endpoint, config.tokenizer,
                 None if config.model else sorted(config.urls)]
-    from .generation.base import DEFAULT_GENERATOR_MODEL
+    from ..generation.base import DEFAULT_GENERATOR_MODEL
 
     return ["vllm", model_fingerprint(config.model or DEFAULT_GENERATOR_MODEL, config.revision), config.dtype,
             config.max_model_len]
 
 
-def scorer_identity(model: str, revision: str | None, dtype: str, max_length: int,
-                    servers: Sequence[str] = ()) -> list[Any]:
-    """What, besides the texts, a reward score depends on. Scores from servers are keyed by the servers too: -r
-    names only the tokenizer there, and two servers may serve different checkpoints under one name."""
-    where: Any = ["servers", *sorted(normalise_base_url(url) for url in servers)] if servers else dtype
-    return [model_fingerprint(model, revision), where, max_length]
-
-
-@dataclass
-class CacheSummary:
-    """Hits and misses of one run, for the line on stderr."""
-
-    hits: int
-    misses: int
-    what: str
-
-    def __str__(self) -> str:
-        total = self.hits + self.misses
-        return f"cache: {self.hits} of {total} {self.what} were cached, {self.misses} computed"
+def scorer_identity(config: Any) -> list[Any]:
+    """What, besides the texts, a reward score depends on (a `ScorerConfig`). Scores from servers are keyed by the
+    servers too: -r names only the tokenizer there, and two servers may serve different checkpoints under one
+    name."""
+    servers = config.urls
+    where: Any = ["servers", *sorted(normalise_base_url(url) for url in servers)] if servers else config.dtype
+    return [model_fingerprint(config.model, config.revision), where, config.max_length]

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 # The causes `load_error` tells apart (the `cause_class` of the error it returns).
 NOT_FOUND = "not_found"
@@ -36,6 +36,11 @@ class ClassifiedLoadError(ModelLoadError):
     def __init__(self, message: str, hint: str | None, cause_class: str) -> None:
         super().__init__(message, hint)
         self.cause_class = cause_class
+
+
+# The devices and dtypes a model can be asked for ("auto": the best this machine has).
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def resolve_device(device: str) -> str:

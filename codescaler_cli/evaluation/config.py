@@ -1,0 +1,136 @@
+"""An evaluation's settings in one object: where its problems come from and how candidates are tested."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import UsageError
+from .execution import DEFAULT_TEST_TIMEOUT
+from .benchmarks import BENCHMARKS, BenchmarkSelection, get_benchmark, load_selection, parse_day, select_problems
+from .problems import EvalProblem, read_problems_file
+from .sandbox import ISOLATIONS, Limits, Sandbox
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class EvalConfig:
+    """The problems (a built-in `benchmark` or a `problems_file`) and the sandbox the candidates' tests run in.
+    Each field's `metadata["help"]` says what it does (the CLI's option help is that text)."""
+
+    benchmark: str | None = field(default=None, metadata=_help(
+        f"A built-in benchmark: {', '.join(BENCHMARKS)} (any case; `codescaler benchmarks` lists them). Fetched "
+        "into the Hugging Face cache, graded as its own harness grades."))
+    problems_file: Path | None = field(default=None, metadata=_help(
+        "Problems with tests as a benchmark publishes them (JSONL, JSON array, .gz or parquet): HumanEval(+), "
+        "MBPP(+), LiveCodeBench, CodeContests, Gen-Verse or DeepCoder rows."))
+    release: str | None = field(default=None, metadata=_help(
+        "LiveCodeBench release: v1 .. v6 (every problem released up to it) or latest."))
+    since: str | None = field(default=None, metadata=_help(
+        "LiveCodeBench: only problems from contests on or after this day (YYYY-MM-DD)."))
+    until: str | None = field(default=None, metadata=_help(
+        "LiveCodeBench: only problems from contests up to this day (YYYY-MM-DD, at 00:00 as LiveCodeBench counts "
+        "it)."))
+    limit: int | None = field(default=None, metadata=_help("Only the first N problems."))
+    sample: int | None = field(default=None, metadata=_help(
+        "N problems drawn at random (with --sample-seed), kept in the benchmark's order."))
+    sample_seed: int = field(default=0, metadata=_help("Seed of --sample's draw."))
+    isolation: str = field(default="auto", metadata=_help(
+        "auto: bubblewrap when it works here, else the weaker fallback; bwrap; fallback."))
+    jobs: int | None = field(default=None, metadata=_help("Programs run in parallel. Default: the number of cores."))
+    test_timeout: float = field(default=DEFAULT_TEST_TIMEOUT, metadata=_help(
+        "Seconds one test may run (CPU and wall clock)."))
+    memory_mb: int = field(default=2048, metadata=_help("Address-space limit of a program, in MiB."))
+
+    def validate(self) -> None:
+        if self.isolation not in ISOLATIONS:
+            raise UsageError(f"unknown --isolation '{self.isolation}'", f"use one of: {', '.join(ISOLATIONS)}")
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(memory_bytes=self.memory_mb * 1024 * 1024)
+
+    @property
+    def selection(self) -> BenchmarkSelection:
+        """Which of the problems to use (a LiveCodeBench window, --limit or --sample)."""
+        return BenchmarkSelection(release=self.release, since=parse_day(self.since, "--since"),
+                                  until=parse_day(self.until, "--until"), limit=self.limit, sample=self.sample,
+                                  seed=self.sample_seed)
+
+    @property
+    def selecting(self) -> bool:
+        """Whether the selection leaves problems out: candidates of other problems are then skipped, not errors."""
+        selection = self.selection
+        return selection != BenchmarkSelection(seed=selection.seed)
+
+    def describe_problems(self) -> str:
+        """The problems as options, e.g. `--benchmark livecodebench --release v6 --limit 20`."""
+        parts = [f"--benchmark {get_benchmark(self.benchmark).name}" if self.benchmark is not None
+                 else f"--problems {self.problems_file}"]
+        for flag, value in (("--release", self.release), ("--since", self.since), ("--until", self.until),
+                            ("--limit", self.limit), ("--sample", self.sample)):
+            if value is not None:
+                parts.append(f"{flag} {value}")
+        if self.sample is not None:
+            parts.append(f"--sample-seed {self.sample_seed}")
+        return " ".join(parts)
+
+    def load_problems(self) -> list[EvalProblem]:
+        """The problems of the benchmark (fetched into, or read from, the Hugging Face cache) or of the file,
+        selected."""
+        if (self.benchmark is None) == (self.problems_file is None):
+            raise UsageError("give exactly one of --benchmark NAME or --problems FILE",
+                             "e.g. codescaler eval samples.jsonl --benchmark humaneval")
+        selection = self.selection
+        if self.benchmark is not None:
+            problems = load_selection(get_benchmark(self.benchmark), selection)
+            if not problems:
+                raise UsageError(f"no problems of {self.describe_problems()} match the selection",
+                                 "widen --since/--until, or pick another --release")
+            return problems
+        if selection.windowed:
+            raise UsageError("--release, --since and --until select LiveCodeBench problems by contest date: use "
+                             "them with --benchmark livecodebench", "with --problems FILE use --limit or --sample")
+        assert self.problems_file is not None
+        return select_problems(read_problems_file(self.problems_file), selection)
+
+    def open_sandbox(self) -> Sandbox:
+        self.validate()
+        return Sandbox(isolation=self.isolation, jobs=self.jobs)
+
+    def fingerprint(self, sandbox: Sandbox) -> dict[str, Any]:
+        """What verdicts depend on, for the settings check of a resumed run: the problems (by content), the
+        limits, and the isolation `sandbox` runs with. Its `jobs` count too when not running as root: the programs
+        then share one uid and its process limit, which grows with the jobs (as root each program has a uid and
+        a limit of its own, and the jobs may change)."""
+        problems_digest = None
+        if self.problems_file is not None:
+            try:
+                with open(self.problems_file, "rb") as handle:
+                    problems_digest = file_sha256(handle)
+            except OSError:
+                pass
+        settings: dict[str, Any] = {
+            "benchmark": get_benchmark(self.benchmark).name if self.benchmark is not None else None,
+            "release": self.release, "since": self.since, "until": self.until, "limit": self.limit,
+            "sample": self.sample, "sample_seed": self.sample_seed if self.sample is not None else None,
+            "problems_file": str(Path(self.problems_file).resolve()) if self.problems_file is not None else None,
+            "problems_sha256": problems_digest, "test_timeout": self.test_timeout, "memory_mb": self.memory_mb,
+            "isolation": sandbox.isolation,
+        }
+        if os.geteuid() != 0:
+            settings["jobs"] = sandbox.jobs
+        return settings
+
+
+def file_sha256(handle: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    while block := handle.read(1 << 20):
+        digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,313 @@
+"""The evaluation loop, which `codescaler eval` and the Python API both run: score the candidates that carry no
+scores (when a reward model is given), run their public tests (what a selection strategy may use, timed on its
+own for the latency comparison) and then all their tests in the sandbox, and summarise.
+
+With a resumable output file, problems are tested in chunks of whole problems and each chunk's records are
+written (with the seconds so far, beside the file) before the next starts; a resumed run reads the verdicts of
+the problems already in the file back instead of running them again.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import InputError, UsageError
+from ..generation import Problem
+from ..generation.config import GeneratorConfig
+from ..pipeline import lazy_scorer, score_groups
+from ..records import group_candidates, group_hash
+from ..runs.cache import Cache, cache_of
+from ..runs.output import RunOutput
+from ..runs.reporter import SILENT, ProgressCallback, Reporter
+from ..scoring import ScorerConfig
+from ..scoring.base import Scorer
+from .candidates import EvalCandidate, from_candidates, has_scores, read_eval_candidates, record_problem_key
+from .config import EvalConfig, file_sha256
+from .execution import STATUSES
+from .problems import EvalProblem
+from .report import Report, summarize
+from .runner import Timings, run_chunk
+from .sandbox import Sandbox
+
+# With a resumable output, problems are tested in chunks of whole problems, at least this many candidates per
+# sandbox worker (enough to keep the workers busy), and each chunk's records are written before the next starts.
+CHUNK_CANDIDATES_PER_JOB = 8
+
+
+def run_evaluation(config: EvalConfig, candidates_file: str | Path | None = None, *,
+                   generator: GeneratorConfig | None = None, scorer: ScorerConfig | None = None,
+                   output: RunOutput | None = None, cache: Cache | Path | None = None,
+                   stdin: IO[bytes] | None = None, reporter: Reporter = SILENT) -> Report:
+    """What `codescaler eval` runs: the problems of `config`; the candidates read from `candidates_file` ('-':
+    `stdin`), or sampled, scored and ranked with `generator` and `scorer` (best-of-N); then `evaluate`. `cache`
+    (a Cache, or its directory) serves the samples and scores it holds."""
+    with cache_of(cache) as opened:
+        return _run_evaluation(config, candidates_file, generator, scorer, output, opened, stdin, reporter)
+
+
+def _run_evaluation(config: EvalConfig, candidates_file: str | Path | None, generator: GeneratorConfig | None,
+                    scorer: ScorerConfig | None, output: RunOutput | None, cache: Cache | None,
+                    stdin: IO[bytes] | None, reporter: Reporter) -> Report:
+    output = output if output is not None else RunOutput(None, command="eval")
+    if generator is not None and candidates_file is not None:
+        raise UsageError("give either a CANDIDATES file or -m/--base-url to generate them, not both")
+    if generator is not None and output.resume:
+        source = config.describe_problems()
+        raise UsageError("--resume cannot continue a run that generates its candidates (-m/--base-url)",
+                         f"generate them resumably first, then evaluate them resumably: codescaler generate "
+                         f"--problems PROBLEMS.jsonl -n {generator.n} -o samples.jsonl --resume (records {{\"id\", "
+                         f"\"question\"}}), then codescaler eval samples.jsonl {source} -o {output.path} --resume")
+    problems = config.load_problems()
+    # The sandbox opens before any model loads or sample is drawn: a refused isolation fails in a second.
+    with config.open_sandbox() as sandbox:
+        reporter.info(f"isolation: {sandbox.describe()}")
+        scoring_seconds = digest = None
+        if generator is not None:
+            candidates, scoring_seconds = _generate(problems, generator, scorer or ScorerConfig(), cache, reporter)
+            scorer = None  # scored and ranked already
+        else:
+            candidates, digest = _read_candidates(candidates_file or "-", problems, config, stdin,
+                                                  digest=output.resumable and output.path is not None)
+        covered = {c.problem.key for c in candidates}
+        missing = [p for p in problems if p.key not in covered]
+        if missing:
+            reporter.info(f"note: {len(missing)} of {len(problems)} problems have no candidates and are not counted "
+                          f"(e.g. {missing[0].id})")
+        report = evaluate(candidates, config, scorer=scorer, sandbox=sandbox, output=output, cache=cache,
+                          candidates_sha256=digest, scoring_seconds=scoring_seconds, reporter=reporter)
+    if cache is not None:
+        samples = f"samples {cache.sample_hits} hits, {cache.sample_misses} misses; " if generator else ""
+        reporter.info(f"cache: {samples}scores {cache.score_hits} hits, {cache.score_misses} misses "
+                      f"({cache.directory})")
+    return report
+
+
+def evaluate(candidates: Sequence[EvalCandidate], config: EvalConfig = EvalConfig(), *,
+             scorer: Scorer | ScorerConfig | None = None, sandbox: Sandbox | None = None,
+             output: RunOutput | None = None, cache: Cache | None = None, candidates_sha256: str | None = None,
+             scoring_seconds: float | None = None, reporter: Reporter = SILENT) -> Report:
+    """Score (when `scorer` is given and the candidates carry no scores), run public then all tests, summarise.
+
+        from codescaler_cli.evaluation import EvalConfig, evaluate, load_benchmark, read_eval_candidates
+
+        candidates = read_eval_candidates("samples.jsonl", load_benchmark("humaneval"))
+        report = evaluate(candidates, EvalConfig(jobs=8, isolation="bwrap"), scorer=ScorerConfig())
+
+    Without scores, the strategies that need a reward model are left out of the report. Fills each candidate's
+    `public` and `result`. `output` gets every candidate's record; resuming it needs `candidates_sha256` (the
+    candidates' identity) to match. `scoring_seconds`: what scoring these candidates took before (best-of-N's).
+    """
+    if sandbox is None:
+        with config.open_sandbox() as own:
+            return evaluate(candidates, config, scorer=scorer, sandbox=own, output=output, cache=cache,
+                            candidates_sha256=candidates_sha256, scoring_seconds=scoring_seconds, reporter=reporter)
+    output = output if output is not None else RunOutput(None, command="eval")
+    scored = has_scores(candidates)
+    score_here = scorer is not None and not scored
+    if scorer is not None and scored:
+        reporter.info("note: the records carry scores; using them (-r is not needed)")
+    elif scorer is None and not scored:
+        count = sum("score" in c.candidate.record for c in candidates)
+        why = f"{len(candidates) - count} of {len(candidates)} records have no score" if count \
+            else "the records have no scores"
+        reporter.info(f"note: {why} and no -r was given: the reward-model strategies are left out")
+    groups = problem_groups(candidates)
+    settings = config.fingerprint(sandbox) | {"candidates_sha256": candidates_sha256}
+    if score_here and isinstance(scorer, ScorerConfig):
+        settings |= scorer.fingerprint()
+    timings, timed = Timings(scoring=scoring_seconds), 0  # `timed`: problems whose test seconds `timings` holds
+    with output:
+        done = output.start(settings, hashes=[group_hash(("id", group[0].problem.key)) for group in groups],
+                            sizes=[len(group) for group in groups],
+                            key_of=lambda record: group_hash(("id", record_problem_key(record))))
+        if output.resume:
+            reporter.info(output.describe_resume())
+            _restore(output, [c for group in groups[:done.groups] for c in group], scores=score_here)
+            timings, timed = _restored_timings(output.recorded_state, done.groups)
+            output.save_state(_state(timings, timed))
+        if score_here and done.groups < len(groups):
+            assert scorer is not None
+            seconds, load = _score(candidates, groups, done.groups, scorer, cache, reporter)
+            if timings.scoring is None:  # what scoring every candidate took (a resumed run re-scores what it must)
+                timings.scoring, timings.scoring_load = seconds, load
+                output.save_state(_state(timings, timed))
+        remaining = groups[done.groups:]
+        to_run = [c for group in remaining for c in group]
+        with_public = sum(1 for c in to_run if c.problem.public_tests)
+        advance_public = reporter.phase("Public tests", with_public) if with_public else None
+        advance_all = reporter.phase("All tests", len(to_run)) if to_run else None
+        resumable = output.resumable and output.path is not None
+        for chunk in problem_chunks(remaining, CHUNK_CANDIDATES_PER_JOB * sandbox.jobs if resumable else None):
+            run_chunk([c for group in chunk for c in group], sandbox, timings, test_timeout=config.test_timeout,
+                      limits=config.limits, public_progress=advance_public, all_progress=advance_all)
+            timed += len(chunk)
+            output.write([[c.record() for c in group] for group in chunk], state=_state(timings, timed))
+    report = summarize(candidates, with_reward=scored or score_here, timings=timings, isolation=sandbox.isolation,
+                       isolation_detail=sandbox.describe())
+    if done.groups:
+        report.notes.append(_resumed_note(output, done.groups, len(groups), timed))
+    if cache is not None and cache.score_hits:
+        total = cache.score_hits + cache.score_misses
+        report.notes.append(f"{cache.score_hits} of {total} reward scores came from the cache ({cache.directory}): "
+                            f"the reward model's seconds cover the other {cache.score_misses}")
+    return report
+
+
+def score_candidates(candidates: Sequence[EvalCandidate], scorer: Scorer,
+                     progress: ProgressCallback | None = None, *, skip_groups: int = 0) -> float:
+    """Score every distinct valid program with the reward model and rank each problem's candidates.
+
+    `skip_groups`: the first problems (in first-seen order) are already scored and ranked (a resumed run); the
+    rest are scored in the same chunks as in a run that scores them all, so their scores are the same to the bit.
+    Returns the seconds the scorer spent.
+    """
+    before = scorer.stats.seconds
+    groups = group_candidates(c.candidate for c in candidates)
+    for _ in score_groups(groups, scorer, progress=progress, skip_groups=skip_groups):
+        pass
+    return scorer.stats.seconds - before
+
+
+def problem_groups(candidates: Sequence[EvalCandidate]) -> list[list[EvalCandidate]]:
+    """Candidates per problem, problems in first-seen order, each problem's candidates in input order."""
+    groups: dict[str, list[EvalCandidate]] = {}
+    for candidate in candidates:
+        groups.setdefault(candidate.problem.key, []).append(candidate)
+    return list(groups.values())
+
+
+def problem_chunks(groups: Sequence[list[EvalCandidate]], programs: int | None) -> list[list[list[EvalCandidate]]]:
+    """Whole problems in chunks of at least `programs` candidates (the last may be smaller); None: one chunk."""
+    if programs is None:
+        return [list(groups)] if groups else []
+    chunks: list[list[list[EvalCandidate]]] = []
+    chunk: list[list[EvalCandidate]] = []
+    size = 0
+    for group in groups:
+        chunk.append(group)
+        size += len(group)
+        if size >= programs:
+            chunks.append(chunk)
+            chunk, size = [], 0
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
+def _score(candidates: Sequence[EvalCandidate], groups: list[list[EvalCandidate]], done: int,
+           scorer: Scorer | ScorerConfig, cache: Cache | None, reporter: Reporter) -> tuple[float, float]:
+    """Score the problems after the first `done`; the seconds are the model's (for the texts the cache lacked),
+    and its loading's."""
+    todo = [c for group in groups[done:] for c in group]
+    active, lazy = lazy_scorer(scorer, cache) if isinstance(scorer, ScorerConfig) else (scorer, None)
+    try:
+        advance = reporter.phase("Scoring", len({(c.problem.key, c.candidate.dedup_key) for c in todo
+                                                 if c.candidate.valid}))
+        seconds = score_candidates(candidates, active, advance, skip_groups=done)
+    finally:
+        if lazy is not None:
+            active.close()
+    failed = [c for c in todo if c.candidate.error is not None]
+    if failed:
+        reporter.warn(f"{len(failed)} candidates could not be scored ({failed[0].candidate.error}); they rank last")
+    return seconds, lazy.load_seconds if lazy is not None else 0.0
+
+
+def _read_candidates(path: str | Path, problems: list[EvalProblem], config: EvalConfig, stdin: IO[bytes] | None,
+                     *, digest: bool) -> tuple[list[EvalCandidate], str | None]:
+    """The candidates, and (with `digest`) the SHA-256 of their bytes: a resumed run must read the same ones.
+
+    Standard input is spooled to a temporary file first, so it can be hashed and read; resuming then means piping
+    the same candidates in again.
+    """
+    name = config.describe_problems() if config.benchmark else str(config.problems_file)
+    stdin = stdin if stdin is not None else getattr(sys.stdin, "buffer", None)
+    sha = None
+    with tempfile.TemporaryFile() as spool:
+        if digest and str(path) == "-":
+            assert stdin is not None
+            shutil.copyfileobj(stdin, spool, 1 << 20)
+            spool.seek(0)
+            sha = file_sha256(spool)
+            spool.seek(0)
+            stdin = spool
+        elif digest:
+            try:
+                with open(path, "rb") as handle:
+                    sha = file_sha256(handle)
+            except OSError:
+                pass  # read_eval_candidates names the problem
+        candidates = read_eval_candidates(path, problems, stdin=stdin, problems_name=name,
+                                          skip_unknown=config.selecting)
+    if not candidates:
+        raise InputError(str(path) if str(path) != "-" else "<stdin>", None, "no candidates",
+                         "one JSON record per line, e.g. {\"task_id\": \"HumanEval/0\", \"completion\": ...}")
+    return candidates, sha
+
+
+def _generate(problems: list[EvalProblem], generator: GeneratorConfig, scorer: ScorerConfig, cache: Cache | None,
+              reporter: Reporter) -> tuple[list[EvalCandidate], float | None]:
+    """Best-of-N's candidates for the problems (sampled, scored, ranked), and the seconds scoring took."""
+    from ..runs.generate import generate_solutions
+
+    items = [Problem(id=p.id, question=p.question, starter_code=p.starter_code or None, record={},
+                     source=p.source, line=p.line or 0) for p in problems]
+    run = generate_solutions(items, generator, scorer, cache=cache, reporter=reporter)
+    failed = [c for c in run.candidates if c.error is not None]
+    if failed:
+        reporter.warn(f"{len(failed)} samples failed ({failed[0].error}); they count as wrong answers")
+    return from_candidates(run.candidates, problems), run.scoring.seconds if run.scoring else None
+
+
+def _state(timings: Timings, timed: int) -> dict[str, Any]:
+    """The seconds so far, kept beside the output file: `problems` is how many problems' tests they cover."""
+    return {"problems": timed, "seconds": asdict(timings)}
+
+
+def _restored_timings(state: dict[str, Any] | None, done: int) -> tuple[Timings, int]:
+    """The seconds the finished chunks of an earlier run took, and how many problems they cover."""
+    if state is None or not isinstance(state.get("seconds"), dict):
+        return Timings(), 0
+    try:
+        timings, timed = Timings(**state["seconds"]), int(state.get("problems", 0))
+    except (TypeError, ValueError):
+        return Timings(), 0
+    if timed > done:
+        # The file holds fewer problems than the seconds cover (cut by hand?): those tests run again, and their
+        # seconds must not count twice. Scoring covered every candidate either way.
+        return Timings(scoring=timings.scoring, scoring_load=timings.scoring_load), 0
+    return timings, timed
+
+
+def _restore(output: RunOutput, candidates: list[EvalCandidate], *, scores: bool) -> None:
+    """The verdicts (and with `scores`, the scores and ranks) of the output's complete problems, put back into
+    their candidates."""
+    assert output.path is not None
+    for candidate, (number, record) in zip(candidates, output.done_records()):
+        if record.get("code") != candidate.candidate.code or record.get("status") not in STATUSES:
+            raise InputError(str(output.path), number, "this record is not the verdict of the input's candidate at "
+                             "this place: the output file was written from other candidates",
+                             "resume with the input this file was written from, or use another --output")
+        try:
+            candidate.restore(record, scores=scores)
+        except (KeyError, TypeError, ValueError):
+            raise InputError(str(output.path), number, "the record lacks its test verdicts (passed, status, "
+                             "tests_passed, tests_total)",
+                             f"run without --resume to start over (this replaces {output.path})") from None
+
+
+def _resumed_note(output: RunOutput, restored: int, total: int, timed: int) -> str:
+    note = (f"resumed: {restored} of {total} problems were tested by an earlier run (verdicts read back from "
+            f"{output.path}); the seconds add up the chunks of problems each run finished (tests cut off by the "
+            "interruption are not counted)")
+    if timed < total:
+        note += (f"; the test seconds of {total - timed} problems are missing (an earlier run tested them but its "
+                 "recorded seconds do not match -o: killed between writing them and recording their seconds, or "
+                 "-o was cut afterwards)")
+    return note
