@@ -22,7 +22,7 @@ from .candidates import EvalCandidate, from_candidates, has_scores, read_eval_ca
 from .execution import DEFAULT_TEST_TIMEOUT, STATUSES, TestsResult, build_program, run_tests
 from .problems import BENCHMARKS, EvalProblem, Test, load_benchmark, read_problems_file
 from .report import Report, StrategyRow, plot_curves, print_table, summarize, table_lines, write_json
-from .runner import ProgressCallback, Timings, run_all_tests, score_candidates
+from .runner import ProgressCallback, Timings, run_all_tests, run_chunk, score_candidates
 from .sandbox import ISOLATIONS, Limits, Program, RunResult, Sandbox
 from .strategies import STRATEGIES, Outcome, Strategy, pass_at_k
 
@@ -58,11 +58,8 @@ def evaluate(candidates: Sequence[EvalCandidate], *, scorer: Scorer | ScorerConf
     own_sandbox = sandbox is None
     box = sandbox if sandbox is not None else Sandbox(isolation=isolation, jobs=jobs)
     try:
-        with_public = [c for c in candidates if c.problem.public_tests]
-        timings.public_tests, timings.public_test_processes = run_all_tests(
-            with_public, box, public=True, test_timeout=test_timeout, limits=limits, progress=test_progress)
-        timings.all_tests, _ = run_all_tests(candidates, box, public=False, test_timeout=test_timeout, limits=limits,
-                                             progress=test_progress)
+        run_chunk(candidates, box, timings, test_timeout=test_timeout, limits=limits, public_progress=test_progress,
+                  all_progress=test_progress)
     finally:
         if own_sandbox:
             box.close()
