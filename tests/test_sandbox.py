@@ -284,6 +284,13 @@ def test_the_mechanisms_in_force_are_named(bwrap_box: Sandbox) -> None:
     if os.geteuid() == 0:  # CI: control groups bound each program as a whole
         assert "cgroup" in mechanisms.memory and "cgroup" in mechanisms.processes, mechanisms
         assert "per program (cgroups)" in bwrap_box.describe()
+    # `codescaler env` shows the same, found by starting a sandbox of its own.
+    from codescaler_cli.environment import sandbox_info
+
+    info = sandbox_info()
+    assert info["works"] is True and info["isolation"] == "bwrap"
+    assert {key: info[key] for key in ("memory", "processes", "filesystem", "interpreter")} == \
+        {key: getattr(mechanisms, key) for key in ("memory", "processes", "filesystem", "interpreter")}
 
 
 def test_bwrap_gives_each_program_a_private_tmp(bwrap_box: Sandbox) -> None:

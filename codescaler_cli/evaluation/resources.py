@@ -112,16 +112,16 @@ class ProgramGroup:
 class Cgroups:
     """Where this process makes its programs' groups, below its own group in each hierarchy."""
 
-    def __init__(self, version: int, memory_base: Path, pids_base: Path, owned: list[Path]) -> None:
+    def __init__(self, version: int, memory_base: Path, pids_base: Path, owned: list[Path], where: str) -> None:
         self.version = version
         self._memory_base = memory_base
         self._pids_base = pids_base
         self._owned = owned  # directories we made to hold the programs' groups, removed at close
+        self._where = where
         self._names = (f"codescaler-{os.getpid()}-{secrets.token_hex(3)}-{n}" for n in itertools.count())
 
     def describe(self) -> str:
-        where = self._memory_base if self.version == 2 else f"{self._memory_base} and {self._pids_base}"
-        return f"cgroup v{self.version} memory and pids controllers ({where})"
+        return f"cgroup v{self.version} memory and pids controllers (below {self._where})"
 
     def new_group(self, memory_bytes: int, processes: int) -> ProgramGroup:
         name = next(self._names)
@@ -178,7 +178,7 @@ def _open_v1(memory_dir: Path, pids_dir: Path) -> tuple[Cgroups | None, str]:
         for parent in (memory_dir, pids_dir):
             (parent / suffix).mkdir()
             made.append(parent / suffix)
-        cgroups = Cgroups(1, memory_dir / suffix, pids_dir / suffix, made[::-1])
+        cgroups = Cgroups(1, memory_dir / suffix, pids_dir / suffix, made[::-1], f"{memory_dir} and {pids_dir}")
         cgroups.new_group(64 * 1024 * 1024, 4).remove()  # every file we need is there and writable
         return cgroups, ""
     except OSError as exc:
@@ -208,7 +208,7 @@ def _open_v2(own: Path) -> tuple[Cgroups | None, str]:
             made.append(leaf)
             (leaf / "cgroup.procs").write_text(str(os.getpid()))
             _enable_controllers(own)
-        cgroups = Cgroups(2, own, own, [])
+        cgroups = Cgroups(2, own, own, [], str(own))
         cgroups.new_group(64 * 1024 * 1024, 4).remove()
         return cgroups, ""
     except OSError as exc:

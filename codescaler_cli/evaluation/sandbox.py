@@ -669,6 +669,20 @@ def _wait(process: subprocess.Popen[bytes], seconds: float) -> bool:
     return process.poll() is not None
 
 
+def sandbox_mechanisms(python: str | None = None) -> dict[str, Any]:
+    """What `codescaler env` says about the sandbox: whether bubblewrap works here, and the isolation, interpreter
+    and limit mechanisms `eval` gets, found by starting a sandbox (and a one-line program in it)."""
+    info: dict[str, Any] = {"bwrap": shutil.which("bwrap")}
+    try:
+        with Sandbox(isolation="auto", jobs=1, python=python) as box:
+            info.update(box.mechanisms().as_dict())
+            info["works"] = box.isolation == "bwrap"
+            info["detail"] = "programs run under bubblewrap" if info["works"] else box.reason
+    except UsageError as exc:
+        info.update(works=False, isolation=None, detail=exc.message)
+    return info
+
+
 def _memory_file(name: str, data: bytes) -> int:
     fd = os.memfd_create(name, 0)  # not close-on-exec: bwrap reads it
     os.write(fd, data)
