@@ -15,7 +15,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import write_jsonl
+from typer.testing import CliRunner
 
+from codescaler_cli.cli import app
 from codescaler_cli.errors import UsageError
 from codescaler_cli.evaluation.sandbox import (
     DISK,
@@ -276,6 +279,21 @@ def test_the_interpreter_is_chosen_and_reported() -> None:
         assert result.stdout == "/usr/bin/python3\n", result.stderr
     with pytest.raises(UsageError, match="/nonexistent/python3"):
         Sandbox(python="/nonexistent/python3")
+
+
+def test_eval_takes_the_interpreter_from_python_and_reports_it(tmp_path: Path) -> None:
+    problems = write_jsonl(tmp_path / "problems.jsonl", [{"id": "echo", "question": "Echo.",
+                                                           "tests": [{"input": "a\n", "output": "a\n"}]}])
+    candidates = write_jsonl(tmp_path / "candidates.jsonl", [{"id": "echo", "code": "print(input())"}])
+    runner = CliRunner()
+    result = runner.invoke(app, ["eval", str(candidates), "--problems", str(problems), "--python", "/usr/bin/python3",
+                                 "--json", "-"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert "python /usr/bin/python3 (Python 3." in report["isolation_detail"] and report["statuses"]["passed"] == 1
+    assert "/usr/bin/python3" in result.stderr  # the isolation line on stderr names it too
+    missing = runner.invoke(app, ["eval", str(candidates), "--problems", str(problems), "--python", "/nonexistent/py"])
+    assert missing.exit_code == 2 and "/nonexistent/py" in missing.stderr and "Traceback" not in missing.stderr
 
 
 def test_the_mechanisms_in_force_are_named(bwrap_box: Sandbox) -> None:

@@ -108,7 +108,12 @@ def evaluate(
         "--test-timeout", min=0.1, help="Seconds one test may run (CPU and wall clock).",
         rich_help_panel=SANDBOX)] = DEFAULT_TEST_TIMEOUT,
     memory_mb: Annotated[int, typer.Option(
-        "--memory", min=64, help="Address-space limit of a program, in MiB.", rich_help_panel=SANDBOX)] = 2048,
+        "--memory", min=64, help="Memory limit of a program in MiB: all its processes together where control groups "
+        "are available (see codescaler env), else each process's address space.", rich_help_panel=SANDBOX)] = 2048,
+    python: Annotated[Optional[str], typer.Option(
+        "--python", help="The Python interpreter programs run under (default: ours when the sandbox user can run "
+        "it, else the system's python3); named on stderr and in the report.", show_default=False,
+        rich_help_panel=SANDBOX)] = None,
     isolation: Annotated[str, typer.Option(
         "--isolation", help="auto: bubblewrap when it works here, else the weaker fallback; bwrap; fallback.",
         case_sensitive=False, rich_help_panel=SANDBOX)] = "auto",
@@ -218,7 +223,7 @@ def evaluate(
     cache = Cache(cache_dir) if cache_dir is not None and not no_cache else None
 
     # Open the sandbox before any model loads or sample is drawn: a refused isolation fails in a second.
-    with Sandbox(isolation=isolation, jobs=jobs) as sandbox, \
+    with Sandbox(isolation=isolation, jobs=jobs, python=python) as sandbox, \
             (contextlib.closing(cache) if cache is not None else contextlib.nullcontext()):
         if not quiet:
             info(f"isolation: {sandbox.describe()}")
@@ -269,6 +274,7 @@ def evaluate(
                 run_settings = _eval_settings(benchmark, problems_file, digest, test_timeout, memory_mb,
                                               sandbox.isolation, scorer_config if score_here else None,
                                               jobs=None if os.geteuid() == 0 else sandbox.jobs)
+                run_settings["python"] = sandbox.interpreter.describe()  # another interpreter may judge otherwise
                 if resume:
                     done, timings, timed = _resume(output, run_settings, groups, scores=score_here, quiet=quiet)
                 write_settings(output, "eval", run_settings, state=_state(timings, timed))
