@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # A program's group is emptied (every process killed) within this many rounds of kill-and-look.
-_KILL_ROUNDS = 400
+_KILL_ROUNDS = 2000
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class ProgramGroup:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            time.sleep(0.002)
+            time.sleep(0.0005)
 
     def usage(self) -> GroupUsage:
         if self.version == 2:

@@ -63,7 +63,6 @@ KILLED = "killed"
 
 # Where a sandbox looks for an interpreter the unprivileged sandbox user can execute, after our own.
 _SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3")
-_SYSTEM_BIN = ("/usr/bin", "/bin", "/usr/sbin", "/sbin")
 # Output kept per stream: enough for any test's expected output; the rest is cut (and the file limit caps it).
 _MAX_CAPTURE_BYTES = 4 * 1024 * 1024
 # Seconds a process gets beyond its own timeout to start the interpreter and exit.
@@ -194,7 +193,6 @@ class Sandbox:
         self._running_lock = threading.Lock()
         self.reason = ""
         self._bwrap: str | None = None
-        self._setpriv = shutil.which("setpriv", path=os.pathsep.join([os.environ.get("PATH", ""), *_SYSTEM_BIN]))
         self._cgroups: Cgroups | None = None
         self.cgroups_unavailable = ""
         self._view: list[str] = []
@@ -204,6 +202,7 @@ class Sandbox:
             self._cgroups, self.cgroups_unavailable = open_cgroups()
             self.isolation, self.interpreter = self._choose(isolation, python)
             self.python = self.interpreter.executable
+            self._compile_harness()
             self._judge = self._start_judge()
         except BaseException:
             self.close()
@@ -225,8 +224,6 @@ class Sandbox:
             self._bwrap = shutil.which("bwrap")
             if self._bwrap is None:
                 self.reason = "bubblewrap (bwrap) is not installed"
-            elif self._as_root and self._setpriv is None:
-                self.reason = "setpriv (util-linux) is needed to run bwrap as an unprivileged user"
             else:
                 for interpreter in interpreters:
                     problem = self._probe("bwrap", interpreter) or ""
@@ -255,6 +252,14 @@ class Sandbox:
             return None
         detail = result.last_error_line or f"{result.outcome}, exit status {result.returncode}"
         return f"{isolation} with {interpreter.executable}: {detail}"
+
+    def _compile_harness(self) -> None:
+        """Byte-compile the harness with the sandbox's interpreter: every candidate's process loads it, and
+        compiling it there each time would be a third of a small program's start-up."""
+        subprocess.run([self.python, "-I", "-S", "-c", "import compileall, sys; compileall.compile_dir(sys.argv[1], "
+                        "quiet=2, legacy=False)", str(self._harness)], capture_output=True, timeout=120, check=False)
+        for path in self._harness.rglob("*"):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
 
     # -- running -----------------------------------------------------------------------------------------------
 
@@ -368,22 +373,21 @@ class Sandbox:
             shutil.rmtree(run_dir, ignore_errors=True)
 
     def _run_judged(self, spec: dict[str, Any], limits: Limits, budget: float, uid: int) -> JudgedRun:
-        run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self._root))
-        os.chmod(run_dir, 0o711)
-        work = run_dir / "work"
-        if self.isolation != "bwrap":
-            work.mkdir()
+        bwrap = self.isolation == "bwrap"
+        work = Path(tempfile.mkdtemp(prefix="run-", dir=self._root)) if not bwrap else self._root
+        if not bwrap:
+            os.chmod(work, 0o700)
             if self._as_root:
                 os.chown(work, uid, uid)
         program_side, judge_program_side = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         host_side, judge_host_side = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        harness = SANDBOX_HARNESS_DIR if self.isolation == "bwrap" else str(self._harness)
+        harness = SANDBOX_HARNESS_DIR if bwrap else str(self._harness)
         command = [self.python, "-I", "-S", "-B", f"{harness}/candidate.py", str(program_side.fileno())]
         events: list[tuple[float, dict[str, Any]]] = []
         deadline_passed = False
         started = time.perf_counter()
         try:
-            with open(run_dir / "stderr", "wb") as stderr:
+            with tempfile.TemporaryFile(dir=self._root) as stderr:
                 process, group = self._start(command, uid, limits.with_timeout(budget), work,
                                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
                                              keep=[program_side.fileno()])
@@ -409,17 +413,19 @@ class Sandbox:
                 # Ended by itself (the judge saw it go), or still serving: it gets a moment to finish exiting.
                 gone = any(event.get("status") == "gone" for _, event in events)
                 timed_out, usage = self._finish(process, group, uid, 2.0 if gone else 0.0)
-            seconds = time.perf_counter() - started
-            if timed_out:  # alive when the judge finished, and stopped by us: not the program's doing
-                fate = RunResult(EXITED, None, "", "", seconds, self.isolation)
-            else:
-                fate = self._result(process.returncode, False, usage, limits, seconds, "",
-                                    _read_capped(run_dir / "stderr"))
+                seconds = time.perf_counter() - started
+                if timed_out:  # alive when the judge finished, and stopped by us: not the program's doing
+                    fate = RunResult(EXITED, None, "", "", seconds, self.isolation)
+                else:
+                    stderr.seek(0)
+                    fate = self._result(process.returncode, False, usage, limits, seconds, "",
+                                        stderr.read(_MAX_CAPTURE_BYTES).decode("utf-8", errors="replace"))
             return JudgedRun(events, fate, deadline_passed)
         finally:
             for end in (program_side, judge_program_side, host_side, judge_host_side):
                 end.close()
-            shutil.rmtree(run_dir, ignore_errors=True)
+            if not bwrap:
+                shutil.rmtree(work, ignore_errors=True)
 
     def _start(self, command: list[str], uid: int, limits: Limits, work: Path, *, stdin: Any, stdout: Any,
                stderr: Any, files: dict[str, int] | None = None, keep: Sequence[int] = (),
@@ -438,13 +444,14 @@ class Sandbox:
             processes = limits.processes
         else:
             processes = limits.processes + _processes_of_user(os.getuid()) + self.jobs * limits.processes
-        drop_privileges = self._as_root and not bwrap
+        # As root, the child drops to the run's own uid before exec (under bwrap: before exec'ing bwrap).
+        drop_privileges = self._as_root
         workdir = SANDBOX_WORK_DIR if bwrap else str(work)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": "/tmp" if bwrap else workdir,
                "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8", "PYTHONHASHSEED": "0",
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         if bwrap:
-            command = self._bwrap_command(command, uid, limits, files or {}, die_with_parent=die_with_parent)
+            command = self._bwrap_command(command, limits, files or {}, die_with_parent=die_with_parent)
         try:
             process = subprocess.Popen(
                 command, cwd=self._root if bwrap else work, env=env, stdin=stdin, stdout=stdout, stderr=stderr,
@@ -479,7 +486,7 @@ class Sandbox:
             group.remove()
         return timed_out, usage
 
-    def _bwrap_command(self, command: list[str], uid: int, limits: Limits, file_fds: dict[str, int], *,
+    def _bwrap_command(self, command: list[str], limits: Limits, file_fds: dict[str, int], *,
                        die_with_parent: bool) -> list[str]:
         size = str(limits.disk_bytes)
         bwrap = [self._bwrap or "bwrap", "--unshare-all", *(["--die-with-parent"] if die_with_parent else []),
@@ -489,9 +496,6 @@ class Sandbox:
         for name, fd in file_fds.items():
             bwrap.extend(["--file", str(fd), f"{SANDBOX_WORK_DIR}/{name}"])
         bwrap.extend(["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", SANDBOX_WORK_DIR, *command])
-        if self._as_root:
-            # Unprivileged first, so that nothing in the sandbox is root (see the module docstring).
-            return [self._setpriv or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *bwrap]
         return bwrap
 
     def _result(self, returncode: int | None, timed_out: bool, usage: GroupUsage | None, limits: Limits,
@@ -717,7 +721,7 @@ def _child_setup(limits: Limits, processes: int | None, group: ProgramGroup | No
             resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if uid is not None:  # the fallback as root: drop to the run's own uid (bwrap runs get setpriv)
+        if uid is not None:  # as root: drop to the run's own uid, so that nothing in the sandbox is root
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)

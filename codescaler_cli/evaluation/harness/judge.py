@@ -403,7 +403,7 @@ def _shown(text: str) -> str:
 def judge_program(host_fd: int, program_fd: int) -> None:
     """Judge one program: read its specification from the host, run it against the candidate's process."""
     host = wire.Channel(host_fd)
-    program = wire.Channel(program_fd, max_frame=wire.UNTRUSTED_FRAME_BYTES)
+    program = wire.Channel(program_fd, max_frame=wire.UNTRUSTED_FRAME_BYTES, outgoing=wire.MARSHAL)
     try:
         spec = host.receive()
         _Judge(host, program, spec).run()

@@ -1,5 +1,5 @@
-"""What crosses between the host, the judge and a candidate's process: length-prefixed JSON frames on a file
-descriptor, and Python values encoded as plain data.
+"""What crosses between the host, the judge and a candidate's process: length-prefixed frames on a file descriptor,
+and Python values encoded as plain data.
 
 Plain data means: None, bool, int, float, complex, str, bytes, and lists, tuples, dicts, sets and frozensets of
 plain data. Tuples, sets, dicts with any keys, big integers and bytes are tagged JSON objects (`{"$tuple": [...]}`),
@@ -8,28 +8,38 @@ see below): whatever bytes the other side writes, what comes out is inert data, 
 its author's choosing. An object that is not plain data stays where it lives and crosses as a handle
 (`{"$ref": n}`), which the receiving side may only pass back or ask about by name.
 
+Frames are JSON wherever the reader does not trust the writer (the judge reading a candidate's process). The judge
+writes to a candidate's process in `marshal`, which that process may trust: it then needs neither the `json`
+module nor `re` (a third of a small program's start-up), and writes its JSON with `_json_text` below.
+
 This module is run inside the sandbox by `candidate.py` and `judge.py` under whatever interpreter the sandbox
-uses, so it imports only the standard library and runs on Python 3.8 and later.
+uses, so it imports only the standard library (cheap modules only, at import), and runs on Python 3.8 and later.
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import binascii
+import marshal
 import os
-import select
-import struct
-import time
-from typing import Any, Callable, Dict, List, Optional
 
-# A frame: 4-byte big-endian length, then that many bytes of UTF-8 JSON.
-_HEADER = struct.Struct(">I")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not imported at run time: `typing` costs a candidate's process several milliseconds
+    from typing import Any, Callable, Dict, List, Optional
+
+try:  # the C function the json module escapes strings with
+    from _json import encode_basestring_ascii as _quote
+except ImportError:  # pragma: no cover - every CPython has it
+    from json.encoder import py_encode_basestring_ascii as _quote
+
+JSON = "json"
+MARSHAL = "marshal"
 # The most one frame may hold when its writer is not trusted (a candidate's return value).
 UNTRUSTED_FRAME_BYTES = 16 * 1024 * 1024
 # Deeper values are refused: nothing honest nests this deep, and decoding stays far from the recursion limit.
 MAX_DEPTH = 200
 # Integers beyond this many bits cross as hexadecimal (JSON's decimal digits are capped by Python 3.11+).
 _INLINE_INT_BITS = 63
+_HEADER_BYTES = 4  # a frame: its length (big-endian), then that many bytes
 
 
 class ProtocolError(Exception):
@@ -41,41 +51,53 @@ class ChannelClosed(Exception):
 
 
 class Channel:
-    """Frames over one file descriptor (a socket or pipe), in both directions.
+    """Frames over one file descriptor (a socket or pipe), in both directions, each direction JSON or marshal.
 
     With a `deadline` (a `time.monotonic()` value), sending and receiving raise TimeoutError once it passes.
     """
 
-    def __init__(self, fd: int, *, max_frame: Optional[int] = None, deadline: Optional[float] = None) -> None:
+    def __init__(self, fd: int, *, max_frame: Optional[int] = None, deadline: Optional[float] = None,
+                 incoming: str = JSON, outgoing: str = JSON) -> None:
         self.fd = fd
         self.max_frame = max_frame
         self.deadline = deadline
+        self.incoming = incoming
+        self.outgoing = outgoing
 
     def send(self, message: Any) -> None:
-        data = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
-        view = memoryview(_HEADER.pack(len(data)) + data)
+        if self.outgoing == MARSHAL:
+            data = marshal.dumps(message)
+        else:
+            data = _json_text(message).encode("ascii")
+        view = memoryview(len(data).to_bytes(_HEADER_BYTES, "big") + data)
         while view:
-            self._wait(select.POLLOUT)
+            self._wait(for_reading=False)
             written = os.write(self.fd, view)
             view = view[written:]
 
     def receive(self) -> Any:
         """The next message; raises ChannelClosed at the end of the stream, ProtocolError on garbage."""
-        header = self._read_exactly(_HEADER.size, at_start=True)
-        (length,) = _HEADER.unpack(header)
+        length = int.from_bytes(self._read_exactly(_HEADER_BYTES, at_start=True), "big")
         if self.max_frame is not None and length > self.max_frame:
             raise ProtocolError(f"a message of {length} bytes is over the limit of {self.max_frame}")
         data = self._read_exactly(length, at_start=False)
+        if self.incoming == MARSHAL:  # only ever from a trusted writer (see the module docstring)
+            return marshal.loads(data)
+        import json
+
         try:
             return json.loads(data.decode("utf-8", "surrogatepass"))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise ProtocolError(f"a message is not JSON ({type(exc).__name__})") from None
 
-    def _wait(self, event: int) -> None:
+    def _wait(self, *, for_reading: bool) -> None:
         if self.deadline is None:
             return
+        import select
+        import time
+
         poller = select.poll()
-        poller.register(self.fd, event)
+        poller.register(self.fd, select.POLLIN if for_reading else select.POLLOUT)
         left = self.deadline - time.monotonic()
         if left <= 0 or not poller.poll(left * 1000):
             raise TimeoutError("the deadline passed")
@@ -84,7 +106,7 @@ class Channel:
         chunks: List[bytes] = []
         missing = size
         while missing:
-            self._wait(select.POLLIN)
+            self._wait(for_reading=True)
             chunk = os.read(self.fd, min(missing, 1 << 20))
             if not chunk:
                 if at_start and missing == size:
@@ -99,6 +121,27 @@ class Channel:
             os.close(self.fd)
         except OSError:
             pass
+
+
+def _json_text(value: Any) -> str:
+    """`value` (None, bool, int, finite float, str, and lists and str-keyed dicts of them: what `encode` makes
+    and the messages around it) as JSON text, without importing `json`."""
+    kind = type(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        return float.__repr__(value)
+    if kind is str:
+        return _quote(value)
+    if kind is list or kind is tuple:
+        return "[" + ",".join([_json_text(item) for item in value]) + "]"
+    if kind is dict:
+        return "{" + ",".join([_quote(str(key)) + ":" + _json_text(item) for key, item in value.items()]) + "}"
+    raise TypeError(f"cannot write a {kind.__name__} as JSON")
 
 
 class Remote:
@@ -143,7 +186,7 @@ def encode(value: Any, *, ref: Optional[Callable[[Any], Any]] = None, depth: int
     if kind is set or kind is frozenset:
         return {"$" + kind.__name__: [encode(item, ref=ref, depth=depth + 1) for item in value]}
     if kind is bytes:
-        return {"$bytes": base64.b64encode(value).decode("ascii")}
+        return {"$bytes": binascii.b2a_base64(value, newline=False).decode("ascii")}
     if kind is complex:
         return {"$complex": [encode(value.real), encode(value.imag)]}
     base = _plain_base(value)
@@ -206,14 +249,14 @@ def decode(data: Any, *, resolve: Optional[Callable[[Dict[str, Any]], Any]] = No
         if tag == "$float" and body in ("nan", "inf", "-inf"):
             return float(body)
         if tag == "$bytes" and type(body) is str:
-            return base64.b64decode(body.encode("ascii"), validate=True)
+            return binascii.a2b_base64(body.encode("ascii"))
         if tag == "$complex":
             real, imag = _pair(body)
             if type(real) in (int, float) and type(imag) in (int, float):
                 return complex(real, imag)
         if tag in ("$ref", "$object") and resolve is not None:
             return resolve(data)
-    except (TypeError, ValueError):  # e.g. an unhashable value as a dict key or set member
+    except (TypeError, ValueError, binascii.Error):  # e.g. an unhashable dict key or set member
         raise ProtocolError(f"a malformed {tag} value") from None
     raise ProtocolError(f"a value is not plain data ({tag[:20]!r})")
 
