@@ -331,3 +331,13 @@ def pair_type():
 """
     (result,) = run_test_sets(sandbox, problem, program, [problem.tests], test_timeout=5)
     assert (result.status, result.passed, result.total) == ("passed", 6, 6), result
+
+
+def test_a_judge_server_that_died_is_replaced() -> None:
+    # Fault injection: the judge server never ends on its own, but if it did, the next program gets a new one.
+    with Sandbox(isolation="bwrap", jobs=1) as box:
+        box._judge.process.kill()  # type: ignore[union-attr]
+        box._judge.process.wait()  # type: ignore[union-attr]
+        public, everything = verdicts(box, MBPP_PROBLEM, "def similar_elements(a, b):\n"
+                                                         "    return tuple(sorted(set(a) & set(b)))\n")
+        assert (public.status, everything.status) == ("passed", "passed")

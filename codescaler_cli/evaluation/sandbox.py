@@ -393,7 +393,7 @@ class Sandbox:
                                              keep=[program_side.fileno()])
                 program_side.close()
                 try:
-                    self._judge_server().judge(judge_host_side, judge_program_side)
+                    self._dispatch(judge_host_side, judge_program_side)
                 finally:
                     judge_host_side.close()
                     judge_program_side.close()
@@ -546,13 +546,22 @@ class Sandbox:
                 os.chown(work, uid, uid)
         return _JudgeServer(self, uid)
 
-    def _judge_server(self) -> _JudgeServer:
+    def _dispatch(self, host_end: socket.socket, program_end: socket.socket) -> None:
+        """Hand a program to the judge server, starting a new one if it has ended (it never should)."""
         with self._judge_lock:
-            if self._judge is None or not self._judge.alive():
-                if self._judge is not None:
+            for attempt in range(2):
+                if self._judge is None or not self._judge.alive():
+                    if self._judge is not None:
+                        self._judge.close()
+                    self._judge = self._start_judge()
+                try:
+                    self._judge.judge(host_end, program_end)
+                    return
+                except OSError:
+                    if attempt == 1:
+                        raise
                     self._judge.close()
-                self._judge = self._start_judge()
-            return self._judge
+                    self._judge = None
 
     def close(self) -> None:
         if self._judge is not None:
@@ -609,9 +618,8 @@ class _JudgeServer:
     def __init__(self, sandbox: Sandbox, uid: int) -> None:
         self._sandbox = sandbox
         self._control, judge_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._send_lock = threading.Lock()
         limits = Limits(timeout=10**7, memory_bytes=_JUDGE_MEMORY_PER_JOB * sandbox.jobs,
-                        processes=2 * sandbox.jobs + 8, disk_bytes=_JUDGE_TMP_BYTES)
+                        processes=4 * sandbox.jobs + 16, disk_bytes=_JUDGE_TMP_BYTES)
         bwrap = sandbox.isolation == "bwrap"
         harness = SANDBOX_HARNESS_DIR if bwrap else str(sandbox._harness)
         command = [sandbox.python, "-I", "-S", "-B", f"{harness}/judge.py", str(judge_end.fileno())]
@@ -637,8 +645,7 @@ class _JudgeServer:
 
     def judge(self, host_end: socket.socket, program_end: socket.socket) -> None:
         """Hand the judge one program: the channel to us and the channel to the candidate's process."""
-        with self._send_lock:
-            socket.send_fds(self._control, [b"judge"], [host_end.fileno(), program_end.fileno()])
+        socket.send_fds(self._control, [b"judge"], [host_end.fileno(), program_end.fileno()])
 
     def close(self) -> None:
         self._control.close()  # the server ends; judges still running finish their program

@@ -434,7 +434,11 @@ def serve(control_fd: int) -> None:
             for fd in fds:
                 os.close(fd)
             continue
-        pid = os.fork()
+        pid = _fork()
+        if pid is None:  # no process to be had: this program's host channel closes, and it errs
+            for fd in fds:
+                os.close(fd)
+            continue
         if pid == 0:
             try:
                 control.close()
@@ -444,6 +448,16 @@ def serve(control_fd: int) -> None:
                 os._exit(0)
         for fd in fds:
             os.close(fd)
+
+
+def _fork() -> Optional[int]:
+    """fork(), retried for a while when the process limit refuses it (judges of earlier programs still exiting)."""
+    for _ in range(200):
+        try:
+            return os.fork()
+        except BlockingIOError:
+            time.sleep(0.01)
+    return None
 
 
 def _not_dumpable() -> None:
