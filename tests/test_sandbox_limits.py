@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +143,29 @@ def test_a_judged_program_is_held_to_its_limits_too() -> None:
                            limits=Limits(memory_bytes=MEMORY_LIMIT))
     assert result.status == MEMORY and result.passed == 0, result
     assert watch.largest_drop < MEMORY_LIMIT + NOISE, watch.largest_drop // MiB
+
+
+def test_cgroup_v2_groups_are_made_with_v2_files(tmp_path: Path) -> None:
+    """This machine's kernel gives its controllers to cgroup v1, so the v2 path runs here against a directory laid
+    out as cgroup2 lays out a group: what it writes and reads there must be v2's files."""
+    from codescaler_cli.evaluation.resources import _open_v2
+
+    own = tmp_path / "service"
+    own.mkdir()
+    (own / "cgroup.controllers").write_text("cpu io memory pids\n")
+    (own / "cgroup.subtree_control").write_text("")
+    cgroups, reason = _open_v2(own)
+    assert cgroups is not None and cgroups.version == 2, reason
+    assert (own / "cgroup.subtree_control").read_text() == "+memory +pids"
+    group = cgroups.new_group(300 * MiB, 12)
+    assert (group.memory_dir / "memory.max").read_text() == str(300 * MiB)
+    assert (group.pids_dir / "pids.max").read_text() == "12" and group.memory_dir == group.pids_dir
+    (group.memory_dir / "memory.events").write_text("low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\n")
+    (group.pids_dir / "pids.events").write_text("max 3\n")
+    (group.memory_dir / "memory.peak").write_text(f"{300 * MiB}\n")
+    usage = group.usage()
+    assert (usage.out_of_memory, usage.process_limit_hit, usage.peak_memory_bytes) == (True, True, 300 * MiB)
+    assert "cgroup v2" in cgroups.describe()
+    # Without the controllers, v2 is refused with the reason.
+    (own / "cgroup.controllers").write_text("cpu io\n")
+    assert _open_v2(own) == (None, f"the memory and pids controllers are not available in {own}")

@@ -43,7 +43,7 @@ class ProgramGroup:
         self.pids_dir = pids_dir
         self.version = version
         # Opened now, written by the child between fork and exec (writing "0" moves the writer).
-        self._join_fds = [os.open(directory / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+        self._join_fds = [os.open(directory / "cgroup.procs", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC)
                           for directory in dict.fromkeys([memory_dir, pids_dir])]
 
     def join(self) -> None:
