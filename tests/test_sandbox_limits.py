@@ -169,3 +169,24 @@ def test_cgroup_v2_groups_are_made_with_v2_files(tmp_path: Path) -> None:
     # Without the controllers, v2 is refused with the reason.
     (own / "cgroup.controllers").write_text("cpu io\n")
     assert _open_v2(own) == (None, f"the memory and pids controllers are not available in {own}")
+
+
+def test_groups_are_made_from_many_threads_at_once() -> None:
+    # Programs start from `jobs` threads at once: every group gets a name and a directory of its own.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from codescaler_cli.evaluation.resources import open_cgroups
+
+    cgroups, reason = open_cgroups()
+    assert cgroups is not None, reason
+    try:
+        def make(_: int) -> str:
+            group = cgroups.new_group(64 * MiB, 4)
+            group.remove()
+            return str(group.memory_dir)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            names = list(pool.map(make, range(400)))
+        assert len(set(names)) == 400
+    finally:
+        cgroups.close()

@@ -118,13 +118,14 @@ class Cgroups:
         self._pids_base = pids_base
         self._owned = owned  # directories we made to hold the programs' groups, removed at close
         self._where = where
-        self._names = (f"codescaler-{os.getpid()}-{secrets.token_hex(3)}-{n}" for n in itertools.count())
+        self._prefix = f"codescaler-{os.getpid()}-{secrets.token_hex(3)}"
+        self._numbers = itertools.count()  # next() on it is atomic: programs start from several threads at once
 
     def describe(self) -> str:
         return f"cgroup v{self.version} memory and pids controllers (below {self._where})"
 
     def new_group(self, memory_bytes: int, processes: int) -> ProgramGroup:
-        name = next(self._names)
+        name = f"{self._prefix}-{next(self._numbers)}"
         memory_dir, pids_dir = self._memory_base / name, self._pids_base / name
         for directory in dict.fromkeys([memory_dir, pids_dir]):
             directory.mkdir()
