@@ -51,6 +51,11 @@ class ProgramGroup:
         for fd in self._join_fds:
             os.write(fd, b"0")
 
+    def enter(self, pid: int) -> None:
+        """Move process `pid` into the group (a zygote, for the fork of a program's process)."""
+        for directory in dict.fromkeys([self.memory_dir, self.pids_dir]):
+            (directory / "cgroup.procs").write_text(str(pid))
+
     def close_join(self) -> None:
         for fd in self._join_fds:
             os.close(fd)

@@ -27,7 +27,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import marshal
 import os
+import re
 import resource
 import secrets
 import select
@@ -70,10 +72,14 @@ _STARTUP_GRACE = 2.0
 # Inside the bwrap sandbox: the program's work directory, and where codescaler's harness is (read-only).
 SANDBOX_WORK_DIR = "/sandbox"
 SANDBOX_HARNESS_DIR = "/codescaler"
-_HARNESS_FILES = ("wire.py", "candidate.py", "judge.py")
+_HARNESS_FILES = ("wire.py", "candidate.py", "judge.py", "zygote.py")
 # The judge's own budget: it holds test data and the values candidates return, one program per job at a time.
 _JUDGE_MEMORY_PER_JOB = 1024**3
 _JUDGE_TMP_BYTES = 16 * 1024**2
+# A zygote's own budget: a pre-imported interpreter (its programs each have a group of their own).
+_ZYGOTE_MEMORY = 512 * 1024**2
+# Seconds a zygote may take to start, to fork, or to clean up after a program, before its slot is replaced.
+_ZYGOTE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -196,8 +202,14 @@ class Sandbox:
         self._cgroups: Cgroups | None = None
         self.cgroups_unavailable = ""
         self._view: list[str] = []
+        self._no_nested_userns: list[str] = []
         self._judge: _JudgeServer | None = None
         self._judge_lock = threading.Lock()
+        # Zygotes (harness/zygote.py) ready to fork a candidate's process, and those doing so now.
+        self._free_slots: list[_Slot] = []
+        self._busy_slots: set[_Slot] = set()
+        self._slot_lock = threading.Lock()
+        self.zygote_problem = ""  # why candidate processes are started on their own, when they are
         try:
             self._cgroups, self.cgroups_unavailable = open_cgroups()
             self.isolation, self.interpreter = self._choose(isolation, python)
@@ -233,6 +245,7 @@ class Sandbox:
             if self._bwrap is None:
                 self.reason = "bubblewrap (bwrap) is not installed"
             else:
+                self._no_nested_userns = _nested_userns_option(self._bwrap)
                 for interpreter in interpreters():
                     problem = self._probe("bwrap", interpreter) or ""
                     if not problem:
@@ -295,11 +308,14 @@ class Sandbox:
         self._stopped.set()
         with self._running_lock:
             running = list(self._running)
+            slots = list(self._busy_slots)
         for process in running:
             try:
                 os.killpg(process.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        for slot in slots:
+            slot.kill()
 
     def run_many(self, programs: Iterable[Program], *, done: Callable[[int, RunResult], None] | None = None
                  ) -> list[RunResult]:
@@ -381,6 +397,62 @@ class Sandbox:
             shutil.rmtree(run_dir, ignore_errors=True)
 
     def _run_judged(self, spec: dict[str, Any], limits: Limits, budget: float, uid: int) -> JudgedRun:
+        if self.isolation == "bwrap" and not self.zygote_problem:
+            try:
+                return self._run_judged_in_slot(spec, limits, budget)
+            except _SlotUnavailable as exc:  # no candidate process was started: start one on its own instead
+                self.zygote_problem = str(exc)
+        return self._run_judged_in_process(spec, limits, budget, uid)
+
+    def _run_judged_in_slot(self, spec: dict[str, Any], limits: Limits, budget: float) -> JudgedRun:
+        """The candidate's process forked by a zygote (harness/zygote.py) into a control group of its own."""
+        slot = self._take_slot(limits)
+        group = self._cgroups.new_group(limits.memory_bytes, limits.processes) if self._cgroups else None
+        program_side, judge_program_side = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        reusable = False
+        started = time.perf_counter()
+        try:
+            with tempfile.TemporaryFile(dir=self._root) as stderr:
+                try:
+                    slot.fork(group, {"cpu_seconds": int(budget) + 1, "memory_bytes": limits.memory_bytes,
+                                      "file_bytes": limits.file_bytes,
+                                      "processes": None if group is not None else limits.processes},
+                              program_side, stderr)
+                finally:
+                    program_side.close()
+                with self._running_lock:
+                    self._busy_slots.add(slot)
+                if self._stopped.is_set():  # stopped while it started: stop() may not have seen it
+                    slot.kill()
+                events, deadline_passed = self._converse(spec, budget, started, judge_program_side)
+                gone = any(event.get("status") == "gone" for _, event in events)
+                try:
+                    status = slot.finish(2.0 if gone else 0.0)
+                    reusable = True
+                except _SlotUnavailable:
+                    status = None  # the zygote was stopped: its candidate process with it
+                usage = group.usage() if group is not None else None
+                seconds = time.perf_counter() - started
+                if status is None:  # alive when the judge finished, and stopped then: not the program's doing
+                    fate = RunResult(EXITED, None, "", "", seconds, self.isolation)
+                else:
+                    stderr.seek(0)
+                    fate = self._result(os.waitstatus_to_exitcode(status), False, usage, limits, seconds, "",
+                                        stderr.read(_MAX_CAPTURE_BYTES).decode("utf-8", errors="replace"),
+                                        exit_code_is_bwraps=False)
+            return JudgedRun(events, fate, deadline_passed)
+        finally:
+            with self._running_lock:
+                self._busy_slots.discard(slot)
+            program_side.close()
+            judge_program_side.close()
+            if group is not None:
+                group.kill()
+                group.remove()
+            self._give_back(slot, reusable)
+
+    def _run_judged_in_process(self, spec: dict[str, Any], limits: Limits, budget: float, uid: int) -> JudgedRun:
+        """The candidate's process started on its own (the fallback, or where zygotes cannot run)."""
         bwrap = self.isolation == "bwrap"
         work = Path(tempfile.mkdtemp(prefix="run-", dir=self._root)) if not bwrap else self._root
         if not bwrap:
@@ -388,11 +460,8 @@ class Sandbox:
             if self._as_root:
                 os.chown(work, uid, uid)
         program_side, judge_program_side = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        host_side, judge_host_side = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         harness = SANDBOX_HARNESS_DIR if bwrap else str(self._harness)
         command = [self.python, "-I", "-S", "-B", f"{harness}/candidate.py", str(program_side.fileno())]
-        events: list[tuple[float, dict[str, Any]]] = []
-        deadline_passed = False
         started = time.perf_counter()
         try:
             with tempfile.TemporaryFile(dir=self._root) as stderr:
@@ -400,24 +469,7 @@ class Sandbox:
                                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
                                              keep=[program_side.fileno()])
                 program_side.close()
-                try:
-                    self._dispatch(judge_host_side, judge_program_side)
-                finally:
-                    judge_host_side.close()
-                    judge_program_side.close()
-                host = wire.Channel(host_side.fileno(), deadline=time.monotonic() + budget)
-                try:
-                    host.send(spec)
-                    while True:
-                        event = host.receive()
-                        events.append((time.perf_counter() - started, event))
-                        if event.get("event") in ("done", "load_failed") or \
-                                event.get("status") in ("timeout", "gone"):
-                            break
-                except TimeoutError:
-                    deadline_passed = True
-                except (wire.ChannelClosed, wire.ProtocolError, OSError):
-                    pass  # the judge ended early: the events say how far it got
+                events, deadline_passed = self._converse(spec, budget, started, judge_program_side)
                 # Ended by itself (the judge saw it go), or still serving: it gets a moment to finish exiting.
                 gone = any(event.get("status") == "gone" for _, event in events)
                 timed_out, usage = self._finish(process, group, uid, 2.0 if gone else 0.0)
@@ -430,14 +482,41 @@ class Sandbox:
                                         stderr.read(_MAX_CAPTURE_BYTES).decode("utf-8", errors="replace"))
             return JudgedRun(events, fate, deadline_passed)
         finally:
-            for end in (program_side, judge_program_side, host_side, judge_host_side):
-                end.close()
+            program_side.close()
+            judge_program_side.close()
             if not bwrap:
                 shutil.rmtree(work, ignore_errors=True)
 
+    def _converse(self, spec: dict[str, Any], budget: float, started: float, judge_program_side: socket.socket
+               ) -> tuple[list[tuple[float, dict[str, Any]]], bool]:
+        """Hand the program's channel to the judge, send it the tests and collect its events until it is done,
+        stops, or `budget` seconds pass. Returns (events with their arrival times, whether the deadline passed)."""
+        host_side, judge_host_side = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        events: list[tuple[float, dict[str, Any]]] = []
+        try:
+            try:
+                self._dispatch(judge_host_side, judge_program_side)
+            finally:
+                judge_host_side.close()
+                judge_program_side.close()
+            host = wire.Channel(host_side.fileno(), deadline=time.monotonic() + budget)
+            host.send(spec)
+            while True:
+                event = host.receive()
+                events.append((time.perf_counter() - started, event))
+                if event.get("event") in ("done", "load_failed") or event.get("status") in ("timeout", "gone"):
+                    return events, False
+        except TimeoutError:
+            return events, True
+        except (wire.ChannelClosed, wire.ProtocolError, OSError):
+            return events, False  # the judge ended early: the events say how far it got
+        finally:
+            host_side.close()
+
     def _start(self, command: list[str], uid: int, limits: Limits, work: Path, *, stdin: Any, stdout: Any,
                stderr: Any, files: dict[str, int] | None = None, keep: Sequence[int] = (),
-               die_with_parent: bool = True) -> tuple[subprocess.Popen[bytes], ProgramGroup | None]:
+               die_with_parent: bool = True, bwrap_options: Sequence[str] = (), rlimits: bool = True
+               ) -> tuple[subprocess.Popen[bytes], ProgramGroup | None]:
         """Start one program: its control group, its uid, its rlimits, and under bwrap its view of the host.
 
         `die_with_parent`: bwrap kills the program when the thread that started it ends (PR_SET_PDEATHSIG).
@@ -459,13 +538,15 @@ class Sandbox:
                "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8", "PYTHONHASHSEED": "0",
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         if bwrap:
-            command = self._bwrap_command(command, limits, files or {}, die_with_parent=die_with_parent)
+            command = self._bwrap_command(command, limits, files or {}, die_with_parent=die_with_parent,
+                                          extra=bwrap_options)
         try:
             process = subprocess.Popen(
                 command, cwd=self._root if bwrap else work, env=env, stdin=stdin, stdout=stdout, stderr=stderr,
                 start_new_session=True, close_fds=True, pass_fds=[*keep, *(files or {}).values()],
                 # Runs in the child after fork and before exec: nothing but syscalls.
-                preexec_fn=_child_setup(limits, processes, group, uid if drop_privileges else None))
+                preexec_fn=_child_setup(limits if rlimits else None, processes, group,
+                                        uid if drop_privileges else None))
         except BaseException:
             if group is not None:
                 group.remove()
@@ -495,10 +576,11 @@ class Sandbox:
         return timed_out, usage
 
     def _bwrap_command(self, command: list[str], limits: Limits, file_fds: dict[str, int], *,
-                       die_with_parent: bool) -> list[str]:
+                       die_with_parent: bool, extra: Sequence[str] = ()) -> list[str]:
         size = str(limits.disk_bytes)
-        bwrap = [self._bwrap or "bwrap", "--unshare-all", *(["--die-with-parent"] if die_with_parent else []),
-                 "--new-session", "--cap-drop", "ALL", *self._view, "--dev", "/dev", "--proc", "/proc",
+        bwrap = [self._bwrap or "bwrap", "--unshare-all", "--unshare-user", *self._no_nested_userns,
+                 *(["--die-with-parent"] if die_with_parent else []), "--new-session", "--cap-drop", "ALL", *extra,
+                 *self._view, "--dev", "/dev", "--proc", "/proc",
                  "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/dev/shm",
                  "--size", size, "--tmpfs", SANDBOX_WORK_DIR]
         for name, fd in file_fds.items():
@@ -507,13 +589,17 @@ class Sandbox:
         return bwrap
 
     def _result(self, returncode: int | None, timed_out: bool, usage: GroupUsage | None, limits: Limits,
-                seconds: float, stdout: str, stderr: str) -> RunResult:
-        """What a finished run amounted to; a limit the kernel saw it reach explains a run that did not succeed."""
+                seconds: float, stdout: str, stderr: str, *, exit_code_is_bwraps: bool = True) -> RunResult:
+        """What a finished run amounted to; a limit the kernel saw it reach explains a run that did not succeed.
+
+        `exit_code_is_bwraps`: the code is bwrap's, which reports its child killed by a signal as 128 + signal.
+        """
         outcome = TIMEOUT if timed_out else EXITED
         detail = f"no result after {seconds:.1f}s" if timed_out else ""
         if not timed_out and returncode is not None and returncode < 0:
             outcome = _signal_outcome(-returncode)
-        elif not timed_out and self.isolation == "bwrap" and returncode is not None and returncode > 128:
+        elif not timed_out and exit_code_is_bwraps and self.isolation == "bwrap" and returncode is not None \
+                and returncode > 128:
             # bwrap reports a child killed by a signal as 128 + the signal number.
             outcome = _signal_outcome(returncode - 128)
         succeeded = outcome == EXITED and returncode == 0
@@ -542,6 +628,26 @@ class Sandbox:
             # namespace dies with its first process instead.
             _kill_every_process_of(uid)
         process.wait()
+
+    # -- zygotes -----------------------------------------------------------------------------------------------
+
+    def _take_slot(self, limits: Limits) -> _Slot:
+        """A zygote ready to fork, with tmpfs mounts of the size `limits` asks for: a free one, or a new one (at
+        most `jobs` exist: each run holds one, and at most `jobs` runs go at once)."""
+        with self._slot_lock:
+            while self._free_slots:
+                slot = self._free_slots.pop()
+                if slot.alive() and slot.disk_bytes == limits.disk_bytes:
+                    return slot
+                slot.close()
+        return _Slot(self, self._next_uid(), limits.disk_bytes)
+
+    def _give_back(self, slot: _Slot, reusable: bool) -> None:
+        if reusable and slot.alive() and not self._stopped.is_set():
+            with self._slot_lock:
+                self._free_slots.append(slot)
+        else:
+            slot.close()
 
     # -- the judge ---------------------------------------------------------------------------------------------
 
@@ -572,6 +678,10 @@ class Sandbox:
                     self._judge = None
 
     def close(self) -> None:
+        with self._slot_lock:
+            slots, self._free_slots = self._free_slots, []
+        for slot in slots:
+            slot.close()
         if self._judge is not None:
             self._judge.close()
             self._judge = None
@@ -617,6 +727,131 @@ class Sandbox:
         return (f"fallback{why}: own temporary directory, scrubbed environment and resource limits only; "
                 f"programs CAN use the network and read and write outside their directory; memory and process "
                 f"limits {per_program}; python {self.interpreter.describe()}; {self.jobs} parallel")
+
+
+class _SlotUnavailable(Exception):
+    """A zygote could not start, fork or clean up (it was stopped, or its sandbox failed)."""
+
+
+class _Slot:
+    """A zygote (harness/zygote.py): a pre-started interpreter, PID 1 of a bwrap sandbox of its own (the minimal
+    view, tmpfs mounts of one size), under a uid and control group of its own, forking a candidate process per
+    program into that program's control group."""
+
+    def __init__(self, sandbox: Sandbox, uid: int, disk_bytes: int) -> None:
+        self.disk_bytes = disk_bytes
+        self._sandbox = sandbox
+        self._uid = uid
+        self._control, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._control.settimeout(_ZYGOTE_SECONDS)
+        self._log = tempfile.TemporaryFile(dir=sandbox._root)  # the zygote's stderr: why it ended, if it does
+        info_read, info_write = os.pipe()
+        # No rlimits for the zygote itself (its children take their own), no --die-with-parent (it would die with
+        # the thread that started it): it ends when this process closes the control socket, or exits.
+        limits = Limits(timeout=10**7, memory_bytes=_ZYGOTE_MEMORY, processes=8, disk_bytes=disk_bytes)
+        command = [sandbox.python, "-I", "-S", "-B", f"{SANDBOX_HARNESS_DIR}/zygote.py", str(zygote_end.fileno()),
+                   SANDBOX_WORK_DIR]
+        try:
+            self.process, self.group = sandbox._start(
+                command, uid, limits, sandbox._root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=self._log, keep=[zygote_end.fileno(), info_write], die_with_parent=False,
+                bwrap_options=["--as-pid-1", "--info-fd", str(info_write)], rlimits=False)
+        except BaseException as exc:
+            self._control.close()
+            self._log.close()
+            raise _SlotUnavailable(f"cannot start a zygote: {exc}") from None
+        finally:
+            zygote_end.close()
+            os.close(info_write)
+        with sandbox._running_lock:
+            sandbox._running.discard(self.process)  # an interrupt stops programs, through their slots
+        try:
+            self.zygote_pid = _read_child_pid(info_read, time.monotonic() + _ZYGOTE_SECONDS)
+            if self._request(None) != {"ready": True}:
+                raise _SlotUnavailable("the zygote did not start")
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            os.close(info_read)
+
+    def _request(self, message: dict[str, Any] | None, fds: Sequence[int] = ()) -> Any:
+        """Send a request (None: only read) and read the zygote's reply."""
+        try:
+            if message is not None:
+                socket.send_fds(self._control, [marshal.dumps(message)], list(fds))
+            reply = self._control.recv(1 << 16)
+        except OSError as exc:  # including a timeout
+            raise _SlotUnavailable(f"the zygote did not answer ({exc})") from None
+        if not reply:
+            self._log.seek(0)
+            last = _last_line(self._log.read(_MAX_CAPTURE_BYTES).decode("utf-8", "replace"))
+            raise _SlotUnavailable(f"the zygote ended{': ' + last if last else ''}")
+        return marshal.loads(reply)
+
+    def fork(self, group: ProgramGroup | None, request: dict[str, Any], program_end: socket.socket,
+             stderr: Any) -> None:
+        """Fork the candidate's process, inside `group`: the zygote moves into it for the fork, then back."""
+        if group is not None:
+            group.enter(self.zygote_pid)
+        try:
+            reply = self._request({"op": "run", **request}, [program_end.fileno(), stderr.fileno()])
+        finally:
+            if group is not None and self.group is not None:
+                self.group.enter(self.zygote_pid)
+        if "forked" not in reply:
+            raise _SlotUnavailable(f"the zygote did not fork: {reply}")
+
+    def finish(self, wait: float) -> int | None:
+        """Let the candidate's process end by itself for up to `wait` seconds, then have the zygote kill what is
+        left of the program and empty its directories. Its wait status, or None if it was still running."""
+        reply = self._request({"op": "finish", "wait": wait})
+        if not reply.get("finished"):
+            raise _SlotUnavailable(f"the zygote did not clean up: {reply}")
+        return reply["status"]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """Stop the zygote, and with it (PID 1 of their namespace) every process of its current program."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.zygote_pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        self._control.close()  # the zygote ends, and its namespace with it
+        if not _wait(self.process, 2.0):
+            self.kill()
+        self._sandbox._kill_tree(self.process, self.group, self._uid)
+        if self.group is not None:
+            self.group.remove()
+        self._log.close()
+
+
+def _read_child_pid(fd: int, deadline: float) -> int:
+    """The host PID of bwrap's sandboxed process, from what bwrap writes to its --info-fd."""
+    text = b""
+    while b"child-pid" not in text or not re.search(rb'"child-pid":\s*\d+\D', text):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise _SlotUnavailable("bwrap did not say which process is the zygote")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        text += chunk
+    found = re.search(rb'"child-pid":\s*(\d+)', text)
+    if found is None:
+        raise _SlotUnavailable("bwrap did not say which process is the zygote")
+    return int(found.group(1))
+
+
+def _nested_userns_option(bwrap: str) -> list[str]:
+    """`--disable-userns` (bubblewrap 0.8 and later): no namespaces of its own for a program inside the sandbox."""
+    try:
+        done = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return ["--disable-userns"] if "--disable-userns" in done.stdout + done.stderr else []
 
 
 class _JudgeServer:
@@ -723,18 +958,21 @@ def _kill_every_process_of(uid: int) -> None:
     os.waitpid(pid, 0)
 
 
-def _child_setup(limits: Limits, processes: int | None, group: ProgramGroup | None, uid: int | None
+def _child_setup(limits: Limits | None, processes: int | None, group: ProgramGroup | None, uid: int | None
                  ) -> Callable[[], None]:
-    cpu = int(limits.timeout) + 1
+    """What the child does between fork and exec: join its group, take its limits (none for a zygote, whose
+    children take their own: a limit once lowered cannot be raised), drop to its uid."""
+    cpu = int(limits.timeout) + 1 if limits is not None else 0
 
     def apply() -> None:
         if group is not None:
             group.join()
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-        if processes is not None:
-            resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+        if limits is not None:
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+            if processes is not None:
+                resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if uid is not None:  # as root: drop to the run's own uid, so that nothing in the sandbox is root
             os.setgroups([])

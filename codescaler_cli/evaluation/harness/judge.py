@@ -37,7 +37,6 @@ else:  # run as a script in the sandbox, next to wire.py
 
 # Outcomes a test reports that are not statuses: the candidate's process is gone, and the host knows why.
 GONE = "gone"
-_PR_SET_DUMPABLE = 4
 
 
 class _TestTimeout(BaseException):
@@ -422,7 +421,7 @@ def _receive_descriptors(control: socket.socket) -> Tuple[bytes, List[int]]:
 
 def serve(control_fd: int) -> None:
     """Fork a judge for every program the host announces; end when the host closes the control socket."""
-    _not_dumpable()
+    wire.set_dumpable(False)
     control = socket.socket(fileno=control_fd)
     # Judges are never waited for: the kernel reaps them.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
@@ -458,16 +457,6 @@ def _fork() -> Optional[int]:
         except BlockingIOError:
             time.sleep(0.01)
     return None
-
-
-def _not_dumpable() -> None:
-    """Make this process (and the judges it forks) non-dumpable: a process of the same user can then neither
-    trace it nor open its memory or descriptors under /proc. That matters in the fallback, where a candidate may
-    run as our user; under bubblewrap candidates run as another user in another PID namespace anyway."""
-    import ctypes
-
-    if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
 
 
 if __name__ == "__main__":

@@ -287,3 +287,15 @@ def describe_exception(exc: BaseException) -> Dict[str, Any]:
     except Exception:  # a __str__ that raises
         message = ""
     return {"type": type(exc).__name__, "builtin": builtin_bases, "args": args, "message": message[:1000]}
+
+
+def set_dumpable(dumpable: bool) -> None:
+    """Make this process (and the processes it forks) dumpable or not. A non-dumpable process cannot be traced by a
+    process of the same user, nor its memory or descriptors opened under /proc. The judge and the zygote make
+    themselves so: in the fallback a candidate may run as the judge's user, and in a zygote's sandbox it always
+    runs as the zygote's; the zygote's children become dumpable again, as any fresh process is."""
+    import ctypes
+
+    pr_set_dumpable = 4
+    if ctypes.CDLL(None, use_errno=True).prctl(pr_set_dumpable, int(dumpable), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
