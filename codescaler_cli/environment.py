@@ -325,7 +325,8 @@ def format_environment(report: dict[str, Any]) -> str:
     if sandbox.get("isolation"):
         rows.extend([("sandbox", f"{sandbox['isolation']}: {sandbox['view']}"),
                      ("sandbox python", sandbox["interpreter"]), ("sandbox memory", sandbox["memory"]),
-                     ("sandbox processes", sandbox["processes"]), ("sandbox files", sandbox["filesystem"])])
+                     ("sandbox processes", sandbox["processes"]), ("sandbox files", sandbox["filesystem"]),
+                     ("sandbox start-up", sandbox["startup"])])
     rows.append(("hf cache", f"{hub.get('cache')}" + (" (offline: HF_HUB_OFFLINE)" if hub["offline"] else "")))
     for role, model in report["models"].items():
         state = f"cached at {model['where']}" if model.get("available") else model.get("detail", "not available")

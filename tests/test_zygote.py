@@ -121,3 +121,11 @@ def test_one_zygote_serves_program_after_program(one_slot: Sandbox) -> None:
                                   [problem.tests], test_timeout=10)
         pids.append(int(result.detail.rsplit("got ", 1)[1]))
     assert pids == sorted(set(pids)) and pids[0] > 2, pids
+
+
+def test_a_fork_bomb_in_a_call_is_capped_and_cleared(one_slot: Sandbox) -> None:
+    bomb = "import os\ndef leftovers():\n    while True:\n        os.fork()\ndef pid():\n    return os.getpid()\n"
+    capped = verdict(one_slot, bomb)
+    assert capped.status == "processes", capped
+    after = verdict(one_slot, INSPECTOR)  # and no process of it is left for the next program
+    assert (after.status, after.passed) == ("passed", 2), after.detail

@@ -159,6 +159,7 @@ class Mechanisms:
     processes: str
     filesystem: str
     interpreter: str
+    startup: str
     cgroups_unavailable: str = ""
 
     def as_dict(self) -> dict[str, str]:
@@ -416,7 +417,7 @@ class Sandbox:
                 try:
                     slot.fork(group, {"cpu_seconds": int(budget) + 1, "memory_bytes": limits.memory_bytes,
                                       "file_bytes": limits.file_bytes,
-                                      "processes": None if group is not None else limits.processes},
+                                      "processes": self._process_rlimit(limits, group)},
                               program_side, stderr)
                 finally:
                     program_side.close()
@@ -523,14 +524,7 @@ class Sandbox:
         """
         bwrap = self.isolation == "bwrap"
         group = self._cgroups.new_group(limits.memory_bytes, limits.processes) if self._cgroups else None
-        # Without control groups, and not root, the program shares our uid: the process limit starts above what
-        # that uid runs now (zombies of earlier runs included) plus the other parallel programs.
-        if group is not None:
-            processes = None
-        elif self._as_root:
-            processes = limits.processes
-        else:
-            processes = limits.processes + _processes_of_user(os.getuid()) + self.jobs * limits.processes
+        processes = self._process_rlimit(limits, group)
         # As root, the child drops to the run's own uid before exec (under bwrap: before exec'ing bwrap).
         drop_privileges = self._as_root
         workdir = SANDBOX_WORK_DIR if bwrap else str(work)
@@ -559,6 +553,16 @@ class Sandbox:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
         return process, group
+
+    def _process_rlimit(self, limits: Limits, group: ProgramGroup | None) -> int | None:
+        """RLIMIT_NPROC for a program, None when its control group counts its processes. Not root, the program
+        shares our uid: the limit starts above what that uid runs now (zombies of earlier runs included) plus
+        the other parallel programs."""
+        if group is not None:
+            return None
+        if self._as_root:
+            return limits.processes
+        return limits.processes + _processes_of_user(os.getuid()) + self.jobs * limits.processes
 
     def _finish(self, process: subprocess.Popen[bytes], group: ProgramGroup | None, uid: int, wait: float
                 ) -> tuple[bool, GroupUsage | None]:
@@ -712,8 +716,14 @@ class Sandbox:
         view = ("minimal: the interpreter, its standard library and packages, the system libraries (read-only) "
                 "and the program's own directory; no network" if bwrap else
                 "the whole host, with our user's permissions (or an unprivileged uid as root); network reachable")
+        if bwrap and not self.zygote_problem:
+            startup = ("a zygote per parallel slot (a pre-started interpreter, PID 1 of its own sandbox) forks each "
+                       "candidate's process; stdin programs start on their own")
+        else:
+            startup = "every program starts its own interpreter" + \
+                (f" ({self.zygote_problem})" if self.zygote_problem else "")
         return Mechanisms(isolation=self.isolation, view=view, memory=memory, processes=processes,
-                          filesystem=filesystem, interpreter=self.interpreter.describe(),
+                          filesystem=filesystem, interpreter=self.interpreter.describe(), startup=startup,
                           cgroups_unavailable=self.cgroups_unavailable if self._cgroups is None else "")
 
     def describe(self) -> str:
