@@ -108,18 +108,23 @@ def test_a_program_cannot_reach_or_stop_its_zygote(one_slot: Sandbox) -> None:
     assert (after.status, after.passed) == ("passed", 2), after.detail
 
 
+PID_PROBLEM = problem_from_record({
+    "question_id": "pid", "question_content": "Return your PID.", "metadata": json.dumps({"func_name": "pid"}),
+    "public_test_cases": json.dumps([{"input": "", "output": "-1", "testtype": "functional"}]),
+}, "lcb.jsonl", 1)
+
+
+def candidate_pid(box: Sandbox) -> int:
+    """The PID of a program's process in its namespace: a functional test whose expected value is never right
+    shows the value it got."""
+    (result,) = run_test_sets(box, PID_PROBLEM, "import os\ndef pid():\n    return os.getpid()\n",
+                              [PID_PROBLEM.tests], test_timeout=10)
+    return int(result.detail.rsplit("got ", 1)[1])
+
+
 def test_one_zygote_serves_program_after_program(one_slot: Sandbox) -> None:
-    # A functional test whose expected value is never right shows the value it got: the candidate's PID. In one
-    # namespace (one zygote) each program's process has a higher PID than the last; a new zygote starts over.
-    problem = problem_from_record({
-        "question_id": "pid", "question_content": "Return your PID.", "metadata": json.dumps({"func_name": "pid"}),
-        "public_test_cases": json.dumps([{"input": "", "output": "-1", "testtype": "functional"}]),
-    }, "lcb.jsonl", 1)
-    pids = []
-    for _ in range(12):
-        (result,) = run_test_sets(one_slot, problem, "import os\ndef pid():\n    return os.getpid()\n",
-                                  [problem.tests], test_timeout=10)
-        pids.append(int(result.detail.rsplit("got ", 1)[1]))
+    # In one namespace (one zygote) each program's process has a higher PID than the last; a new one starts over.
+    pids = [candidate_pid(one_slot) for _ in range(12)]
     assert pids == sorted(set(pids)) and pids[0] > 2, pids
 
 
@@ -129,3 +134,15 @@ def test_a_fork_bomb_in_a_call_is_capped_and_cleared(one_slot: Sandbox) -> None:
     assert capped.status == "processes", capped
     after = verdict(one_slot, INSPECTOR)  # and no process of it is left for the next program
     assert (after.status, after.passed) == ("passed", 2), after.detail
+
+
+def test_a_zygote_that_is_gone_is_replaced() -> None:
+    # Fault injection: the zygote never ends while the sandbox runs, but if it did, the next program gets a new one
+    # (whose first child is PID 2 again).
+    with Sandbox(isolation="bwrap", jobs=1) as box:
+        assert [candidate_pid(box) for _ in range(2)] == [2, 3]
+        for slot in box._free_slots:
+            slot.kill()
+            slot.process.wait()
+        assert candidate_pid(box) == 2
+        assert not box.zygote_problem and box.mechanisms().startup.startswith("a zygote")

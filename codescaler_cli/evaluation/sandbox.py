@@ -399,10 +399,13 @@ class Sandbox:
 
     def _run_judged(self, spec: dict[str, Any], limits: Limits, budget: float, uid: int) -> JudgedRun:
         if self.isolation == "bwrap" and not self.zygote_problem:
-            try:
-                return self._run_judged_in_slot(spec, limits, budget)
-            except _SlotUnavailable as exc:  # no candidate process was started: start one on its own instead
-                self.zygote_problem = str(exc)
+            problem = ""
+            for _ in range(2):  # a zygote that failed is replaced once; twice in a row, zygotes are given up
+                try:
+                    return self._run_judged_in_slot(spec, limits, budget)
+                except _SlotUnavailable as exc:  # no candidate process was started
+                    problem = str(exc)
+            self.zygote_problem = problem
         return self._run_judged_in_process(spec, limits, budget, uid)
 
     def _run_judged_in_slot(self, spec: dict[str, Any], limits: Limits, budget: float) -> JudgedRun:
@@ -802,13 +805,16 @@ class _Slot:
     def fork(self, group: ProgramGroup | None, request: dict[str, Any], program_end: socket.socket,
              stderr: Any) -> None:
         """Fork the candidate's process, inside `group`: the zygote moves into it for the fork, then back."""
-        if group is not None:
-            group.enter(self.zygote_pid)
         try:
+            if group is not None:
+                group.enter(self.zygote_pid)
             reply = self._request({"op": "run", **request}, [program_end.fileno(), stderr.fileno()])
+        except OSError as exc:  # the zygote is gone (no such process to move)
+            raise _SlotUnavailable(f"the zygote is gone ({exc.strerror or exc})") from None
         finally:
             if group is not None and self.group is not None:
-                self.group.enter(self.zygote_pid)
+                with contextlib.suppress(OSError):  # gone: nothing to move back
+                    self.group.enter(self.zygote_pid)
         if "forked" not in reply:
             raise _SlotUnavailable(f"the zygote did not fork: {reply}")
 
