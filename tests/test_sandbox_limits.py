@@ -20,8 +20,9 @@ from codescaler_cli.evaluation.sandbox import DISK, MEMORY, Limits, Program
 
 MiB = 1024**2
 MEMORY_LIMIT = 256 * MiB
-# Other engineers' processes share this machine: their memory may move this much while a test runs.
-NOISE = 1024 * MiB
+# Other jobs share this machine (a vLLM server starting takes over a GiB): their memory may move this much while
+# a test runs. The hostile programs below would take several times more without per-program limits.
+NOISE = 2048 * MiB
 
 FILL = """
 import os
@@ -30,11 +31,12 @@ for number in range(160):  # 2.5 GiB if nothing stopped it
     with open(os.path.join(DIRECTORY, f"fill-{number}"), "wb") as handle:
         handle.write(chunk)
 """
-# Children that each take most of the limit and hold it: together ten times over.
+# Children that each take most of the limit and hold it (each within its own address-space limit): together
+# nineteen times over.
 HUNGRY_CHILDREN = """
 import os, sys, time
 children = []
-for _ in range(12):
+for _ in range(24):
     pid = os.fork()
     if pid == 0:
         data = b"x" * (200 * 1024 * 1024)
