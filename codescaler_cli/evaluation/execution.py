@@ -66,20 +66,20 @@ NO_TESTS = TestsResult(PASSED, 0, 0, 0.0)
 
 
 @dataclass(frozen=True)
-class GradingRule:
-    """How a problem's outputs are compared: `stdin` names a rule of STDIN_COMPARISONS (applied here), `functional`
-    a rule of the judge's COMPARISONS (applied in the judge, which alone holds the expected values); `options` go
-    to the rule (e.g. a tolerance)."""
+class Comparison:
+    """How a problem's outputs are compared with the expected ones: `stdin` names a function of STDIN_COMPARISONS
+    (applied here), `functional` one of the judge's COMPARISONS (applied in the judge, which alone holds the
+    expected values); `options` go to it (e.g. a tolerance)."""
 
     stdin: str = "lines"
     functional: str = "json"
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def grading_rule(problem: EvalProblem) -> GradingRule:
-    """The comparison a problem's tests use: where a benchmark with its own rule (EvalPlus's tolerance,
-    LiveCodeBench's) plugs in. Every problem compares exactly (JSON values, output lines) today."""
-    return GradingRule()
+def comparison_for(problem: EvalProblem) -> Comparison:
+    """The comparison a problem's tests use: where a benchmark's own grading rule (EvalPlus's tolerance,
+    LiveCodeBench's) plugs in. Every problem compares exactly today."""
+    return Comparison()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -142,18 +142,18 @@ def run_test_sets(sandbox: Sandbox, problem: EvalProblem, program: str, test_set
     includes starting the process and loading the program). A set that leaves the process unusable (a timeout,
     a crash) is followed by a fresh process for the next set.
     """
-    rule = grading_rule(problem)
+    comparison = comparison_for(problem)
     stdin_results: list[TestsResult | None] = []
     judged: list[tuple[int, list[Test]]] = []
     for index, tests in enumerate(test_sets):
         stdin_tests = [t for t in tests if t.kind == STDIN]
-        stdin_result = _run_stdin_tests(sandbox, program, stdin_tests, rule, test_timeout, limits) \
+        stdin_result = _run_stdin_tests(sandbox, program, stdin_tests, comparison, test_timeout, limits) \
             if stdin_tests else None
         stdin_results.append(stdin_result)
         other = [t for t in tests if t.kind != STDIN]
         if other and not (stdin_result is not None and stdin_result.status == TIMEOUT):
             judged.append((index, other))
-    judged_results = _run_judged(sandbox, problem, program, judged, rule, test_timeout, limits) if judged else {}
+    judged_results = _run_judged(sandbox, problem, program, judged, comparison, test_timeout, limits) if judged else {}
     verdicts = []
     for index, tests in enumerate(test_sets):
         parts = [r for r in (stdin_results[index], judged_results.get(index)) if r is not None]
@@ -167,14 +167,14 @@ def run_test_sets(sandbox: Sandbox, problem: EvalProblem, program: str, test_set
     return verdicts
 
 
-def _run_stdin_tests(sandbox: Sandbox, program: str, tests: Sequence[Test], rule: GradingRule,
+def _run_stdin_tests(sandbox: Sandbox, program: str, tests: Sequence[Test], comparison: Comparison,
                      test_timeout: float, limits: Limits) -> TestsResult:
     passed, seconds = 0, 0.0
     first: tuple[str, str] | None = None
     for position, test in enumerate(tests, start=1):
         result = sandbox.run(Program({"main.py": program}, stdin=test.input, limits=limits.with_timeout(test_timeout)))
         seconds += result.seconds
-        status, detail = _stdin_verdict(result, test, rule)
+        status, detail = _stdin_verdict(result, test, comparison)
         if status == PASSED:
             passed += 1
         elif first is None:
@@ -185,12 +185,12 @@ def _run_stdin_tests(sandbox: Sandbox, program: str, tests: Sequence[Test], rule
     return TestsResult(status, passed, len(tests), seconds, detail)
 
 
-def _stdin_verdict(result: RunResult, test: Test, rule: GradingRule) -> tuple[str, str]:
+def _stdin_verdict(result: RunResult, test: Test, comparison: Comparison) -> tuple[str, str]:
     if result.outcome != EXITED:
         return result.outcome, result.detail or result.last_error_line
     if result.returncode != 0:
         return ERROR, result.last_error_line or f"exit status {result.returncode}"
-    if STDIN_COMPARISONS[rule.stdin](result.stdout, test.output, rule.options):
+    if STDIN_COMPARISONS[comparison.stdin](result.stdout, test.output, comparison.options):
         return PASSED, ""
     return FAILED, f"wrong answer: expected {_preview(test.output)}, got {_preview(result.stdout)}"
 
@@ -207,7 +207,7 @@ def _same_lines(got: str, expected: str, options: dict[str, Any]) -> bool:
     return output_lines(got) == output_lines(expected)
 
 
-# Comparisons of a stdin program's output with the expected output, by rule name (see GradingRule).
+# Comparisons of a stdin program's output with the expected output, by name (see Comparison).
 STDIN_COMPARISONS = {"lines": _same_lines}
 
 
@@ -221,7 +221,7 @@ def _preview(text: str, width: int = 40) -> str:
 
 
 def _run_judged(sandbox: Sandbox, problem: EvalProblem, program: str, sets: list[tuple[int, list[Test]]],
-                rule: GradingRule, test_timeout: float, limits: Limits) -> dict[int, TestsResult]:
+                comparison: Comparison, test_timeout: float, limits: Limits) -> dict[int, TestsResult]:
     """Verdicts of the judged sets (by set index): one process for all of them, a fresh one after a set that
     left it unusable."""
     results: dict[int, TestsResult] = {}
@@ -234,7 +234,7 @@ def _run_judged(sandbox: Sandbox, problem: EvalProblem, program: str, sets: list
             "setup": problem.setup_code if problem.style == MBPP else "",
             "trusted": problem.prompt if problem.style == HUMANEVAL else problem.setup_code,
             "entry_point": problem.entry_point, "fn_name": problem.fn_name,
-            "compare": {"rule": rule.functional, **rule.options},
+            "compare": {"rule": comparison.functional, **comparison.options},
             "path": list(sandbox.interpreter.search_path),
             "timeout": test_timeout, "startup_timeout": _STARTUP_SECONDS,
             "phases": [{"name": str(index), "tests": [{"kind": t.kind, "input": t.input, "output": t.output}

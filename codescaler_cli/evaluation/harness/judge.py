@@ -319,8 +319,8 @@ def compare_json(result: Any, expected: str, options: Dict[str, Any]) -> Tuple[b
     return False, "expected " + json.dumps(want)[:80] + ", got " + json.dumps(got)[:80]
 
 
-# How a functional test's result is compared with its expected output, by rule name (the host's GradingRule picks
-# one per problem; options such as a tolerance come with it). A new benchmark's rule is one function here.
+# How a functional test's result is compared with its expected output, by name (the host's `comparison_for` picks
+# one per problem; options such as a tolerance come with it). A benchmark's own rule is one function here.
 COMPARISONS: Dict[str, Callable[[Any, str, Dict[str, Any]], Tuple[bool, str]]] = {"json": compare_json}
 
 
