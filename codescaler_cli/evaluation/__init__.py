@@ -20,18 +20,21 @@ from ..scoring import ScorerConfig, open_scorer
 from ..scoring.base import Scorer
 from .candidates import EvalCandidate, from_candidates, has_scores, read_eval_candidates
 from .execution import DEFAULT_TEST_TIMEOUT, STATUSES, TestsResult, build_program, run_tests
-from .problems import BENCHMARKS, EvalProblem, Test, load_benchmark, read_problems_file
+from .benchmarks import BENCHMARKS, BenchmarkSelection, list_benchmarks, load_benchmark
+from .grading import GRADING_RULES, GradingRule
+from .problems import EvalProblem, Test, read_problems_file
 from .report import Report, StrategyRow, plot_curves, print_table, summarize, table_lines, write_json
 from .runner import ProgressCallback, Timings, run_all_tests, run_chunk, score_candidates
 from .sandbox import ISOLATIONS, Limits, Program, RunResult, Sandbox
 from .strategies import STRATEGIES, Outcome, Strategy, pass_at_k
 
 __all__ = [
-    "BENCHMARKS", "DEFAULT_TEST_TIMEOUT", "EvalCandidate", "EvalProblem", "ISOLATIONS", "Limits", "Outcome",
-    "Program", "Report", "RunResult", "STATUSES", "STRATEGIES", "Sandbox", "Strategy", "StrategyRow", "Test",
-    "TestsResult", "Timings", "build_program", "evaluate", "from_candidates", "has_scores", "load_benchmark",
-    "pass_at_k", "plot_curves", "print_table", "read_eval_candidates", "read_problems_file", "run_all_tests",
-    "run_tests", "score_candidates", "summarize", "table_lines", "write_json",
+    "BENCHMARKS", "DEFAULT_TEST_TIMEOUT", "GRADING_RULES", "BenchmarkSelection", "EvalCandidate", "EvalProblem",
+    "GradingRule", "ISOLATIONS", "Limits", "Outcome", "Program", "Report", "RunResult", "STATUSES", "STRATEGIES",
+    "Sandbox", "Strategy", "StrategyRow", "Test", "TestsResult", "Timings", "build_program", "evaluate",
+    "from_candidates", "has_scores", "list_benchmarks", "load_benchmark", "pass_at_k", "plot_curves", "print_table",
+    "read_eval_candidates", "read_problems_file", "run_all_tests", "run_tests", "score_candidates", "summarize",
+    "table_lines", "write_json",
 ]
 
 

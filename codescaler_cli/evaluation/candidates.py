@@ -88,10 +88,12 @@ def record_problem_key(record: dict[str, Any]) -> str | None:
 
 
 def read_eval_candidates(path: str | Path | None, problems: Sequence[EvalProblem], *,
-                         stdin: IO[bytes] | None = None, problems_name: str = "the problems") -> list[EvalCandidate]:
+                         stdin: IO[bytes] | None = None, problems_name: str = "the problems",
+                         skip_unknown: bool = False) -> list[EvalCandidate]:
     """Read every candidate, match it to its problem by id, extract its code and build its program.
 
-    Raises InputError naming the file and line for a bad record or an id that is not a problem.
+    Raises InputError naming the file and line for a bad record or an id that is not a problem. `skip_unknown`:
+    candidates of other problems are left out instead (the problems are a selection of a benchmark).
     """
     by_key = {problem.key: problem for problem in problems}
     candidates: list[EvalCandidate] = []
@@ -99,6 +101,9 @@ def read_eval_candidates(path: str | Path | None, problems: Sequence[EvalProblem
         if not text.strip():
             continue
         record = parse_record(source, line, text)
+        key = record_problem_key(record)
+        if skip_unknown and key is not None and key not in by_key:
+            continue
         candidates.append(_candidate(record, source, line, len(candidates), by_key, problems_name))
     return candidates
 
