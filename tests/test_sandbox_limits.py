@@ -192,3 +192,30 @@ def test_groups_are_made_from_many_threads_at_once() -> None:
         assert len(set(names)) == 400
     finally:
         cgroups.close()
+
+
+def test_groups_left_by_a_killed_run_are_removed_by_the_next() -> None:
+    # A run killed with SIGKILL cannot remove its groups; the next one removes those whose process is gone.
+    import os
+    import subprocess
+
+    from codescaler_cli.evaluation.resources import open_cgroups
+
+    cgroups, reason = open_cgroups()
+    assert cgroups is not None, reason
+    base = cgroups._memory_base.parent  # type: ignore[attr-defined]
+    cgroups.close()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale, alive = base / f"codescaler-{gone.pid}-abc123", base / f"codescaler-{os.getpid()}-def456"
+    for directory in (stale, stale / "codescaler-1-abc123-0", alive):
+        directory.mkdir()
+    try:
+        cgroups, reason = open_cgroups()
+        assert cgroups is not None, reason
+        cgroups.close()
+        assert not stale.exists() and alive.exists()
+    finally:
+        for directory in (stale / "codescaler-1-abc123-0", stale, alive):
+            if directory.exists():
+                directory.rmdir()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import re
 import secrets
 import signal
 import time
@@ -177,7 +178,25 @@ def open_cgroups() -> tuple[Cgroups | None, str]:
     return None, "; ".join(reasons)
 
 
+def _remove_stale(parent: Path) -> None:
+    """Groups that an earlier codescaler left behind (killed before it could remove them): removed when their
+    process is gone and they hold no process (a reused PID only means they stay a while longer)."""
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        found = re.fullmatch(r"codescaler-(\d+)-[0-9a-f]+(-\d+)?", entry.name)
+        if found is None or not entry.is_dir() or Path(f"/proc/{found.group(1)}").exists():
+            continue
+        for child in [path for path in entry.iterdir() if path.is_dir()]:
+            _try_rmdir(child)
+        _try_rmdir(entry)
+
+
 def _open_v1(memory_dir: Path, pids_dir: Path) -> tuple[Cgroups | None, str]:
+    for parent in (memory_dir, pids_dir):
+        _remove_stale(parent)
     suffix = f"codescaler-{os.getpid()}-{secrets.token_hex(3)}"
     made: list[Path] = []
     try:
@@ -214,6 +233,7 @@ def _open_v2(own: Path) -> tuple[Cgroups | None, str]:
             made.append(leaf)
             (leaf / "cgroup.procs").write_text(str(os.getpid()))
             _enable_controllers(own)
+        _remove_stale(own)
         cgroups = Cgroups(2, own, own, [], str(own))
         cgroups.new_group(64 * 1024 * 1024, 4).remove()
         return cgroups, ""
