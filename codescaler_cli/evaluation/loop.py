@@ -65,7 +65,7 @@ def _run_evaluation(config: EvalConfig, candidates_file: str | Path | None, gene
                          f"\"question\"}}), then codescaler eval samples.jsonl {source} -o {output.path} --resume")
     problems = config.load_problems()
     # The sandbox opens before any model loads or sample is drawn: a refused isolation fails in a second.
-    with config.open_sandbox() as sandbox:
+    with config.open_sandbox(problems) as sandbox:
         reporter.info(f"isolation: {sandbox.describe()}")
         scoring_seconds = digest = None
         if generator is not None:
@@ -104,7 +104,7 @@ def evaluate(candidates: Sequence[EvalCandidate], config: EvalConfig = EvalConfi
     candidates' identity) to match. `scoring_seconds`: what scoring these candidates took before (best-of-N's).
     """
     if sandbox is None:
-        with config.open_sandbox() as own:
+        with config.open_sandbox([c.problem for c in candidates]) as own:
             return evaluate(candidates, config, scorer=scorer, sandbox=own, output=output, cache=cache,
                             candidates_sha256=candidates_sha256, scoring_seconds=scoring_seconds, reporter=reporter)
     output = output if output is not None else RunOutput(None, command="eval")
