@@ -36,6 +36,7 @@ from ._output import OutputFormat, warn
 
 INPUT, GENERATOR, REWARD, SERVERS, OUTPUT, LONG_RUNS = "Input", "Generator", "Reward model", "Servers", "Output", \
     "Long runs"
+ADAPTIVE = "Adaptive sampling"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -212,6 +213,10 @@ GENERATOR_GROUP = _Group("generator", GeneratorConfig, "generator_config", (
     _Option("endpoint", ("--endpoint",), SERVERS, type=Endpoint, extra=_ANY_CASE),
     _Option("tokenizer", ("--tokenizer",), SERVERS),
     *_server_side(GENERATOR, "CODESCALER_GENERATOR_API_KEY"),
+    _Option("wave", ("--wave",), ADAPTIVE, extra=(("min", 1),)),
+    _Option("stop_score", ("--stop-score",), ADAPTIVE),
+    _Option("stop_margin", ("--stop-margin",), ADAPTIVE, extra=(("min", 0.0),)),
+    _Option("stop_agreement", ("--stop-agreement",), ADAPTIVE, extra=(("min", 1),)),
 ))
 
 SANDBOX, SELECTION = "Sandbox", "Benchmark selection"
@@ -254,7 +259,10 @@ serve_options = functools.partial(SERVE_GROUP.decorator, prefixed=False)
 # What only generator servers read, what only an in-process engine reads, and what any generator reads.
 GENERATOR_SERVER_ONLY = ("endpoint", "tokenizer", "api_key", "concurrency", "timeout", "max_retries")
 GENERATOR_ENGINE_ONLY = ("max_model_len", "dtype", "tensor_parallel_size", "gpu_memory_utilization", "revision")
-GENERATOR_SAMPLING = ("n", "temperature", "top_p", "max_tokens", "seed", "system", "template")
+GENERATOR_SAMPLING = ("n", "temperature", "top_p", "max_tokens", "seed", "system", "template", "stop_score",
+                      "stop_margin", "stop_agreement")
+# The stopping rules, which --wave needs (eval's replay reads --wave on its own).
+STOP_RULES = ("stop_score", "stop_margin", "stop_agreement")
 # What serve leaves out: requests bring their own sampling settings and prompts, and it speaks chat.
 SERVE_LEAVES_OUT = ("temperature", "top_p", "max_tokens", "seed", "system", "template", "endpoint", "tokenizer")
 
