@@ -109,7 +109,7 @@ class AdaptiveSummary:
         self.budget += n
         self.drawn += len(drawn_tokens)
         self.tokens += sum(drawn_tokens)
-        self.tokens_saved += estimated_tokens_saved(n, drawn_tokens)
+        self.tokens_saved += estimated_tokens_saved(n - len(drawn_tokens), drawn_tokens)
         self.stopped = self.stopped or {}
         key = stopped_by or "none"
         self.stopped[key] = self.stopped.get(key, 0) + 1
@@ -124,8 +124,8 @@ class AdaptiveSummary:
                 + (f"; {unstopped} drew all N" if unstopped else ""))
 
 
-def estimated_tokens_saved(n: int, drawn_tokens: Sequence[int]) -> int:
-    """The tokens the samples not drawn would have cost: the drawn samples' mean length times their number."""
-    if not drawn_tokens or len(drawn_tokens) >= n:
+def estimated_tokens_saved(saved: int, drawn_tokens: Sequence[int]) -> int:
+    """The tokens `saved` samples not drawn would have cost: the drawn samples' mean length times their number."""
+    if not drawn_tokens or saved <= 0:
         return 0
-    return round(sum(drawn_tokens) / len(drawn_tokens) * (n - len(drawn_tokens)))
+    return round(sum(drawn_tokens) / len(drawn_tokens) * saved)
