@@ -59,20 +59,18 @@ class StoppingRule:
 
     def check(self, seen: Iterable[Seen]) -> str | None:
         """The rule that stops a problem whose samples so far are `seen`, or None to draw on."""
-        scores: dict[str, float] = {}
-        counts: dict[str, int] = {}
+        statistics = StopStatistics()
         for program, score in seen:
-            if program is None:
-                continue
-            counts[program] = counts.get(program, 0) + 1
-            if score is not None and program not in scores:
-                scores[program] = score  # a program's first score is its score (duplicates share it)
-        ranked = sorted(scores.values(), reverse=True)
-        if self.score is not None and ranked and ranked[0] >= self.score:
+            statistics.add(program, score)
+        return self.holds(statistics)
+
+    def holds(self, statistics: StopStatistics) -> str | None:
+        """The first rule that holds for these statistics of a problem's samples so far, or None."""
+        if self.score is not None and statistics.best is not None and statistics.best >= self.score:
             return SCORE
-        if self.margin is not None and len(ranked) >= 2 and ranked[0] - ranked[1] >= self.margin:
+        if self.margin is not None and statistics.margin is not None and statistics.margin >= self.margin:
             return MARGIN
-        if self.agreement is not None and counts and max(counts.values()) >= self.agreement:
+        if self.agreement is not None and statistics.agreement >= self.agreement:
             return AGREEMENT
         return None
 
@@ -83,6 +81,35 @@ class StoppingRule:
             if value is not None:
                 parts.append(f"{RULE_FLAGS[rule]} {format_threshold(value)}")
         return " ".join(parts)
+
+
+class StopStatistics:
+    """What the rules look at, kept up to date sample by sample: each program's score (its first scored sample's:
+    duplicates share one), the two best of them, and the largest number of samples of one program."""
+
+    def __init__(self) -> None:
+        self.scores: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.agreement = 0
+        self._top: list[float] = []
+
+    def add(self, program: str | None, score: float | None) -> None:
+        if program is None:
+            return  # no valid program: neither a score nor a vote
+        count = self.counts[program] = self.counts.get(program, 0) + 1
+        self.agreement = max(self.agreement, count)
+        if score is not None and program not in self.scores:
+            self.scores[program] = score
+            self._top = sorted([*self._top, score], reverse=True)[:2]
+
+    @property
+    def best(self) -> float | None:
+        return self._top[0] if self._top else None
+
+    @property
+    def margin(self) -> float | None:
+        """The best program's lead over the next distinct one; None with fewer than two scored programs."""
+        return self._top[0] - self._top[1] if len(self._top) == 2 else None
 
 
 def format_threshold(value: float | int) -> str:

@@ -219,7 +219,7 @@ GENERATOR_GROUP = _Group("generator", GeneratorConfig, "generator_config", (
     _Option("stop_agreement", ("--stop-agreement",), ADAPTIVE, extra=(("min", 1),)),
 ))
 
-SANDBOX, SELECTION = "Sandbox", "Benchmark selection"
+SANDBOX, SELECTION, COST = "Sandbox", "Benchmark selection", "Cost and selection"
 EVAL_GROUP = _Group("", EvalConfig, "eval_config", (
     _Option("benchmark", ("--benchmark", "-b"), INPUT),
     _Option("problems_file", ("--problems", "-p"), INPUT, type=Optional[Path], extra=(("dir_okay", False),)),
@@ -233,6 +233,10 @@ EVAL_GROUP = _Group("", EvalConfig, "eval_config", (
     _Option("test_timeout", ("--test-timeout",), SANDBOX, extra=(("min", 0.1),)),
     _Option("memory_mb", ("--memory",), SANDBOX, extra=(("min", 64),)),
     _Option("isolation", ("--isolation",), SANDBOX, type=_choices("Isolation", ISOLATIONS), extra=_ANY_CASE),
+    _Option("calibrate", ("--calibrate",), COST, extra=(("min", 0.0), ("max", 1.0), ("metavar", "EPS"))),
+    _Option("replay_orders", ("--replay-orders",), COST, extra=(("min", 1),)),
+    _Option("replay_seed", ("--replay-seed",), COST),
+    _Option("generated_tests", ("--generated-tests",), COST, extra=(("min", 1), ("metavar", "K"))),
 ))
 SERVER, BATCHING, REWARDS = "Server", "Batching", "Rewards"
 SERVE_GROUP = _Group("", ServeConfig, "serve_config", (

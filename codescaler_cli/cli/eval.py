@@ -91,6 +91,7 @@ def evaluate(
     if require_isolation and eval_config.isolation == "fallback":
         raise UsageError("--require-isolation contradicts --isolation fallback")
     config = replace(eval_config, isolation="bwrap") if require_isolation else eval_config
+    config = replace(config, wave=generator_config.wave)  # the stopping rules are replayed in generate's waves
     generating = generator_config.model is not None or bool(generator_config.urls)
     warn_ignored_generator_options(ctx, generator_config if generating else None,
                                    unused="without -m or --base-url (nothing is generated)")

@@ -149,7 +149,7 @@ def evaluate(candidates: Sequence[EvalCandidate], config: EvalConfig = EvalConfi
             timed += len(chunk)
             output.write([[c.record() for c in group] for group in chunk], state=_state(timings, timed))
     report = summarize(candidates, with_reward=scored or score_here, timings=timings, isolation=sandbox.isolation,
-                       isolation_detail=sandbox.describe())
+                       isolation_detail=sandbox.describe(), cost=config.cost)
     if done.groups:
         report.notes.append(_resumed_note(output, done.groups, len(groups), timed))
     if cache is not None and cache.score_hits:
