@@ -43,6 +43,7 @@ class GeneratedTestsTiming:
     generation: float  # seconds sampling them (the generator's own time, not its loading)
     execution: float  # wall seconds running every candidate on them, `jobs` in parallel
     execution_processes: float = 0.0  # the same, summed over processes
+    written: dict[str, list[str]] = field(default_factory=dict)  # the tests of each problem (by problem key)
 
 
 @dataclass
