@@ -29,6 +29,7 @@ from ..extraction import EXTRACTION_MODES
 from ..generation.config import ENDPOINTS, GeneratorConfig
 from ..generation.prompts import load_template
 from ..scoring.config import SCORER_KINDS, ScorerConfig
+from ..selection import SELECTIONS
 from ..serving.config import LOG_LEVELS, ServeConfig
 from ..serving.inputs import PROMPT_FORMATS
 from ._errors import option_names
@@ -76,6 +77,11 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or s
 TopK = Annotated[Optional[int], typer.Option(
     "--top-k", "-k", min=1, help="Show only ranks <= K of each problem on stdout (--output keeps all).",
     show_default=False, rich_help_panel=OUTPUT)]
+Selection = _choices("Selection", SELECTIONS)
+Select = Annotated[Selection, typer.Option(
+    "--select", help="How rank 1 is chosen: reward-model (the highest score), vote (the most candidates of one "
+    "program, ties by reward) or reward-weighted-vote (the largest sum of one program's rewards).",
+    case_sensitive=False, rich_help_panel=OUTPUT)]
 Resume = Annotated[bool, typer.Option(
     "--resume", help="Continue an interrupted run: problems already complete in --output are kept and skipped, the "
     "rest appended. Refused when the settings differ from the first run's.", rich_help_panel=LONG_RUNS)]
