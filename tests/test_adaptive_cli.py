@@ -80,3 +80,24 @@ def test_wave_without_a_rule_is_ignored_with_a_warning(coder_dir: Path, reward_d
                                  "--max-model-len", "512"])
     assert result.exit_code == 0, result.stderr
     assert "--wave is ignored without a --stop-score, --stop-margin or --stop-agreement rule" in result.stderr
+
+
+def test_eval_with_a_generator_samples_adaptively_and_its_records_say_so(coder_dir: Path, reward_dir: Path,
+                                                                         tmp_path: Path) -> None:
+    problems = write_jsonl(tmp_path / "problems.jsonl", [
+        {"id": "add", "text": QUESTIONS[0], "test_list": ["assert add(1, 2) == 3"]},
+        {"id": "sum", "text": QUESTIONS[2], "test_list": ["assert add(-1, 1) == 0"]},
+    ])
+    out = tmp_path / "all.jsonl"
+    result = runner.invoke(app, ["eval", "--problems", str(problems), "-m", str(coder_dir), "-r", str(reward_dir),
+                                 "-n", str(N), "--max-tokens", "48", "--seed", str(SEED), "--max-model-len", "512",
+                                 "--wave", str(WAVE), "--stop-agreement", "2", "-o", str(out), "--jobs", "2"])
+    assert result.exit_code == 0, result.stderr
+    records = by_problem(out)
+    assert set(records) == {"add", "sum"}
+    for group in records.values():
+        assert {r["samples_drawn"] for r in group} == {len(group)} and len(group) % WAVE == 0
+        assert all(r["stopped_by"] in ("agreement", None) for r in group)
+        assert all("passed" in r and isinstance(r["completion_tokens"], int) for r in group)
+    assert "adaptive: drew" in result.stderr
+    assert "adaptive sampling, replayed on the recorded samples (waves of 2" in result.stdout

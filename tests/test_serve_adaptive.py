@@ -24,7 +24,8 @@ MAX_TOKENS = 48
 
 
 @pytest.fixture(scope="module")
-def server(coder_server: str, reward_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def server(coder_server: str, reward_dir: Path,  # type: ignore[no-untyped-def]
+           tmp_path_factory: pytest.TempPathFactory):
     log = tmp_path_factory.mktemp("serve") / "serve-adaptive.log"
     with serving(reward_dir, "--generator-url", coder_server, "--n", str(N), "--wave", str(WAVE),
                  "--stop-agreement", "2", "--samples-per-request", "2", log=log) as served:
@@ -38,7 +39,8 @@ def model(coder_server: str) -> str:
 
 def ask(url: str, model: str, seed: int, **extra: Any) -> dict[str, Any]:
     api = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=120)
-    answer = api.chat.completions.create(model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, seed=seed,  # type: ignore[arg-type]
+    answer = api.chat.completions.create(model=model, messages=MESSAGES,  # type: ignore[arg-type]
+                                         max_tokens=MAX_TOKENS, seed=seed,
                                          extra_body={"return_candidates": True, **extra})
     return {"choices": [c.message.content for c in answer.choices], **answer.codescaler}  # type: ignore[attr-defined]
 
@@ -46,8 +48,8 @@ def ask(url: str, model: str, seed: int, **extra: Any) -> dict[str, Any]:
 def direct(coder_server: str, model: str, seed: int) -> list[str]:
     """The generator's own n=N samples with this seed: what a request of all N draws."""
     answer = openai.OpenAI(base_url=coder_server, api_key="unused").chat.completions.create(
-        model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, temperature=0.6, top_p=0.95, n=N,  # type: ignore[arg-type]
-        seed=seed)
+        model=model, messages=MESSAGES, max_tokens=MAX_TOKENS,  # type: ignore[arg-type]
+        temperature=0.6, top_p=0.95, n=N, seed=seed)
     return [choice.message.content or "" for choice in answer.choices]
 
 
@@ -98,8 +100,8 @@ def test_a_request_sets_its_own_rule_and_never_stops_before_n_choices(server: An
     assert info["samples_drawn"] == first_valid + 1 and info["stopped_by"] == "score"
     # Three choices are asked for: sampling goes on to the wave that brings the third candidate.
     api = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)
-    answer = api.chat.completions.create(model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, seed=7, n=3,  # type: ignore[arg-type]
-                                         extra_body={"stop_score": -1e9})
+    answer = api.chat.completions.create(model=model, messages=MESSAGES,  # type: ignore[arg-type]
+                                         max_tokens=MAX_TOKENS, seed=7, n=3, extra_body={"stop_score": -1e9})
     drawn = answer.codescaler["samples_drawn"]  # type: ignore[attr-defined]
     assert drawn == max(4, 2 * (first_valid // 2 + 1)) and len(answer.choices) == 3
     bad = httpx.post(server.url + "/v1/chat/completions", json={"model": model, "messages": MESSAGES,

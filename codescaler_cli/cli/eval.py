@@ -73,12 +73,12 @@ def evaluate(
     Prints, per strategy (reward-model, first, random, vote, reward-weighted-vote, public-tests,
     public-tests+reward-model, oracle; generated-tests with --generated-tests K), the accuracy over problems with a
     95% interval and the seconds each takes to select, pass@k, and what adaptive sampling would have spent: every
-    stopping rule replayed on the recorded samples in waves of --wave (--calibrate EPS picks one for generate). Every program runs in its own process under bubblewrap (or a weaker fallback, named on
-    stderr). Records that carry a `score` (from rank) count as scored; otherwise -r scores them, and without
-    scores the reward-model strategies are left out. With -m and no CANDIDATES, the candidates are generated,
-    scored and ranked first (generate's options apply) and --output keeps every record. With candidates read
-    from a file, --output grows problem by problem, and a run interrupted (Ctrl-C, SIGTERM, even SIGKILL)
-    continues with --resume.
+    stopping rule replayed on the recorded samples in waves of --wave (--calibrate EPS picks one for generate).
+    Every program runs in its own process under bubblewrap (or a weaker fallback, named on stderr). Records that
+    carry a `score` (from rank) count as scored; otherwise -r scores them, and without scores the reward-model
+    strategies are left out. With -m and no CANDIDATES, the candidates are generated, scored and ranked first
+    (generate's options apply) and --output keeps every record. With candidates read from a file, --output grows
+    problem by problem, and a run interrupted (Ctrl-C, SIGTERM, even SIGKILL) continues with --resume.
 
     More examples:
 

@@ -132,7 +132,8 @@ def write_tests(problems: Sequence[EvalProblem], generator: Generator | Generato
         return written
     config = generator if isinstance(generator, GeneratorConfig) else None
     settings = SamplingSettings(n=samples, temperature=config.temperature if config else 0.6,
-                                top_p=config.top_p if config else 0.95, max_tokens=config.max_tokens if config else 1024)
+                                top_p=config.top_p if config else 0.95,
+                                max_tokens=config.max_tokens if config else 1024)
     opened = _open_generator(generator, cache)
     before = opened.stats.seconds
     try:

@@ -2,9 +2,10 @@
 with a 95% interval, pass@k, and accuracy against N as an exact expectation over every subset of N candidates.
 
 A strategy sees, per candidate, only what it could see at selection time: its position, its reward, its program
-(for voting), how many public tests it passes and which generated tests (CodeT) it passes. Whether it passes all tests is what we score it on. Each
-strategy has `select` (pick from a concrete set; the definition) and `expected` (the exact mean of `select`'s
-correctness over all subsets of size m, computed combinatorially; tests check the two agree).
+(for voting), how many public tests it passes and which generated tests (CodeT) it passes. Whether it passes all
+tests is what we score it on. Each strategy has `select` (pick from a concrete set; the definition) and `expected`
+(the exact mean of `select`'s correctness over all subsets of size m, computed combinatorially; tests check the two
+agree).
 """
 
 from __future__ import annotations
