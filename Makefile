@@ -47,11 +47,20 @@ demo: $(VENV)/.installed
 tiny-models: $(VENV)/.installed
 	$(PY) tests/tiny_models.py models/tiny
 
-# `codescaler eval` sandboxes programs with bubblewrap; as root (CI) install it when it is missing.
+# `codescaler eval` sandboxes programs with bubblewrap, under the system's python3, which must have the packages
+# benchmarks' candidates import (numpy: LiveCodeBench and EvalPlus have it). As root (CI) install what is missing.
+SANDBOX_DEBIAN_PACKAGES := bubblewrap python3 python3-numpy
 bubblewrap:
-	@if [ "$$(id -u)" = 0 ] && ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap; fi
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		missing=""; \
+		for package in $(SANDBOX_DEBIAN_PACKAGES); do \
+			dpkg-query -W -f='$${Status}' "$$package" 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$package"; \
+		done; \
+		if [ -n "$$missing" ]; then \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		fi; \
+	fi
 
 # The documentation site in site/ (`--strict`: a broken link or anchor fails the build).
 docs: $(VENV)/.installed

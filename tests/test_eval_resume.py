@@ -48,10 +48,14 @@ def candidate_records() -> list[dict[str, Any]]:
     records = []
     for i in range(PROBLEMS):
         # Right, then wrong every third problem (else a duplicate of the right one); the scores disagree with the
-        # tests on some problems, so the reward-model strategies differ from the oracle.
-        records.append({"id": f"p{i}", "code": f"print(int(input()) + {i})", "score": 1.0})
+        # tests on some problems, so the reward-model strategies differ from the oracle. After the first chunk the
+        # programs take a moment each, so that a signal sent when the first chunk is written comes seconds before
+        # the run could end, however quickly programs start.
+        pause = "import time\ntime.sleep(0.25)\n" if i >= CHUNK_LINES // PER_PROBLEM else ""
+        records.append({"id": f"p{i}", "code": f"{pause}print(int(input()) + {i})", "score": 1.0})
         wrong = i + 1 if i % 3 == 0 else i
-        records.append({"id": f"p{i}", "code": f"print(int(input()) + {wrong})", "score": 2.0 if i % 2 else 0.5})
+        records.append({"id": f"p{i}", "code": f"{pause}print(int(input()) + {wrong})",
+                        "score": 2.0 if i % 2 else 0.5})
     records.append({"id": "p11", "code": "def broken(:", "score": None})  # invalid: no process, error verdict
     return records
 

@@ -238,6 +238,7 @@ EVAL_GROUP = _Group("", EvalConfig, "eval_config", (
     _Option("jobs", ("--jobs", "-j"), SANDBOX, extra=(("min", 1),)),
     _Option("test_timeout", ("--test-timeout",), SANDBOX, extra=(("min", 0.1),)),
     _Option("memory_mb", ("--memory",), SANDBOX, extra=(("min", 64),)),
+    _Option("python", ("--python",), SANDBOX),
     _Option("isolation", ("--isolation",), SANDBOX, type=_choices("Isolation", ISOLATIONS), extra=_ANY_CASE),
     _Option("calibrate", ("--calibrate",), COST, extra=(("min", 0.0), ("max", 1.0), ("metavar", "EPS"))),
     _Option("replay_orders", ("--replay-orders",), COST, extra=(("min", 1),)),

@@ -50,7 +50,12 @@ class EvalConfig:
     jobs: int | None = field(default=None, metadata=_help("Programs run in parallel. Default: the number of cores."))
     test_timeout: float = field(default=DEFAULT_TEST_TIMEOUT, metadata=_help(
         "Seconds one test may run (CPU and wall clock)."))
-    memory_mb: int = field(default=2048, metadata=_help("Address-space limit of a program, in MiB."))
+    memory_mb: int = field(default=2048, metadata=_help(
+        "Memory limit of a program in MiB: all its processes together where control groups are available (see "
+        "codescaler env), else each process's address space."))
+    python: str | None = field(default=None, metadata=_help(
+        "The Python interpreter programs run under (default: ours when the sandbox user can run it, else the "
+        "system's python3); named on stderr and in the report."))
     calibrate: float | None = field(default=None, metadata=_help(
         "Print the stopping rule and threshold with the fewest expected samples whose accuracy is within EPS (a "
         "fraction: 0.01 is one point) of full-N, as options to paste into generate."))
@@ -126,7 +131,7 @@ class EvalConfig:
 
     def open_sandbox(self) -> Sandbox:
         self.validate()
-        return Sandbox(isolation=self.isolation, jobs=self.jobs)
+        return Sandbox(isolation=self.isolation, jobs=self.jobs, python=self.python)
 
     def fingerprint(self, sandbox: Sandbox) -> dict[str, Any]:
         """What verdicts depend on, for the settings check of a resumed run: the problems (by content), the
@@ -147,6 +152,7 @@ class EvalConfig:
             "problems_file": str(Path(self.problems_file).resolve()) if self.problems_file is not None else None,
             "problems_sha256": problems_digest, "test_timeout": self.test_timeout, "memory_mb": self.memory_mb,
             "isolation": sandbox.isolation,
+            "python": sandbox.interpreter.describe(),  # another interpreter may judge otherwise
         }
         if os.geteuid() != 0:
             settings["jobs"] = sandbox.jobs
