@@ -29,6 +29,7 @@ from ..extraction import EXTRACTION_MODES
 from ..generation.config import ENDPOINTS, GeneratorConfig
 from ..generation.prompts import load_template
 from ..scoring.config import SCORER_KINDS, ScorerConfig
+from ..selection import SELECTIONS
 from ..serving.config import LOG_LEVELS, ServeConfig
 from ..serving.inputs import PROMPT_FORMATS
 from ._errors import option_names
@@ -36,6 +37,7 @@ from ._output import OutputFormat, warn
 
 INPUT, GENERATOR, REWARD, SERVERS, OUTPUT, LONG_RUNS = "Input", "Generator", "Reward model", "Servers", "Output", \
     "Long runs"
+ADAPTIVE = "Adaptive sampling"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -75,6 +77,11 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or s
 TopK = Annotated[Optional[int], typer.Option(
     "--top-k", "-k", min=1, help="Show only ranks <= K of each problem on stdout (--output keeps all).",
     show_default=False, rich_help_panel=OUTPUT)]
+Selection = _choices("Selection", SELECTIONS)
+Select = Annotated[Selection, typer.Option(
+    "--select", help="How rank 1 is chosen: reward-model (the highest score), vote (the most candidates of one "
+    "program, ties by reward) or reward-weighted-vote (the largest sum of one program's rewards).",
+    case_sensitive=False, rich_help_panel=OUTPUT)]
 Resume = Annotated[bool, typer.Option(
     "--resume", help="Continue an interrupted run: problems already complete in --output are kept and skipped, the "
     "rest appended. Refused when the settings differ from the first run's.", rich_help_panel=LONG_RUNS)]
@@ -212,9 +219,13 @@ GENERATOR_GROUP = _Group("generator", GeneratorConfig, "generator_config", (
     _Option("endpoint", ("--endpoint",), SERVERS, type=Endpoint, extra=_ANY_CASE),
     _Option("tokenizer", ("--tokenizer",), SERVERS),
     *_server_side(GENERATOR, "CODESCALER_GENERATOR_API_KEY"),
+    _Option("wave", ("--wave",), ADAPTIVE, extra=(("min", 1),)),
+    _Option("stop_score", ("--stop-score",), ADAPTIVE),
+    _Option("stop_margin", ("--stop-margin",), ADAPTIVE, extra=(("min", 0.0),)),
+    _Option("stop_agreement", ("--stop-agreement",), ADAPTIVE, extra=(("min", 1),)),
 ))
 
-SANDBOX, SELECTION = "Sandbox", "Benchmark selection"
+SANDBOX, SELECTION, COST = "Sandbox", "Benchmark selection", "Cost and selection"
 EVAL_GROUP = _Group("", EvalConfig, "eval_config", (
     _Option("benchmark", ("--benchmark", "-b"), INPUT),
     _Option("problems_file", ("--problems", "-p"), INPUT, type=Optional[Path], extra=(("dir_okay", False),)),
@@ -229,6 +240,10 @@ EVAL_GROUP = _Group("", EvalConfig, "eval_config", (
     _Option("memory_mb", ("--memory",), SANDBOX, extra=(("min", 64),)),
     _Option("python", ("--python",), SANDBOX),
     _Option("isolation", ("--isolation",), SANDBOX, type=_choices("Isolation", ISOLATIONS), extra=_ANY_CASE),
+    _Option("calibrate", ("--calibrate",), COST, extra=(("min", 0.0), ("max", 1.0), ("metavar", "EPS"))),
+    _Option("replay_orders", ("--replay-orders",), COST, extra=(("min", 1),)),
+    _Option("replay_seed", ("--replay-seed",), COST),
+    _Option("generated_tests", ("--generated-tests",), COST, extra=(("min", 1), ("metavar", "K"))),
 ))
 SERVER, BATCHING, REWARDS = "Server", "Batching", "Rewards"
 SERVE_GROUP = _Group("", ServeConfig, "serve_config", (
@@ -255,7 +270,10 @@ serve_options = functools.partial(SERVE_GROUP.decorator, prefixed=False)
 # What only generator servers read, what only an in-process engine reads, and what any generator reads.
 GENERATOR_SERVER_ONLY = ("endpoint", "tokenizer", "api_key", "concurrency", "timeout", "max_retries")
 GENERATOR_ENGINE_ONLY = ("max_model_len", "dtype", "tensor_parallel_size", "gpu_memory_utilization", "revision")
-GENERATOR_SAMPLING = ("n", "temperature", "top_p", "max_tokens", "seed", "system", "template")
+GENERATOR_SAMPLING = ("n", "temperature", "top_p", "max_tokens", "seed", "system", "template", "stop_score",
+                      "stop_margin", "stop_agreement")
+# The stopping rules, which --wave needs (eval's replay reads --wave on its own).
+STOP_RULES = ("stop_score", "stop_margin", "stop_agreement")
 # What serve leaves out: requests bring their own sampling settings and prompts, and it speaks chat.
 SERVE_LEAVES_OUT = ("temperature", "top_p", "max_tokens", "seed", "system", "template", "endpoint", "tokenizer")
 

@@ -58,7 +58,8 @@ def evaluate(
         "--json", help="Write the strategy table, pass@k and accuracy-vs-N curves as JSON ('-': to stdout, "
         "instead of the table).", show_default=False, rich_help_panel=OUTPUT)] = None,
     plot: Annotated[Optional[Path], typer.Option(
-        "--plot", help="Draw accuracy against N for every strategy (.png, .svg or .pdf).", dir_okay=False,
+        "--plot", help="Draw accuracy against N for every strategy and, beside it, accuracy against the samples "
+        "each stopping rule spends (.png, .svg or .pdf).", dir_okay=False,
         show_default=False, rich_help_panel=OUTPUT)] = None,
     quiet: Quiet = False,
     resume: Resume = False,
@@ -69,14 +70,15 @@ def evaluate(
 
         codescaler eval samples.jsonl --benchmark humaneval --plot accuracy-vs-n.png
 
-    Prints, per strategy (reward-model, first, random, vote, public-tests, public-tests+reward-model, oracle), the
-    accuracy over problems with a 95% interval, pass@k, and the seconds the reward model and the public tests
-    take to select. Every program runs in its own process under bubblewrap (or a weaker fallback, named on
-    stderr). Records that carry a `score` (from rank) count as scored; otherwise -r scores them, and without
-    scores the reward-model strategies are left out. With -m and no CANDIDATES, the candidates are generated,
-    scored and ranked first (generate's options apply) and --output keeps every record. With candidates read
-    from a file, --output grows problem by problem, and a run interrupted (Ctrl-C, SIGTERM, even SIGKILL)
-    continues with --resume.
+    Prints, per strategy (reward-model, first, random, vote, reward-weighted-vote, public-tests,
+    public-tests+reward-model, oracle; generated-tests with --generated-tests K), the accuracy over problems with a
+    95% interval and the seconds each takes to select, pass@k, and what adaptive sampling would have spent: every
+    stopping rule replayed on the recorded samples in waves of --wave (--calibrate EPS picks one for generate).
+    Every program runs in its own process under bubblewrap (or a weaker fallback, named on stderr). Records that
+    carry a `score` (from rank) count as scored; otherwise -r scores them, and without scores the reward-model
+    strategies are left out. With -m and no CANDIDATES, the candidates are generated, scored and ranked first
+    (generate's options apply) and --output keeps every record. With candidates read from a file, --output grows
+    problem by problem, and a run interrupted (Ctrl-C, SIGTERM, even SIGKILL) continues with --resume.
 
     More examples:
 
@@ -87,11 +89,18 @@ def evaluate(
         codescaler eval candidates.jsonl --problems lcb.jsonl -r LARK-Lab/CodeScaler-4B --jobs 8
 
         codescaler eval --benchmark humaneval -m Qwen/Qwen2.5-Coder-7B-Instruct -r LARK-Lab/CodeScaler-4B -n 16
+
+        codescaler eval ranked.jsonl --benchmark humaneval --wave 1 --calibrate 0.01 --plot cost.png
+
+        codescaler eval ranked.jsonl --benchmark humaneval -m Qwen/Qwen2.5-Coder-7B-Instruct --generated-tests 4
     """
     if require_isolation and eval_config.isolation == "fallback":
         raise UsageError("--require-isolation contradicts --isolation fallback")
     config = replace(eval_config, isolation="bwrap") if require_isolation else eval_config
+    config = replace(config, wave=generator_config.wave)  # the stopping rules are replayed in generate's waves
     generating = generator_config.model is not None or bool(generator_config.urls)
+    # With a CANDIDATES file, -m/--base-url only writes tests (--generated-tests): candidates are not generated.
+    sampling = generating and candidates_file is None
     warn_ignored_generator_options(ctx, generator_config if generating else None,
                                    unused="without -m or --base-url (nothing is generated)")
     if not generating and candidates_file is None:
@@ -99,12 +108,12 @@ def evaluate(
             raise UsageError("no candidates: give a CANDIDATES.jsonl file, pipe records on standard input, or "
                              "generate them with -m MODEL", "e.g. codescaler eval samples.jsonl --benchmark humaneval")
         candidates_file = "-"
-    run_output = RunOutput(output, command="eval", resume=resume, resumable=not generating, reads=candidates_file,
+    run_output = RunOutput(output, command="eval", resume=resume, resumable=not sampling, reads=candidates_file,
                            continue_with=resume_command(),
                            again=" (with the same candidates on standard input)" if candidates_file == "-" else "")
     # Scoring is asked for on the command line: a CODESCALER_REWARD_MODEL in the environment alone does not make
     # eval load a model for candidates read from a file.
-    scoring = generating or on_command_line(ctx, "reward_model") or bool(scorer_config.urls)
+    scoring = sampling or on_command_line(ctx, "reward_model") or bool(scorer_config.urls)
     with reporting(quiet=quiet) as reporter:
         report = run_evaluation(config, candidates_file, generator=generator_config if generating else None,
                                 scorer=scorer_config if scoring else None, output=run_output, reporter=reporter,

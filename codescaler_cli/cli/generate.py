@@ -75,6 +75,11 @@ def generate(
         codescaler generate --problems problems.jsonl -n 16 -o all.jsonl --resume --cache ~/.cache/codescaler
 
         codescaler generate "Write add(a, b)" --base-url http://127.0.0.1:8000 -r LARK-Lab/CodeScaler-4B
+
+        codescaler generate --problems problems.jsonl -n 16 --wave 4 --stop-agreement 3 -o all.jsonl
+
+    With a --stop-* rule, samples are drawn in waves of --wave and a problem stops as soon as the rule holds (its
+    records say how many samples it drew and which rule stopped it); `codescaler eval --calibrate` picks a rule.
     """
     fmt = output_format
     if fmt is GenerateFormat.auto:
@@ -83,6 +88,8 @@ def generate(
     if fmt is GenerateFormat.code:
         warn_ignored(ctx, ["top_k"], "with --format code (it prints the best program only)")
     warn_ignored_generator_options(ctx, generator_config, unused="")
+    if not generator_config.stopping.adaptive:
+        warn_ignored(ctx, ["generator_wave"], "without a --stop-score, --stop-margin or --stop-agreement rule")
     warn_ignored_scorer_options(ctx, scorer_config)
     problems = _read_problems(question, problems_file)
     if fmt is GenerateFormat.code and len(problems) > 1:

@@ -24,6 +24,8 @@ from ._options import (
     Quiet,
     ResponseField,
     Resume,
+    Select,
+    Selection,
     TopK,
     resume_command,
     scorer_options,
@@ -43,6 +45,7 @@ def rank(
     code_field: CodeField = "code",
     scorer_config: ScorerConfig = ScorerConfig(),
     top_k: TopK = None,
+    select: Select = Selection("reward-model"),
     output: OutputFile = None,
     output_format: Format = OutputFormat.auto,
     quiet: Quiet = False,
@@ -67,6 +70,8 @@ def rank(
         codescaler rank candidates.jsonl -o ranked.jsonl --resume --cache ~/.cache/codescaler
 
         codescaler rank candidates.jsonl --reward-url http://gpu1:8001 --reward-url http://gpu2:8001
+
+        codescaler rank candidates.jsonl --select reward-weighted-vote --top-k 1
     """
     scorer_config.validate()
     warn_ignored_scorer_options(ctx, scorer_config)
@@ -80,7 +85,7 @@ def rank(
         with RecordWriter(output_format, columns="rank", keep_going=output is not None) as writer, \
                 reporting(quiet=quiet) as reporter:
             summary = rank_candidates(source, scorer_config, output=run_output, reporter=reporter,
-                                      cache=None if no_cache else cache_dir,
+                                      cache=None if no_cache else cache_dir, select=select.value,
                                       on_ranked=lambda ranked: writer.write_ranked(
                                           ranked, top_k, problem=problem_label(ranked[0]), locations=True))
     finally:

@@ -1,4 +1,5 @@
-"""An evaluation's settings in one object: where its problems come from and how candidates are tested."""
+"""An evaluation's settings in one object: where its problems come from, how candidates are tested, and what the
+report adds (the stopping rules replayed and calibrated, tests written by the generator for CodeT)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import UsageError
+from ..stopping import DEFAULT_WAVE
+from .adaptive import DEFAULT_ORDERS
 from .benchmarks import BENCHMARKS, BenchmarkSelection, get_benchmark, load_selection, parse_day, select_problems
 from .problems import EvalProblem, read_problems_file
+from .report import CostSettings
 from .sandbox import ISOLATIONS, Limits, Sandbox
 
 
@@ -54,10 +58,30 @@ class EvalConfig:
     python: str | None = field(default=None, metadata=_help(
         "The Python interpreter programs run under (default: ours when the sandbox user can run it, else the "
         "system's python3); named on stderr and in the report."))
+    calibrate: float | None = field(default=None, metadata=_help(
+        "Print the stopping rule and threshold with the fewest expected samples whose accuracy is within EPS (a "
+        "fraction: 0.01 is one point) of full-N, as options to paste into generate."))
+    replay_orders: int = field(default=DEFAULT_ORDERS, metadata=_help(
+        "Random orders of each problem's samples the stopping rules are replayed in (besides sample order)."))
+    replay_seed: int = field(default=0, metadata=_help("Seed of the replay's random orders."))
+    generated_tests: int | None = field(default=None, metadata=_help(
+        "CodeT: the generator (-m or --base-url) writes K samples of assert tests per problem, every candidate "
+        "runs them in the sandbox, and the generated-tests strategy picks by dual agreement."))
+    wave: int = field(default=DEFAULT_WAVE, metadata=_help(
+        "Samples per wave in the stopping rules' replay (eval's --wave fills it)."))
 
     def validate(self) -> None:
         if self.isolation not in ISOLATIONS:
             raise UsageError(f"unknown --isolation '{self.isolation}'", f"use one of: {', '.join(ISOLATIONS)}")
+        if self.calibrate is not None and not 0.0 <= self.calibrate < 1.0:
+            raise UsageError(f"--calibrate {self.calibrate}: EPS is the accuracy a rule may lose, as a fraction",
+                             "e.g. --calibrate 0.01 for one percentage point")
+
+    @property
+    def cost(self) -> CostSettings:
+        """How the report replays the stopping rules."""
+        return CostSettings(wave=self.wave, orders=self.replay_orders, seed=self.replay_seed,
+                            calibrate=self.calibrate)
 
     @property
     def limits(self) -> Limits:

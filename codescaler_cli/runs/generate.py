@@ -6,11 +6,17 @@ each problem is appended to the output as soon as it is ranked. Problem i's samp
 `seed + i * n` whatever run draws them, and rounds start at the same problems in every run, so a resumed run
 (which takes the saved samples and the finished problems as they are) writes exactly what an uninterrupted one
 writes. The samples file goes once every problem is in the output.
+
+An adaptive run (a `--stop-*` rule) samples all problems in waves and writes each problem once its rule stops it
+(in problem order); its records say how many samples the problem drew, so a resumed run finds the finished
+problems by that count. It keeps no samples file: an interrupted problem is drawn again (from `--cache` when
+there is one), with the same seeds, so the same samples.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -66,16 +72,20 @@ def _generate(problems: Sequence[Problem], generator: GeneratorConfig, scorer: S
         seed = generator.seed if generator.seed is not None else output.recorded_setting("generator_seed")
         config = dataclasses.replace(generator, seed=problem_seeds(len(problems), generator.n, seed)[0])
         saved = _SavedSamples(output, problems, config.n)
-        done = output.start(config.fingerprint() | scorer.fingerprint(), hashes=saved.hashes,
-                            sizes=[config.n] * len(problems), key_of=_problem_hash)
-        sampled = saved.load() if output.resume else []
+        adaptive = config.stopping.adaptive
+        sizes = _written_sizes(output, problems, config.n) if adaptive else [config.n] * len(problems)
+        done = output.start(config.fingerprint() | scorer.fingerprint(), hashes=saved.hashes, sizes=sizes,
+                            key_of=_problem_hash)
+        sampled = saved.load() if output.resume and not adaptive else []
         if output.resume:
-            reporter.info(output.describe_resume() + f"; samples of {len(sampled)} are saved")
+            reporter.info(output.describe_resume() + ("" if adaptive else f"; samples of {len(sampled)} are saved"))
         if done.groups == len(problems):
             saved.discard()
             return run
         tally = ItemTally(reporter, scorer.max_length, sample_name)
-        advance_sampling = reporter.phase("Sampling", (len(problems) - len(sampled)) * config.n)
+        # Adaptive: the problems not yet written, each up to N (a problem that stops early advances by what it saved).
+        first = done.groups if adaptive else len(sampled)
+        advance_sampling = reporter.phase("Sampling", (len(problems) - first) * config.n)
         advance_scoring = reporter.phase("Scoring")
         try:
             for ranked in iter_best_of_n(problems, config, scorer, run=run, cache=cache, sampled=sampled,
@@ -91,6 +101,30 @@ def _generate(problems: Sequence[Problem], generator: GeneratorConfig, scorer: S
         tally.finish()
         saved.discard()  # every problem is in the output now
     return run
+
+
+def _written_sizes(output: RunOutput, problems: Sequence[Problem], n: int) -> list[int]:
+    """Records per problem of an adaptive run's output: a problem's `samples_drawn` where the file already holds its
+    first record (a resumed run), else N. Read leniently: `output.start` checks and repairs the file after this."""
+    sizes = [n] * len(problems)
+    if not output.resume or output.path is None or not output.path.exists():
+        return sizes
+    position = offset = 0
+    with open(output.path, "rb") as handle:
+        for raw in handle:
+            if position >= len(problems) or not raw.endswith(b"\n"):
+                break
+            try:
+                record = json.loads(raw)
+                drawn = record["samples_drawn"]
+            except (ValueError, KeyError, TypeError):
+                break
+            if offset == 0 and isinstance(drawn, int) and not isinstance(drawn, bool) and 1 <= drawn <= n:
+                sizes[position] = drawn
+            offset += 1
+            if offset >= sizes[position]:
+                position, offset = position + 1, 0
+    return sizes
 
 
 def sample_name(candidate: Candidate) -> str:

@@ -132,7 +132,8 @@ def run_server(config: ServeConfig) -> None:
 
         best_of_n = BestOfNService(service, sampler, BestOfNSettings(
             default_best_of=config.generator.n, max_best_of=config.max_best_of,
-            max_requests=config.max_best_of_requests, retry_after=settings.retry_after), metrics)
+            max_requests=config.max_best_of_requests, retry_after=settings.retry_after,
+            stopping=config.generator.stopping), metrics)
         metrics.best_of_in_flight.set_function(lambda: best_of_n.in_flight if best_of_n is not None else 0)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in str(host) else host
@@ -141,7 +142,9 @@ def run_server(config: ServeConfig) -> None:
         print(f"codescaler serve: {settings.served_name} ({config.scorer.kind}) on http://{shown}:{port}"
               f"{' (API key required)' if config.api_key else ''}", file=sys.stderr, flush=True)
         if sampler is not None:
-            print(f"codescaler serve: best-of-{config.generator.n} over generator '{sampler.card.name}' "
+            rule = config.generator.stopping
+            adaptive = f" (adaptive: {rule.flags()})" if rule.adaptive else ""
+            print(f"codescaler serve: best-of-{config.generator.n}{adaptive} over generator '{sampler.card.name}' "
                   f"({sampler.card.where}) at http://{shown}:{port}/v1 (chat/completions, completions)",
                   file=sys.stderr, flush=True)
 
