@@ -38,16 +38,6 @@ LCB_IDS = [row["question_id"] for rows in LCB_FILES.values() for row in rows]
 
 
 @pytest.fixture
-def hf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty Hugging Face cache, offline: anything not put there cannot be had."""
-    home = tmp_path / "hf"
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return home
-
-
-@pytest.fixture
 def hub(hf_home: Path) -> Path:
     fill_hub_cache(hf_home)
     return hf_home

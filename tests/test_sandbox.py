@@ -304,7 +304,7 @@ def test_the_mechanisms_in_force_are_named(bwrap_box: Sandbox) -> None:
         assert "cgroup" in mechanisms.memory and "cgroup" in mechanisms.processes, mechanisms
         assert "per program (cgroups)" in bwrap_box.describe()
     # `codescaler env` shows the same, found by starting a sandbox of its own.
-    from codescaler_cli.environment import sandbox_info
+    from codescaler_cli.diagnostics import sandbox_info
 
     info = sandbox_info()
     assert info["works"] is True and info["isolation"] == "bwrap"

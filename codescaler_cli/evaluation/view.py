@@ -1,7 +1,7 @@
 """What of the host a program sees under bubblewrap: the interpreter, its standard library, the packages it may
-import, the system libraries they load and the time zone data, all read-only, and nothing else. No home directories, no project
-files, no problems file, no host sockets (/run, /var), no /tmp, /etc or /usr/bin of the host: the root is an empty
-tmpfs into which only those paths are bound.
+import, the system libraries they load and the time zone data, all read-only, and nothing else. No home
+directories, no project files, no problems file, no host sockets (/run, /var), no /tmp, /etc or /usr/bin of the
+host: the root is an empty tmpfs into which only those paths are bound.
 
 The interpreter is asked once (outside the sandbox) where its standard library and packages are; the system
 library directories (/usr/lib and the like) are bound whole, because extension modules load shared libraries
