@@ -20,15 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import evalplus  # noqa: F401  (installed by `make install`: a failure here means the test setup is incomplete)
-from helpers import parse_jsonl, write_jsonl
-from hub_fixtures import MEAN_PROMPT, evalplus_humaneval_test, evalplus_mbpp_test, parquet_bytes, put_in_hub_cache
-from typer.testing import CliRunner
+from hub_fixtures import MEAN_PROMPT, eval_benchmark, evalplus_humaneval_test, evalplus_mbpp_test, put_benchmark_rows
 
-from codescaler_cli.cli import app
-from codescaler_cli.evaluation.benchmarks import BENCHMARKS_BY_NAME
 from codescaler_cli.evaluation.grading import evalplus_plus_passed
-
-runner = CliRunner()
 
 PAIRS_PROMPT = 'def pairs(xs: list) -> list:\n    """ Ordered pairs a < b of the numbers, as tuples. """\n'
 HUMANEVAL_PLUS = [
@@ -77,22 +71,9 @@ def canonical_outputs(program: str, entry_point: str, inputs: list[Any]) -> list
     return [namespace[entry_point](*copy.deepcopy(args)) for args in inputs]
 
 
-def put_hub_rows(hf_home: Path, benchmark: str, rows: list[dict[str, Any]]) -> None:
-    files = BENCHMARKS_BY_NAME[benchmark].files
-    assert files is not None
-    put_in_hub_cache(hf_home, files.repo_id, files.revision, {files.patterns[0]: parquet_bytes(rows)})
-
-
 def codescaler_verdicts(tmp_path: Path, benchmark: str, candidates: list[dict[str, Any]]) -> list[bool]:
     """`codescaler eval --benchmark` on the candidates: whether each passed, in input order."""
-    samples = write_jsonl(tmp_path / f"{benchmark}-samples.jsonl", [{**c, "n": n} for n, c in enumerate(candidates)])
-    verdicts = tmp_path / f"{benchmark}-verdicts.jsonl"
-    result = runner.invoke(app, ["eval", str(samples), "--benchmark", benchmark, "-o", str(verdicts), "-q",
-                                 "--jobs", "2"])
-    assert result.exit_code == 0, result.stderr
-    records = sorted(parse_jsonl(verdicts.read_text()), key=lambda record: record["n"])
-    assert [record["n"] for record in records] == list(range(len(candidates)))
-    return [record["passed"] for record in records]
+    return [record["passed"] for record in eval_benchmark(tmp_path, candidates, "--benchmark", benchmark)]
 
 
 EVALPLUS_DRIVER = '''
@@ -135,7 +116,7 @@ def test_humaneval_plus_verdicts_equal_evalplus(hf_home: Path, tmp_path: Path) -
         rows.append({"task_id": task["task_id"], "prompt": task["prompt"], "entry_point": task["entry_point"],
                      "canonical_solution": task["canonical_solution"],
                      "test": evalplus_humaneval_test(inputs, expected, task["atol"])})
-    put_hub_rows(hf_home, "humaneval-plus", rows)
+    put_benchmark_rows(hf_home, "humaneval-plus", rows)
     mine = codescaler_verdicts(tmp_path, "humaneval-plus", samples)
     assert mine == [evalplus_plus_passed(*verdict) for task in HUMANEVAL_PLUS_CANDIDATES
                     for verdict in official[task]]
@@ -155,7 +136,7 @@ def test_mbpp_plus_verdicts_equal_evalplus_with_its_special_oracle(hf_home: Path
     inputs = [args for group in ("base", "plus")
               for args in mbpp_deserialize_inputs(task["task_id"], task[f"{group}_input"])]
     expected = canonical_outputs(task["canonical_solution"], task["entry_point"], inputs)
-    put_hub_rows(hf_home, "mbpp-plus", [{
+    put_benchmark_rows(hf_home, "mbpp-plus", [{
         "task_id": 2, "code": task["canonical_solution"], "prompt": "Write a function to find the shared elements "
         "from the given two lists.", "source_file": "Benchmark Questions Verification V2.ipynb", "test_imports": [],
         "test_list": ["assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))"],
