@@ -249,6 +249,39 @@ def test_eval_codescaler_paper_set_and_case_insensitive_names(hub: Path, tmp_pat
     assert windowless.exit_code == 2 and "--benchmark livecodebench" in windowless.stderr
 
 
+SUM = "print(sum(map(int, input().split())))"
+DOUBLE = "print(2 * int(input()))"
+# The right program for each fixture problem of the paper's sets, by benchmark and id.
+PAPER_SET_SOLUTIONS = {
+    "genverse-codeforces": {"cc_0": SUM, "cc_1": DOUBLE},
+    "genverse-livebench": {"cc_1": DOUBLE, "cc_2": "print(max(map(int, input().split())))"},
+    "genverse-mbpp": {"cc_0": SUM},
+    "deepcoder-lcbv5": {0: "import sys\nprint(sum(map(int, sys.stdin.read().split())))",
+                        1: "class Solution:\n    def total(self, nums: List[int]) -> int:\n        return sum(nums)\n",
+                        2: DOUBLE},
+    "deepcoder-codeforces": {0: DOUBLE},
+}
+
+
+@pytest.mark.parametrize("name", list(PAPER_SET_SOLUTIONS))
+def test_eval_the_papers_sets_end_to_end_offline(hub: Path, tmp_path: Path, name: str) -> None:
+    solutions = PAPER_SET_SOLUTIONS[name]
+    candidates = write_jsonl(tmp_path / "c.jsonl", [
+        record for problem_id, code in solutions.items()
+        for record in ({"id": problem_id, "code": code}, {"id": problem_id, "code": "print(-1)"})])
+    out = tmp_path / "v.jsonl"
+    result = runner.invoke(app, ["eval", str(candidates), "--benchmark", name, "--json", "-", "-q", "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["problems"], report["candidates"]) == (FIXTURE_COUNTS[name], 2 * FIXTURE_COUNTS[name])
+    assert next(row for row in report["strategies"] if row["name"] == "oracle")["accuracy"] == 1.0
+    verdicts = [(r["code"] == "print(-1)", r["passed"]) for r in parse_jsonl(out.read_text())]
+    assert sorted(verdicts) == sorted([(False, True), (True, False)] * FIXTURE_COUNTS[name])
+    limited = runner.invoke(app, ["eval", str(candidates), "--benchmark", name, "--limit", "1", "--json", "-", "-q"])
+    assert limited.exit_code == 0, limited.stderr
+    assert json.loads(limited.stdout)["problems"] == 1
+
+
 def test_problems_files_are_read_as_published(tmp_path: Path) -> None:
     # Gen-Verse: a JSON array; rows without task_id are numbered from 0.
     plain = [{k: v for k, v in row.items() if k != "task_id"} for row in GENVERSE_ROWS]
