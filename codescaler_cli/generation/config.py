@@ -82,9 +82,20 @@ class GeneratorConfig:
             raise UsageError(f"unknown endpoint '{self.endpoint}'", f"use one of: {', '.join(ENDPOINTS)}")
 
 
-def open_generator(config: GeneratorConfig) -> Generator:
-    """Start the engine or connect to the servers (heavy imports happen here)."""
+def check_generator(config: GeneratorConfig) -> None:
+    """Fail in seconds, before anything loads, when the generator cannot work: its options, and an in-process
+    model's kind (a reward model passed as the generator names the swap) read from its config."""
     config.validate()
+    if not config.urls:
+        from ..backends.loading import GENERATOR, check_model
+
+        check_model(config.model or DEFAULT_GENERATOR_MODEL, config.revision, GENERATOR)
+
+
+def open_generator(config: GeneratorConfig) -> Generator:
+    """Start the engine or connect to the servers (heavy imports happen here). An in-process model's kind is checked
+    from its config first: a reward model passed as the generator fails in seconds, before the engine starts."""
+    check_generator(config)
     if config.urls:
         from .openai_server import OpenAIGenerator
 

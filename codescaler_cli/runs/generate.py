@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from ..extraction import extract_candidate
 from ..generation import Problem, problem_seeds
-from ..generation.config import GeneratorConfig
+from ..generation.config import GeneratorConfig, check_generator
 from ..pipeline import BestOfNRun, iter_best_of_n
 from ..records import Candidate, dumps, group_candidates, group_hash
 from ..scoring import ScorerConfig
@@ -48,6 +48,7 @@ def generate_solutions(problems: Sequence[Problem], generator: GeneratorConfig, 
     summary, are told through `reporter`.
     """
     output = output if output is not None else RunOutput(None, command="generate")
+    check_generator(generator)  # a model of the wrong kind fails in seconds, before the reward side is checked
     with cache_of(cache) as opened:
         run = _generate(problems, generator, scorer, output, opened, on_ranked, reporter)
         if opened is not None and opened is not cache:  # a cache passed in is its owner's to report
