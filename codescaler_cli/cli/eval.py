@@ -91,7 +91,10 @@ def evaluate(
     if require_isolation and eval_config.isolation == "fallback":
         raise UsageError("--require-isolation contradicts --isolation fallback")
     config = replace(eval_config, isolation="bwrap") if require_isolation else eval_config
-    generating = generator_config.model is not None or bool(generator_config.urls)
+    # Generating is asked for on the command line: a CODESCALER_MODEL in the environment (the default -m) alone does
+    # not make eval generate instead of testing the candidates it is given; with none given, it generates.
+    generating = on_command_line(ctx, "generator_model") or bool(generator_config.urls) or (
+        candidates_file is None and generator_config.model is not None and stdin_is_terminal())
     warn_ignored_generator_options(ctx, generator_config if generating else None,
                                    unused="without -m or --base-url (nothing is generated)")
     if not generating and candidates_file is None:

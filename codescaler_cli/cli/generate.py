@@ -103,10 +103,18 @@ def generate(
     failed = [c for c in run.candidates if c.error is not None]
     exit_on_failures([f"{sample_name(c)}: {c.error}" for c in failed[:5]], len(failed), len(run.candidates),
                      "samples failed")
-    if fmt is GenerateFormat.code and not best.valid:
-        info(f"error: none of the {len(run.candidates)} samples contained valid Python code")
-        info("hint: raise --max-tokens or --n, or check the generator with --format jsonl")
-        raise typer.Exit(1)
+    # One rule for every format: a problem left without valid code is a failure (exit 1), once everything is written.
+    empty = [group for group in run.groups if not group[0].valid]
+    if not empty:
+        return
+    if len(run.groups) == 1:
+        info(f"error: none of the {len(empty[0])} samples contained valid Python code")
+    else:
+        named = ", ".join(repr(group[0].record.get("id")) for group in empty[:5])
+        info(f"error: {len(empty)} of {len(run.groups)} problems got no valid Python code (problem {named}"
+             f"{', ...' if len(empty) > 5 else ''}); their records are written with valid false")
+    info("hint: raise --max-tokens or --n, or check the generator's answers with --format jsonl")
+    raise typer.Exit(1)
 
 
 def _read_problems(question: str | None, problems_file: str | None) -> list[Problem]:

@@ -9,6 +9,9 @@ the problems already in the file back instead of running them again.
 
 from __future__ import annotations
 
+import itertools
+import json
+import re
 import shutil
 import sys
 import tempfile
@@ -63,6 +66,9 @@ def _run_evaluation(config: EvalConfig, candidates_file: str | Path | None, gene
                          f"generate them resumably first, then evaluate them resumably: codescaler generate "
                          f"--problems PROBLEMS.jsonl -n {generator.n} -o samples.jsonl --resume (records {{\"id\", "
                          f"\"question\"}}), then codescaler eval samples.jsonl {source} -o {output.path} --resume")
+    if config.benchmark is None and config.problems_file is None:
+        raise UsageError("give exactly one of --benchmark NAME or --problems FILE",
+                         _benchmark_hint(candidates_file) or "e.g. codescaler eval samples.jsonl --benchmark humaneval")
     problems = config.load_problems()
     # The sandbox opens before any model loads or sample is drawn: a refused isolation fails in a second.
     with config.open_sandbox() as sandbox:
@@ -86,6 +92,36 @@ def _run_evaluation(config: EvalConfig, candidates_file: str | Path | None, gene
         reporter.info(f"cache: {samples}scores {cache.score_hits} hits, {cache.score_misses} misses "
                       f"({cache.directory})")
     return report
+
+
+# Problem ids that say which benchmark the candidates answer, and the benchmark (with its harder variant).
+_BENCHMARK_IDS = ((re.compile(r"HumanEval/\d+"), "humaneval", "humaneval-plus"),
+                  (re.compile(r"Mbpp/\d+"), "mbpp-plus", None))
+
+
+def _benchmark_hint(candidates_file: str | Path | None) -> str | None:
+    """The --benchmark the candidates' ids point at (all `HumanEval/N`: humaneval), from the file's first records."""
+    if candidates_file is None or str(candidates_file) == "-":
+        return None
+    keys: list[str] = []
+    try:
+        with open(candidates_file, encoding="utf-8", errors="replace") as handle:
+            for line in itertools.islice(handle, 100):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                key = record_problem_key(record) if isinstance(record, dict) else None
+                if key is not None:
+                    keys.append(key)
+    except OSError:
+        return None
+    for pattern, name, harder in _BENCHMARK_IDS:
+        if keys and all(pattern.fullmatch(key) for key in keys):
+            also = f" (or --benchmark {harder}, with its extra tests)" if harder else ""
+            return (f"the candidates' ids ({keys[0]}, ...) are {name}'s: add --benchmark {name}{also}, e.g. "
+                    f"codescaler eval {candidates_file} --benchmark {name}")
+    return None
 
 
 def evaluate(candidates: Sequence[EvalCandidate], config: EvalConfig = EvalConfig(), *,
