@@ -24,11 +24,11 @@ class GeneratorConfig:
     """
 
     model: str | None = field(default=None, metadata=_help(
-        f"Generator: hub id or local directory for in-process vLLM (default {DEFAULT_GENERATOR_MODEL}); on servers, "
-        "the served model's name (default: the one the server serves)."))
+        f"Generator: hub id or local directory (default {DEFAULT_GENERATOR_MODEL}); with servers, the served name "
+        "(default: theirs)."))
     urls: list[str] = field(default_factory=list, metadata=_help(
-        "Sample from OpenAI-compatible servers (http://host:8000 or http://host:8000/v1) instead of in-process vLLM; "
-        "several share the requests."))
+        "Sample from OpenAI-compatible servers (http://host:8000/v1) instead of in-process vLLM; repeat for "
+        "several."))
     endpoint: str = field(default="chat", metadata=_help(
         "Server endpoint: chat (the server applies the chat template) or completions (codescaler renders the "
         "prompt with the served model's tokenizer)."))
@@ -53,7 +53,7 @@ class GeneratorConfig:
     top_p: float = field(default=0.95, metadata=_help("Nucleus sampling."))
     max_tokens: int = field(default=4096, metadata=_help("Longest response, in tokens."))
     seed: int | None = field(default=None, metadata=_help(
-        "Same seed, same candidates. Default: a random seed, recorded in the output."))
+        "Same seed, same candidates. Default: random, and recorded."))
     system: str | None = field(default=None, metadata=_help("A system message for the generator."))
     template: str | None = field(default=None, metadata=_help(
         "A prompt template with {question} (and optionally {starter_code}) instead of the LiveCodeBench-style "

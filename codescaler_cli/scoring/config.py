@@ -28,10 +28,10 @@ class ScorerConfig:
     """
 
     model: str | None = field(default=None, metadata=_help(
-        f"Reward model: Hugging Face hub id or local directory (default {DEFAULT_REWARD_MODEL}; with --reward-url, "
-        "the model the servers name in /v1/models, whose tokenizer renders the texts)."))
+        f"Reward model: hub id or local directory (default {DEFAULT_REWARD_MODEL}; with --reward-url, the one the "
+        "servers name)."))
     kind: str = field(default="transformers", metadata=_help(
-        "Reward backend: transformers, or vLLM's pooling runner in-process."))
+        "Reward backend here: transformers, or vLLM's pooling runner."))
     revision: str | None = field(default=None, metadata=_help("Reward model revision (branch, tag or commit)."))
     device: str = field(default="auto", metadata=_help(
         "Where the transformers reward model runs (auto: CUDA when available)."))
@@ -41,8 +41,7 @@ class ScorerConfig:
     max_batch_tokens: int = field(default=16384, metadata=_help(
         "Token budget of one scoring batch (padded tokens); halved automatically on CUDA out-of-memory."))
     urls: list[str] = field(default_factory=list, metadata=_help(
-        "Score on servers (vLLM servers started with --runner pooling, or codescaler serve) instead of a model "
-        "loaded here; several share the load."))
+        "Score on servers (vLLM with --runner pooling, or codescaler serve) instead of here; repeat for several."))
     api_key: str | None = field(default=None, metadata=_help("Bearer token for the reward servers."))
     concurrency: int = field(default=4, metadata=_help("Requests in flight per reward server."))
     timeout: float = field(default=600.0, metadata=_help(
