@@ -27,7 +27,7 @@ from ..pipeline import lazy_scorer, score_groups
 from ..records import group_candidates, group_hash
 from ..runs.cache import Cache, cache_of
 from ..runs.output import RunOutput
-from ..runs.reporter import SILENT, ProgressCallback, Reporter
+from ..runs.reporter import SILENT, ProgressCallback, Reporter, loading_text
 from ..scoring import ScorerConfig
 from ..scoring.base import Scorer
 from .candidates import EvalCandidate, from_candidates, has_scores, read_eval_candidates, record_problem_key
@@ -243,8 +243,9 @@ def _score(candidates: Sequence[EvalCandidate], groups: list[list[EvalCandidate]
     todo = [c for group in groups[done:] for c in group]
     active, lazy = lazy_scorer(scorer, cache) if isinstance(scorer, ScorerConfig) else (scorer, None)
     try:
+        waiting = loading_text(scorer) if isinstance(scorer, ScorerConfig) else None
         advance = reporter.phase("Scoring", len({(c.problem.key, c.candidate.dedup_key) for c in todo
-                                                 if c.candidate.valid}))
+                                                 if c.candidate.valid}), waiting=waiting)
         seconds = score_candidates(candidates, active, advance, skip_groups=done)
     finally:
         if lazy is not None:

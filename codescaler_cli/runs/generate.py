@@ -23,12 +23,15 @@ from ..records import Candidate, dumps, group_candidates, group_hash
 from ..scoring import ScorerConfig
 from .cache import Cache, cache_of
 from .output import RunOutput
-from .reporter import SILENT, ItemTally, Reporter
+from .reporter import SILENT, ItemTally, Reporter, loading_text
 from .resume import read_sample_groups, repair_output, samples_path
 from .signals import uninterrupted
 
-# Samples drawn per generator call: large batches, and an interrupt during sampling loses at most one round.
+# Samples drawn per generator call: large batches, and an interrupt during sampling loses at most one round. On a
+# CPU, where a round of 1024 samples of a real model takes hours (and the engine runs in waves of one scheduler step
+# anyway), rounds are small: an interrupt keeps every problem sampled but the last few.
 ROUND_SAMPLES = 1024
+CPU_ROUND_SAMPLES = 16
 
 
 def generate_solutions(problems: Sequence[Problem], generator: GeneratorConfig, scorer: ScorerConfig, *,
@@ -66,7 +69,7 @@ def _generate(problems: Sequence[Problem], generator: GeneratorConfig, scorer: S
     with output:
         seed = generator.seed if generator.seed is not None else output.recorded_setting("generator_seed")
         config = dataclasses.replace(generator, seed=problem_seeds(len(problems), generator.n, seed)[0])
-        saved = _SavedSamples(output, problems, config.n)
+        saved = _SavedSamples(output, problems, config.n, round_samples=_round_samples(config))
         done = output.start(config.fingerprint() | scorer.fingerprint(), hashes=saved.hashes,
                             sizes=[config.n] * len(problems), key_of=_problem_hash)
         sampled = saved.load() if output.resume else []
@@ -76,8 +79,10 @@ def _generate(problems: Sequence[Problem], generator: GeneratorConfig, scorer: S
             saved.discard()
             return run
         tally = ItemTally(reporter, scorer.max_length, sample_name)
-        advance_sampling = reporter.phase("Sampling", (len(problems) - len(sampled)) * config.n)
-        advance_scoring = reporter.phase("Scoring")
+        # What each phase shows while its model loads; the scoring phase shows once sampling is done.
+        advance_sampling = reporter.phase("Sampling", (len(problems) - len(sampled)) * config.n,
+                                          waiting=None if config.urls else "Loading the generator")
+        advance_scoring = reporter.phase("Scoring", waiting=loading_text(scorer))
         try:
             for ranked in iter_best_of_n(problems, config, scorer, run=run, cache=cache, sampled=sampled,
                                          done_problems=done.groups, round_problems=saved.round_problems,
@@ -94,6 +99,15 @@ def _generate(problems: Sequence[Problem], generator: GeneratorConfig, scorer: S
     return run
 
 
+def _round_samples(generator: GeneratorConfig) -> int:
+    """Samples per round: small for an in-process engine on CPU, large elsewhere."""
+    if generator.urls:
+        return ROUND_SAMPLES
+    from ..backends.vllm import cuda_available
+
+    return ROUND_SAMPLES if cuda_available() else CPU_ROUND_SAMPLES
+
+
 def sample_name(candidate: Candidate) -> str:
     """How messages name a sample: its problem and its number."""
     return f"problem {candidate.record.get('id')!r} sample {candidate.record.get('sample')}"
@@ -106,13 +120,14 @@ def _problem_hash(record: dict[str, Any]) -> int:
 class _SavedSamples:
     """The samples drawn but not yet scored into the output, kept beside it in whole rounds of problems."""
 
-    def __init__(self, output: RunOutput, problems: Sequence[Problem], n: int) -> None:
+    def __init__(self, output: RunOutput, problems: Sequence[Problem], n: int, *,
+                 round_samples: int = ROUND_SAMPLES) -> None:
         self.output = output
         self.problems = problems
         self.path = samples_path(output.path) if output.path is not None else None
         self.hashes = [group_hash(("id", problem.id)) for problem in problems]
         self.sizes = [n] * len(problems)
-        self.round_problems = max(1, ROUND_SAMPLES // n)
+        self.round_problems = max(1, round_samples // n)
         self._file: IO[str] | None = None
 
     def load(self) -> list[list[Candidate]]:
