@@ -372,7 +372,7 @@ def offline_ways_out(role: str) -> str:
 
 # -- what kind of model: read before anything loads --------------------------------------------------------------
 
-REWARD, GENERATOR = "reward model", "generator"
+REWARD, GENERATOR = "reward model", "generator model"
 # Architectures that score a text rather than write one: never a generator.
 _SCORING_HEADS = ("ForSequenceClassification", "ForRewardModel", "ForTokenClassification")
 

@@ -17,10 +17,11 @@ from typing import IO, Any
 
 from ..extraction import extract_candidate
 from ..generation import Problem, problem_seeds
+from ..backends.loading import REWARD, check_model
 from ..generation.config import GeneratorConfig, check_generator
 from ..pipeline import BestOfNRun, iter_best_of_n
 from ..records import Candidate, dumps, group_candidates, group_hash
-from ..scoring import ScorerConfig
+from ..scoring import DEFAULT_REWARD_MODEL, ScorerConfig
 from .cache import Cache, cache_of
 from .output import RunOutput
 from .reporter import SILENT, ItemTally, Reporter, loading_text
@@ -51,7 +52,6 @@ def generate_solutions(problems: Sequence[Problem], generator: GeneratorConfig, 
     summary, are told through `reporter`.
     """
     output = output if output is not None else RunOutput(None, command="generate")
-    check_generator(generator)  # a model of the wrong kind fails in seconds, before the reward side is checked
     with cache_of(cache) as opened:
         run = _generate(problems, generator, scorer, output, opened, on_ranked, reporter)
         if opened is not None and opened is not cache:  # a cache passed in is its owner's to report
@@ -78,6 +78,11 @@ def _generate(problems: Sequence[Problem], generator: GeneratorConfig, scorer: S
         if done.groups == len(problems):
             saved.discard()
             return run
+        # Both models' kinds, from their configs, in seconds: the reward model's first (its other checks come first
+        # too), then the generator's; after the settings of a resumed run, before anything loads.
+        if not scorer.urls:
+            check_model(scorer.model or DEFAULT_REWARD_MODEL, scorer.revision, REWARD)
+        check_generator(generator)
         tally = ItemTally(reporter, scorer.max_length, sample_name)
         # What each phase shows while its model loads; the scoring phase shows once sampling is done.
         advance_sampling = reporter.phase("Sampling", (len(problems) - len(sampled)) * config.n,
