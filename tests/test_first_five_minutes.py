@@ -119,3 +119,14 @@ def test_make_demo_without_the_hub_fails_in_seconds_naming_the_offline_ways(tmp_
     hint = next(line for line in done.stderr.splitlines() if line.startswith("hint: "))
     assert "make tiny-models" in hint and "HF_HUB_OFFLINE=1" in hint and "local model directory" in hint
     assert "Retrying in" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_benchmark_data_without_the_hub_fails_in_seconds(tmp_path: Path) -> None:
+    env = _offline_env(tmp_path, f"http://127.0.0.1:{_closed_port()}")
+    started = time.monotonic()
+    done = subprocess.run(["codescaler", "eval", "examples/candidates.jsonl", "--benchmark", "livecodebench"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    seconds = time.monotonic() - started
+    assert done.returncode == 1 and seconds < FAIL_FAST_SECONDS, f"{seconds:.1f} s:\n{done.stderr}"
+    assert "error: the Hugging Face hub cannot be reached" in done.stderr and "--problems" in done.stderr
+    assert "Retrying in" not in done.stderr and "Traceback" not in done.stderr
