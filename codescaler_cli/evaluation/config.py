@@ -29,18 +29,17 @@ class EvalConfig:
     Each field's `metadata["help"]` says what it does (the CLI's option help is that text)."""
 
     benchmark: str | None = field(default=None, metadata=_help(
-        f"A built-in benchmark: {', '.join(BENCHMARKS)} (any case; `codescaler benchmarks` lists them). Fetched "
-        "into the Hugging Face cache, graded as its own harness grades."))
+        f"A built-in benchmark ({', '.join(BENCHMARKS[:3])}, livecodebench, ...: `codescaler benchmarks` lists "
+        "them), fetched into the Hugging Face cache and graded as its own harness grades."))
     problems_file: Path | None = field(default=None, metadata=_help(
-        "Problems with tests as a benchmark publishes them (JSONL, JSON array, .gz or parquet): HumanEval(+), "
-        "MBPP(+), LiveCodeBench, CodeContests, Gen-Verse or DeepCoder rows."))
+        "Problems with tests, as HumanEval(+), MBPP(+), LiveCodeBench, CodeContests, Gen-Verse or DeepCoder publish "
+        "them (JSONL, JSON array, .gz or parquet)."))
     release: str | None = field(default=None, metadata=_help(
-        "LiveCodeBench release: v1 .. v6 (every problem released up to it) or latest."))
+        "LiveCodeBench release: every problem released up to it."))
     since: str | None = field(default=None, metadata=_help(
-        "LiveCodeBench: only problems from contests on or after this day (YYYY-MM-DD)."))
+        "LiveCodeBench: only problems from contests on or after this day."))
     until: str | None = field(default=None, metadata=_help(
-        "LiveCodeBench: only problems from contests up to this day (YYYY-MM-DD, at 00:00 as LiveCodeBench counts "
-        "it)."))
+        "LiveCodeBench: only problems from contests before this day (as LiveCodeBench counts it)."))
     limit: int | None = field(default=None, metadata=_help("Only the first N problems."))
     sample: int | None = field(default=None, metadata=_help(
         "N problems drawn at random (with --sample-seed), kept in the benchmark's order."))
