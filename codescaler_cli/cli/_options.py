@@ -236,9 +236,9 @@ GENERATOR_GROUP = _Group("generator", GeneratorConfig, "generator_config", (
     _Option("tokenizer", ("--tokenizer",), SERVERS, metavar="MODEL", expert=True),
     *_server_side(GENERATOR, "CODESCALER_GENERATOR_API_KEY"),
     _Option("wave", ("--wave",), ADAPTIVE, extra=(("min", 1),), metavar="N"),
-    _Option("stop_score", ("--stop-score",), ADAPTIVE, metavar="SCORE"),
+    _Option("stop_score", ("--stop-score",), ADAPTIVE, metavar="SCORE", expert=True),
     _Option("stop_margin", ("--stop-margin",), ADAPTIVE, extra=(("min", 0.0),), metavar="MARGIN", expert=True),
-    _Option("stop_agreement", ("--stop-agreement",), ADAPTIVE, extra=(("min", 1),), metavar="K"),
+    _Option("stop_agreement", ("--stop-agreement",), ADAPTIVE, extra=(("min", 1),), metavar="K", expert=True),
 ))
 
 SANDBOX, SELECTION, COST = "Sandbox", "Benchmark selection", "Cost and selection"
@@ -248,7 +248,7 @@ EVAL_GROUP = _Group("", EvalConfig, "eval_config", (
     _Option("problems_file", ("--problems", "-p"), INPUT, type=Optional[Path], extra=(("dir_okay", False),)),
     _Option("release", ("--release",), SELECTION, type=Optional[Release], extra=_ANY_CASE),
     _Option("since", ("--since",), SELECTION, metavar="YYYY-MM-DD"),
-    _Option("until", ("--until",), SELECTION, metavar="YYYY-MM-DD"),
+    _Option("until", ("--until",), SELECTION, metavar="YYYY-MM-DD", expert=True),
     _Option("limit", ("--limit",), SELECTION, extra=(("min", 1),), metavar="N"),
     _Option("sample", ("--sample",), SELECTION, extra=(("min", 1),), metavar="N", expert=True),
     _Option("sample_seed", ("--sample-seed",), SELECTION, metavar="SEED", expert=True),

@@ -57,11 +57,11 @@ def evaluate(
         "--output", "-o", help="Write every candidate's record with its test verdicts to this file (JSONL).",
         dir_okay=False, show_default=False, rich_help_panel=OUTPUT)] = None,
     json_file: Annotated[Optional[str], typer.Option(
-        "--json", help="Write the strategy table, pass@k and accuracy-vs-N curves as JSON ('-': to stdout, "
-        "instead of the table).", show_default=False, metavar="FILE|-", rich_help_panel=OUTPUT)] = None,
+        "--json", help="Write the report (table, pass@k, curves) as JSON ('-': stdout, instead of the "
+        "table).", show_default=False, metavar="FILE|-", rich_help_panel=OUTPUT)] = None,
     plot: Annotated[Optional[Path], typer.Option(
-        "--plot", help="Draw accuracy against N for every strategy and, beside it, accuracy against the samples "
-        "each stopping rule spends (.png, .svg or .pdf).", dir_okay=False,
+        "--plot", help="Draw accuracy against N and against the samples each stopping rule spends (.png, .svg or "
+        ".pdf).", dir_okay=False,
         show_default=False, rich_help_panel=OUTPUT)] = None,
     quiet: Quiet = False,
     resume: Resume = False,
@@ -73,17 +73,13 @@ def evaluate(
 
         codescaler eval examples/candidates.jsonl --problems examples/eval_problems.jsonl -r LARK-Lab/CodeScaler-4B
 
-    Prints, per strategy (reward-model, first, random, vote, reward-weighted-vote, public-tests, oracle, ...), the
-    accuracy with a 95% interval, pass@k and the seconds each takes to select, and what adaptive sampling would
-    have spent: every stopping rule replayed on the recorded samples (--calibrate EPS picks one for generate).
-    Every program runs in its own process under bubblewrap (or a weaker fallback, named on stderr). Records from
-    rank carry their scores; otherwise -r scores them (without scores the reward-model strategies are left out).
-    With -m (or --base-url) and no CANDIDATES, the candidates are generated first, with generate's options.
-    --output keeps every verdict, and an interrupted run continues with --resume.
+    Prints, per strategy (reward-model, first, vote, public-tests, oracle, ...), the accuracy with a 95% interval,
+    pass@k, the seconds each takes to select, and the stopping rules replayed on the samples. Every program runs
+    in its own process under bubblewrap (or a weaker fallback, named on stderr). Records from rank carry their
+    scores; otherwise -r scores them. With -m and no CANDIDATES, the candidates are generated first. --output
+    keeps every verdict; an interrupted run continues with --resume.
 
     More examples:
-
-        codescaler eval samples.jsonl --benchmark humaneval --plot accuracy-vs-n.png
 
         codescaler eval --benchmark livecodebench --release v6 --since 2025-02-01 -m MODEL -n 16
 

@@ -29,11 +29,11 @@ class EvalConfig:
     Each field's `metadata["help"]` says what it does (the CLI's option help is that text)."""
 
     benchmark: str | None = field(default=None, metadata=_help(
-        f"A built-in benchmark ({', '.join(BENCHMARKS[:3])}, livecodebench, ...: `codescaler benchmarks` lists "
-        "them), fetched into the Hugging Face cache and graded as its own harness grades."))
+        f"A built-in benchmark ({', '.join(BENCHMARKS[:2])}, livecodebench, ...: `codescaler benchmarks`), graded "
+        "as its own harness grades."))
     problems_file: Path | None = field(default=None, metadata=_help(
-        "Problems with tests, as HumanEval(+), MBPP(+), LiveCodeBench, CodeContests, Gen-Verse or DeepCoder publish "
-        "them (JSONL, JSON array, .gz or parquet)."))
+        "Problems with tests as their benchmark publishes them (HumanEval, MBPP, LiveCodeBench, ...; JSONL, JSON, "
+        ".gz or parquet)."))
     release: str | None = field(default=None, metadata=_help(
         "LiveCodeBench release: every problem released up to it."))
     since: str | None = field(default=None, metadata=_help(
@@ -56,14 +56,12 @@ class EvalConfig:
         "The Python interpreter programs run under (default: ours when the sandbox user can run it, else the "
         "system's python3); named on stderr and in the report."))
     calibrate: float | None = field(default=None, metadata=_help(
-        "Print the stopping rule and threshold with the fewest expected samples whose accuracy is within EPS (a "
-        "fraction: 0.01 is one point) of full-N, as options to paste into generate."))
+        "Print the cheapest stopping rule within EPS (0.01: one point) of full-N accuracy, as generate options."))
     replay_orders: int = field(default=DEFAULT_ORDERS, metadata=_help(
         "Random orders of each problem's samples the stopping rules are replayed in (besides sample order)."))
     replay_seed: int = field(default=0, metadata=_help("Seed of the replay's random orders."))
     generated_tests: int | None = field(default=None, metadata=_help(
-        "CodeT: the generator (-m or --base-url) writes K samples of assert tests per problem, every candidate "
-        "runs them in the sandbox, and the generated-tests strategy picks by dual agreement."))
+        "CodeT: the generator (-m) writes K samples of tests per problem, ranked by dual agreement."))
     wave: int = field(default=DEFAULT_WAVE, metadata=_help(
         "Samples per wave in the stopping rules' replay (eval's --wave fills it)."))
 

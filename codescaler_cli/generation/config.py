@@ -60,8 +60,7 @@ class GeneratorConfig:
         "A prompt template with {question} (and optionally {starter_code}) instead of the LiveCodeBench-style "
         "prompt."))
     wave: int = field(default=DEFAULT_WAVE, metadata=_help(
-        "Adaptive sampling: samples per problem drawn between two checks of the --stop-* rules (serve: a request's "
-        "`wave` wins). eval replays the rules with waves of this size."))
+        "Samples drawn between two checks of the --stop-* rules (eval: the replay's waves)."))
     stop_score: float | None = field(default=None, metadata=_help(
         "Adaptive sampling: stop a problem once its best valid candidate's raw reward-model score reaches this "
         "(serve: a request's `stop_score` wins)."))
