@@ -21,7 +21,15 @@ from .generation import GenerationStats, Generator, Problem, SamplingSettings, p
 from .generation.config import GeneratorConfig, open_generator
 from .generation.problems import sample_wave
 from .records import Candidate, group_candidates
-from .scoring.base import SERVER_UNAVAILABLE, ProgressCallback, Scorer, ScoreRequest, ScoreResult, ScoringStats
+from .scoring.base import (
+    SERVER_UNAVAILABLE,
+    ProgressCallback,
+    Scorer,
+    ScoreRequest,
+    ScoreResult,
+    ScoringStats,
+    report_started,
+)
 from .scoring.config import ScorerConfig, check_scorer, open_scorer
 from .selection import apply_score, assign_ranks
 from .stopping import AdaptiveSummary, StoppingRule
@@ -162,6 +170,7 @@ class LazyScorer:
             started = time.perf_counter()
             self.opened = open_scorer(self.config)
             self.load_seconds = time.perf_counter() - started
+        report_started(progress)  # loaded: a progress display waiting for the model shows the scoring now
         return self.opened.score(requests, progress)
 
     def close(self) -> None:

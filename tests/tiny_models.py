@@ -649,7 +649,8 @@ def build_tiny_models(root: Path) -> dict[str, Path]:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point: build models into ``OUT_DIR/reward``, ``OUT_DIR/generator``, ``OUT_DIR/coder``.
 
-    ``--which both`` (the default) builds the reward model and the generator, ``all`` the coder too.
+    ``--which both`` (the default) builds the reward model and the generator, ``all`` the coder too. With the
+    default sizes and seeds, a model already built there is kept (as :func:`build_tiny_models` keeps it).
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
@@ -664,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-position-embeddings", type=int, default=8192)
     parser.add_argument("--seed", type=int, default=None, help="default: 0 for reward, 1 for generator, 2 for coder")
     args = parser.parse_args(argv)
+    defaults = vars(parser.parse_args([str(args.out_dir)]))
 
     sizes: dict[str, Any] = {
         "hidden_size": args.hidden_size, "layers": args.layers, "heads": args.heads,
@@ -676,6 +678,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.which != name and not (args.which == "all" or (args.which == "both" and name != "coder")):
             continue
         start = time.perf_counter()
+        if {**vars(args), "which": None} == {**defaults, "which": None} and _is_complete(args.out_dir / name, name):
+            print(f"{name}: {args.out_dir / name} (already built)")
+            continue
         seed = default_seed if args.seed is None else args.seed
         path = builder(args.out_dir / name, seed=seed, **sizes)
         print(f"{name}: {path} ({time.perf_counter() - start:.1f}s)")

@@ -29,18 +29,17 @@ class EvalConfig:
     Each field's `metadata["help"]` says what it does (the CLI's option help is that text)."""
 
     benchmark: str | None = field(default=None, metadata=_help(
-        f"A built-in benchmark: {', '.join(BENCHMARKS)} (any case; `codescaler benchmarks` lists them). Fetched "
-        "into the Hugging Face cache, graded as its own harness grades."))
+        f"A built-in benchmark ({', '.join(BENCHMARKS[:2])}, livecodebench, ...: `codescaler benchmarks`), graded "
+        "as its own harness grades."))
     problems_file: Path | None = field(default=None, metadata=_help(
-        "Problems with tests as a benchmark publishes them (JSONL, JSON array, .gz or parquet): HumanEval(+), "
-        "MBPP(+), LiveCodeBench, CodeContests, Gen-Verse or DeepCoder rows."))
+        "Problems with tests as their benchmark publishes them (HumanEval, MBPP, LiveCodeBench, ...; JSONL, JSON, "
+        ".gz or parquet)."))
     release: str | None = field(default=None, metadata=_help(
-        "LiveCodeBench release: v1 .. v6 (every problem released up to it) or latest."))
+        "LiveCodeBench release: every problem released up to it."))
     since: str | None = field(default=None, metadata=_help(
-        "LiveCodeBench: only problems from contests on or after this day (YYYY-MM-DD)."))
+        "LiveCodeBench: only problems from contests on or after this day."))
     until: str | None = field(default=None, metadata=_help(
-        "LiveCodeBench: only problems from contests up to this day (YYYY-MM-DD, at 00:00 as LiveCodeBench counts "
-        "it)."))
+        "LiveCodeBench: only problems from contests before this day (as LiveCodeBench counts it)."))
     limit: int | None = field(default=None, metadata=_help("Only the first N problems."))
     sample: int | None = field(default=None, metadata=_help(
         "N problems drawn at random (with --sample-seed), kept in the benchmark's order."))
@@ -49,9 +48,8 @@ class EvalConfig:
         "auto: bubblewrap when it works here, else the weaker fallback; bwrap; fallback."))
     jobs: int | None = field(default=None, metadata=_help("Programs run in parallel. Default: the number of cores."))
     test_timeout: float | None = field(default=None, metadata=_help(
-        "Seconds one test may run (CPU and wall clock). Default: the benchmark's own limits (LiveCodeBench and "
-        "DeepCoder 6 s per test, the CodeScaler paper's sets 2 s, HumanEval and MBPP 3 s, EvalPlus 4 s per input "
-        "and 60 s per check); a number replaces them all."))
+        "Seconds one test may run (CPU and wall clock). Default: the benchmark's own (LiveCodeBench 6 s, the "
+        "paper's sets 2 s, HumanEval 3 s, ...)."))
     memory_mb: int = field(default=2048, metadata=_help(
         "Memory limit of a program in MiB: all its processes together where control groups are available (see "
         "codescaler env), else each process's address space."))
@@ -59,14 +57,12 @@ class EvalConfig:
         "The Python interpreter programs run under (default: ours when the sandbox user can run it, else the "
         "system's python3); named on stderr and in the report."))
     calibrate: float | None = field(default=None, metadata=_help(
-        "Print the stopping rule and threshold with the fewest expected samples whose accuracy is within EPS (a "
-        "fraction: 0.01 is one point) of full-N, as options to paste into generate."))
+        "Print the cheapest stopping rule within EPS (0.01: one point) of full-N accuracy, as generate options."))
     replay_orders: int = field(default=DEFAULT_ORDERS, metadata=_help(
         "Random orders of each problem's samples the stopping rules are replayed in (besides sample order)."))
     replay_seed: int = field(default=0, metadata=_help("Seed of the replay's random orders."))
     generated_tests: int | None = field(default=None, metadata=_help(
-        "CodeT: the generator (-m or --base-url) writes K samples of assert tests per problem, every candidate "
-        "runs them in the sandbox, and the generated-tests strategy picks by dual agreement."))
+        "CodeT: the generator (-m) writes K samples of tests per problem, ranked by dual agreement."))
     wave: int = field(default=DEFAULT_WAVE, metadata=_help(
         "Samples per wave in the stopping rules' replay (eval's --wave fills it)."))
 

@@ -12,7 +12,10 @@ candidates run them after their own tests; their verdicts go into the records (`
 
 from __future__ import annotations
 
+import itertools
+import json
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -28,7 +31,7 @@ from ..pipeline import lazy_scorer, score_groups
 from ..records import group_candidates, group_hash
 from ..runs.cache import Cache, cache_of
 from ..runs.output import RunOutput
-from ..runs.reporter import SILENT, ProgressCallback, Reporter
+from ..runs.reporter import SILENT, ProgressCallback, Reporter, loading_text
 from ..scoring import ScorerConfig
 from ..scoring.base import Scorer
 from .candidates import EvalCandidate, from_candidates, has_scores, read_eval_candidates, record_problem_key
@@ -75,6 +78,9 @@ def _run_evaluation(config: EvalConfig, candidates_file: str | Path | None, gene
                          f"generate them resumably first, then evaluate them resumably: codescaler generate "
                          f"--problems PROBLEMS.jsonl -n {generator.n} -o samples.jsonl --resume (records {{\"id\", "
                          f"\"question\"}}), then codescaler eval samples.jsonl {source} -o {output.path} --resume")
+    if config.benchmark is None and config.problems_file is None:
+        raise UsageError("give exactly one of --benchmark NAME or --problems FILE",
+                         _benchmark_hint(candidates_file) or "e.g. codescaler eval samples.jsonl --benchmark humaneval")
     problems = config.load_problems()
     # The sandbox opens before any model loads or sample is drawn: a refused isolation fails in a second.
     with config.open_sandbox(problems) as sandbox:
@@ -99,6 +105,36 @@ def _run_evaluation(config: EvalConfig, candidates_file: str | Path | None, gene
         reporter.info(f"cache: {samples}scores {cache.score_hits} hits, {cache.score_misses} misses "
                       f"({cache.directory})")
     return report
+
+
+# Problem ids that say which benchmark the candidates answer, and the benchmark (with its harder variant).
+_BENCHMARK_IDS = ((re.compile(r"HumanEval/\d+"), "humaneval", "humaneval-plus"),
+                  (re.compile(r"Mbpp/\d+"), "mbpp-plus", None))
+
+
+def _benchmark_hint(candidates_file: str | Path | None) -> str | None:
+    """The --benchmark the candidates' ids point at (all `HumanEval/N`: humaneval), from the file's first records."""
+    if candidates_file is None or str(candidates_file) == "-":
+        return None
+    keys: list[str] = []
+    try:
+        with open(candidates_file, encoding="utf-8", errors="replace") as handle:
+            for line in itertools.islice(handle, 100):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                key = record_problem_key(record) if isinstance(record, dict) else None
+                if key is not None:
+                    keys.append(key)
+    except OSError:
+        return None
+    for pattern, name, harder in _BENCHMARK_IDS:
+        if keys and all(pattern.fullmatch(key) for key in keys):
+            also = f" (or --benchmark {harder}, with its extra tests)" if harder else ""
+            return (f"the candidates' ids ({keys[0]}, ...) are {name}'s: add --benchmark {name}{also}, e.g. "
+                    f"codescaler eval {candidates_file} --benchmark {name}")
+    return None
 
 
 def evaluate(candidates: Sequence[EvalCandidate], config: EvalConfig = EvalConfig(), *,
@@ -246,8 +282,9 @@ def _score(candidates: Sequence[EvalCandidate], groups: list[list[EvalCandidate]
     todo = [c for group in groups[done:] for c in group]
     active, lazy = lazy_scorer(scorer, cache) if isinstance(scorer, ScorerConfig) else (scorer, None)
     try:
+        waiting = loading_text(scorer) if isinstance(scorer, ScorerConfig) else None
         advance = reporter.phase("Scoring", len({(c.problem.key, c.candidate.dedup_key) for c in todo
-                                                 if c.candidate.valid}))
+                                                 if c.candidate.valid}), waiting=waiting)
         seconds = score_candidates(candidates, active, advance, skip_groups=done)
     finally:
         if lazy is not None:

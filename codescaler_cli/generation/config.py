@@ -25,11 +25,11 @@ class GeneratorConfig:
     """
 
     model: str | None = field(default=None, metadata=_help(
-        f"Generator: hub id or local directory for in-process vLLM (default {DEFAULT_GENERATOR_MODEL}); on servers, "
-        "the served model's name (default: the one the server serves)."))
+        f"Generator: hub id or local directory (default {DEFAULT_GENERATOR_MODEL}); with servers, the served name "
+        "(default: theirs)."))
     urls: list[str] = field(default_factory=list, metadata=_help(
-        "Sample from OpenAI-compatible servers (http://host:8000 or http://host:8000/v1) instead of in-process vLLM; "
-        "several share the requests."))
+        "Sample from OpenAI-compatible servers (http://host:8000/v1) instead of in-process vLLM; repeat for "
+        "several."))
     endpoint: str = field(default="chat", metadata=_help(
         "Server endpoint: chat (the server applies the chat template) or completions (codescaler renders the "
         "prompt with the served model's tokenizer)."))
@@ -54,14 +54,13 @@ class GeneratorConfig:
     top_p: float = field(default=0.95, metadata=_help("Nucleus sampling."))
     max_tokens: int = field(default=4096, metadata=_help("Longest response, in tokens."))
     seed: int | None = field(default=None, metadata=_help(
-        "Same seed, same candidates. Default: a random seed, recorded in the output."))
+        "Same seed, same candidates. Default: random, and recorded."))
     system: str | None = field(default=None, metadata=_help("A system message for the generator."))
     template: str | None = field(default=None, metadata=_help(
         "A prompt template with {question} (and optionally {starter_code}) instead of the LiveCodeBench-style "
         "prompt."))
     wave: int = field(default=DEFAULT_WAVE, metadata=_help(
-        "Adaptive sampling: samples per problem drawn between two checks of the --stop-* rules (serve: a request's "
-        "`wave` wins). eval replays the rules with waves of this size."))
+        "Samples drawn between two checks of the --stop-* rules (eval: the replay's waves)."))
     stop_score: float | None = field(default=None, metadata=_help(
         "Adaptive sampling: stop a problem once its best valid candidate's raw reward-model score reaches this "
         "(serve: a request's `stop_score` wins)."))
@@ -107,9 +106,20 @@ class GeneratorConfig:
         self.stopping.validate()
 
 
-def open_generator(config: GeneratorConfig) -> Generator:
-    """Start the engine or connect to the servers (heavy imports happen here)."""
+def check_generator(config: GeneratorConfig) -> None:
+    """Fail in seconds, before anything loads, when the generator cannot work: its options, and an in-process
+    model's kind (a reward model passed as the generator names the swap) read from its config."""
     config.validate()
+    if not config.urls:
+        from ..backends.loading import GENERATOR, check_model
+
+        check_model(config.model or DEFAULT_GENERATOR_MODEL, config.revision, GENERATOR)
+
+
+def open_generator(config: GeneratorConfig) -> Generator:
+    """Start the engine or connect to the servers (heavy imports happen here). An in-process model's kind is checked
+    from its config first: a reward model passed as the generator fails in seconds, before the engine starts."""
+    check_generator(config)
     if config.urls:
         from .openai_server import OpenAIGenerator
 

@@ -23,18 +23,22 @@ from typing import IO, Any
 
 from ..extraction import extract_candidate
 from ..generation import Problem, problem_seeds
-from ..generation.config import GeneratorConfig
+from ..backends.loading import REWARD, check_model
+from ..generation.config import GeneratorConfig, check_generator
 from ..pipeline import BestOfNRun, iter_best_of_n
 from ..records import Candidate, dumps, group_candidates, group_hash
-from ..scoring import ScorerConfig
+from ..scoring import DEFAULT_REWARD_MODEL, ScorerConfig
 from .cache import Cache, cache_of
 from .output import RunOutput
-from .reporter import SILENT, ItemTally, Reporter
+from .reporter import SILENT, ItemTally, Reporter, loading_text
 from .resume import read_sample_groups, repair_output, samples_path
 from .signals import uninterrupted
 
-# Samples drawn per generator call: large batches, and an interrupt during sampling loses at most one round.
+# Samples drawn per generator call: large batches, and an interrupt during sampling loses at most one round. On a
+# CPU, where a round of 1024 samples of a real model takes hours (and the engine runs in waves of one scheduler step
+# anyway), rounds are small: an interrupt keeps every problem sampled but the last few.
 ROUND_SAMPLES = 1024
+CPU_ROUND_SAMPLES = 16
 
 
 def generate_solutions(problems: Sequence[Problem], generator: GeneratorConfig, scorer: ScorerConfig, *,
@@ -71,7 +75,7 @@ def _generate(problems: Sequence[Problem], generator: GeneratorConfig, scorer: S
     with output:
         seed = generator.seed if generator.seed is not None else output.recorded_setting("generator_seed")
         config = dataclasses.replace(generator, seed=problem_seeds(len(problems), generator.n, seed)[0])
-        saved = _SavedSamples(output, problems, config.n)
+        saved = _SavedSamples(output, problems, config.n, round_samples=_round_samples(config))
         adaptive = config.stopping.adaptive
         sizes = _written_sizes(output, problems, config.n) if adaptive else [config.n] * len(problems)
         done = output.start(config.fingerprint() | scorer.fingerprint(), hashes=saved.hashes, sizes=sizes,
@@ -82,11 +86,18 @@ def _generate(problems: Sequence[Problem], generator: GeneratorConfig, scorer: S
         if done.groups == len(problems):
             saved.discard()
             return run
+        # Both models' kinds, from their configs, in seconds: the reward model's first (its other checks come first
+        # too), then the generator's; after the settings of a resumed run, before anything loads.
+        if not scorer.urls:
+            check_model(scorer.model or DEFAULT_REWARD_MODEL, scorer.revision, REWARD)
+        check_generator(generator)
         tally = ItemTally(reporter, scorer.max_length, sample_name)
         # Adaptive: the problems not yet written, each up to N (a problem that stops early advances by what it saved).
+        # What each phase shows while its model loads; the scoring phase shows once sampling is done.
         first = done.groups if adaptive else len(sampled)
-        advance_sampling = reporter.phase("Sampling", (len(problems) - first) * config.n)
-        advance_scoring = reporter.phase("Scoring")
+        advance_sampling = reporter.phase("Sampling", (len(problems) - first) * config.n,
+                                          waiting=None if config.urls else "Loading the generator")
+        advance_scoring = reporter.phase("Scoring", waiting=loading_text(scorer))
         try:
             for ranked in iter_best_of_n(problems, config, scorer, run=run, cache=cache, sampled=sampled,
                                          done_problems=done.groups, round_problems=saved.round_problems,
@@ -127,6 +138,15 @@ def _written_sizes(output: RunOutput, problems: Sequence[Problem], n: int) -> li
     return sizes
 
 
+def _round_samples(generator: GeneratorConfig) -> int:
+    """Samples per round: small for an in-process engine on CPU, large elsewhere."""
+    if generator.urls:
+        return ROUND_SAMPLES
+    from ..backends.vllm import cuda_available
+
+    return ROUND_SAMPLES if cuda_available() else CPU_ROUND_SAMPLES
+
+
 def sample_name(candidate: Candidate) -> str:
     """How messages name a sample: its problem and its number."""
     return f"problem {candidate.record.get('id')!r} sample {candidate.record.get('sample')}"
@@ -139,13 +159,14 @@ def _problem_hash(record: dict[str, Any]) -> int:
 class _SavedSamples:
     """The samples drawn but not yet scored into the output, kept beside it in whole rounds of problems."""
 
-    def __init__(self, output: RunOutput, problems: Sequence[Problem], n: int) -> None:
+    def __init__(self, output: RunOutput, problems: Sequence[Problem], n: int, *,
+                 round_samples: int = ROUND_SAMPLES) -> None:
         self.output = output
         self.problems = problems
         self.path = samples_path(output.path) if output.path is not None else None
         self.hashes = [group_hash(("id", problem.id)) for problem in problems]
         self.sizes = [n] * len(problems)
-        self.round_problems = max(1, ROUND_SAMPLES // n)
+        self.round_problems = max(1, round_samples // n)
         self._file: IO[str] | None = None
 
     def load(self) -> list[list[Candidate]]:

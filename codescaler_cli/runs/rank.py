@@ -19,7 +19,7 @@ from ..scoring import ScorerConfig, ScoringStats
 from ..selection import select_ranks
 from .cache import Cache, cache_of
 from .output import RunOutput
-from .reporter import SILENT, ItemTally, Reporter
+from .reporter import SILENT, ItemTally, Reporter, StartOnly, loading_text
 
 
 @dataclass
@@ -102,9 +102,11 @@ def _rank(source: CandidateSource, scan: InputScan, scorer: ScorerConfig, output
         active, lazy = lazy_scorer(scorer, cache)
         tally = ItemTally(reporter, scorer.max_length, lambda candidate: candidate.location)
         try:
-            advance = reporter.phase("Scoring", scan.records - done.records)
+            advance = reporter.phase("Scoring", scan.records - done.records, waiting=loading_text(scorer))
             groups = (extract_all(group) for group in source.groups())
-            for ranked in score_groups(groups, active, chunk_requests=chunk_size(scorer), skip_groups=done.groups):
+            # Counted by problems written; the scorer only says when its model is loaded.
+            for ranked in score_groups(groups, active, progress=StartOnly(advance), chunk_requests=chunk_size(scorer),
+                                       skip_groups=done.groups):
                 ranked = select_ranks(ranked, select)
                 tally.add(ranked)
                 output.write([[c.scored_record() for c in ranked]],
