@@ -51,8 +51,9 @@ tiny-models: $(VENV)/.installed
 	$(PY) tests/tiny_models.py $(TINY_MODELS) --which all
 
 # `codescaler eval` sandboxes programs with bubblewrap, under the system's python3, which must have the packages
-# benchmarks' candidates import (numpy: LiveCodeBench and EvalPlus have it). As root (CI) install what is missing.
-SANDBOX_DEBIAN_PACKAGES := bubblewrap python3 python3-numpy
+# benchmarks' candidates import (numpy: LiveCodeBench and EvalPlus have it; numpy and pandas: DeepCoder's and the
+# CodeScaler paper's import header). As root (CI) install what is missing.
+SANDBOX_DEBIAN_PACKAGES := bubblewrap python3 python3-numpy python3-pandas
 bubblewrap:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		missing=""; \

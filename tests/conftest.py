@@ -118,3 +118,14 @@ def reward_serve(reward_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
     with serving(reward_dir, log=tmp_path_factory.mktemp("serve") / "serve.log") as served:
         yield served.url
+
+
+@pytest.fixture
+def hf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Hugging Face cache, offline: anything a test does not put there (tests/hub_fixtures.py) cannot be
+    had."""
+    home = tmp_path / "hf"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home

@@ -252,3 +252,32 @@ def fill_hub_cache(hf_home: Path, names: list[str] | None = None) -> None:
         source = BENCHMARKS_BY_NAME[name].files
         assert source is not None
         put_in_hub_cache(hf_home, source.repo_id, source.revision, files)
+
+
+def put_benchmark_rows(hf_home: Path, name: str, rows: list[dict[str, Any]]) -> None:
+    """Put `rows` in the cache as the benchmark's first file, in its publisher's container (LiveCodeBench's first
+    release file, test.jsonl: select it with --release v1)."""
+    source = BENCHMARKS_BY_NAME[name].files
+    assert source is not None
+    path = source.patterns[0].replace("*", "00000-of-00001")
+    data = jsonl_bytes(rows) if path.endswith(".jsonl") else json.dumps(rows).encode() if path.endswith(".json") \
+        else parquet_bytes(rows)
+    put_in_hub_cache(hf_home, source.repo_id, source.revision, {path: data})
+
+
+def eval_benchmark(tmp_path: Path, candidates: list[dict[str, Any]], *arguments: str) -> list[dict[str, Any]]:
+    """`codescaler eval CANDIDATES ARGUMENTS...` (e.g. --benchmark NAME) as a user runs it: each candidate's output
+    record, in input order."""
+    from helpers import parse_jsonl, write_jsonl
+    from typer.testing import CliRunner
+
+    from codescaler_cli.cli import app
+
+    samples = write_jsonl(tmp_path / "samples.jsonl", [{**c, "n": n} for n, c in enumerate(candidates)])
+    verdicts = tmp_path / "verdicts.jsonl"
+    verdicts.unlink(missing_ok=True)
+    result = CliRunner().invoke(app, ["eval", str(samples), *arguments, "-o", str(verdicts), "-q", "--jobs", "2"])
+    assert result.exit_code == 0, result.stderr
+    records = sorted(parse_jsonl(verdicts.read_text()), key=lambda record: record["n"])
+    assert [record["n"] for record in records] == list(range(len(candidates))), "a candidate was not graded"
+    return records

@@ -38,16 +38,6 @@ LCB_IDS = [row["question_id"] for rows in LCB_FILES.values() for row in rows]
 
 
 @pytest.fixture
-def hf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty Hugging Face cache, offline: anything not put there cannot be had."""
-    home = tmp_path / "hf"
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return home
-
-
-@pytest.fixture
 def hub(hf_home: Path) -> Path:
     fill_hub_cache(hf_home)
     return hf_home
@@ -257,6 +247,39 @@ def test_eval_codescaler_paper_set_and_case_insensitive_names(hub: Path, tmp_pat
     assert unknown.exit_code == 2 and "unknown benchmark 'humaneval-pro'" in unknown.stderr
     windowless = runner.invoke(app, ["eval", str(samples), "--problems", str(samples), "--since", "2025-01-01"])
     assert windowless.exit_code == 2 and "--benchmark livecodebench" in windowless.stderr
+
+
+SUM = "print(sum(map(int, input().split())))"
+DOUBLE = "print(2 * int(input()))"
+# The right program for each fixture problem of the paper's sets, by benchmark and id.
+PAPER_SET_SOLUTIONS = {
+    "genverse-codeforces": {"cc_0": SUM, "cc_1": DOUBLE},
+    "genverse-livebench": {"cc_1": DOUBLE, "cc_2": "print(max(map(int, input().split())))"},
+    "genverse-mbpp": {"cc_0": SUM},
+    "deepcoder-lcbv5": {0: "import sys\nprint(sum(map(int, sys.stdin.read().split())))",
+                        1: "class Solution:\n    def total(self, nums: List[int]) -> int:\n        return sum(nums)\n",
+                        2: DOUBLE},
+    "deepcoder-codeforces": {0: DOUBLE},
+}
+
+
+@pytest.mark.parametrize("name", list(PAPER_SET_SOLUTIONS))
+def test_eval_the_papers_sets_end_to_end_offline(hub: Path, tmp_path: Path, name: str) -> None:
+    solutions = PAPER_SET_SOLUTIONS[name]
+    candidates = write_jsonl(tmp_path / "c.jsonl", [
+        record for problem_id, code in solutions.items()
+        for record in ({"id": problem_id, "code": code}, {"id": problem_id, "code": "print(-1)"})])
+    out = tmp_path / "v.jsonl"
+    result = runner.invoke(app, ["eval", str(candidates), "--benchmark", name, "--json", "-", "-q", "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["problems"], report["candidates"]) == (FIXTURE_COUNTS[name], 2 * FIXTURE_COUNTS[name])
+    assert next(row for row in report["strategies"] if row["name"] == "oracle")["accuracy"] == 1.0
+    verdicts = [(r["code"] == "print(-1)", r["passed"]) for r in parse_jsonl(out.read_text())]
+    assert sorted(verdicts) == sorted([(False, True), (True, False)] * FIXTURE_COUNTS[name])
+    limited = runner.invoke(app, ["eval", str(candidates), "--benchmark", name, "--limit", "1", "--json", "-", "-q"])
+    assert limited.exit_code == 0, limited.stderr
+    assert json.loads(limited.stdout)["problems"] == 1
 
 
 def test_problems_files_are_read_as_published(tmp_path: Path) -> None:

@@ -1,22 +1,23 @@
 """The benchmarks' own grading rules (evaluation/grading.py): for each rule, cases a program passes or fails only
 because of that rule. Programs here are the tests' own, run in a child Python to show what a rule's program text
-does; the comparisons are called as a runner calls them, on plain values."""
+does (a stdin program through the harness's own way of serving input, `harness/stdio.py`); the comparisons are
+called as the judge calls them, on plain values. tests/test_benchmark_rules.py runs the same rules through
+`codescaler eval`."""
 
 from __future__ import annotations
 
-import inspect
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from codescaler_cli.evaluation import harness
 from codescaler_cli.evaluation.grading import (
     GRADING_RULES,
     LCB_IMPORT_HEADER,
     RLLM_IMPORT_HEADER,
-    decode_value,
-    encode_value,
     evalplus_equal,
     evalplus_output_ok,
     evalplus_plus_passed,
@@ -36,6 +37,27 @@ from codescaler_cli.evaluation.grading import (
 
 def run(program: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", program], input=stdin, capture_output=True, text=True, timeout=120)
+
+
+# A stdin program as LiveCodeBench's runner (or rllm's copy) runs it: load it once, then call its wrapped function
+# with the test's input served by the harness (`run_with_input`), printing what it printed.
+STDIN_RUNNER = """
+import sys, types
+sys.path.insert(0, sys.argv[1])
+import stdio
+module = types.ModuleType("tmp_sol")
+exec(compile(open(sys.argv[2]).read(), "solution.py", "exec"), module.__dict__)
+text = sys.stdin.read()
+sys.stdout.write(stdio.run_with_input(module.wrapped_function, text, sys.argv[3]))
+"""
+
+
+def run_stdin_program(program: str, stdin: str, tmp_path: Path,
+                      flavour: str = "livecodebench") -> subprocess.CompletedProcess[str]:
+    (tmp_path / "solution.py").write_text(program)
+    return subprocess.run([sys.executable, "-c", STDIN_RUNNER, str(Path(harness.__file__).parent),
+                           str(tmp_path / "solution.py"), flavour], input=stdin, capture_output=True, text=True,
+                          timeout=120)
 
 
 def test_lcb_stdin_comparison_strips_lines_and_compares_numbers_as_decimals() -> None:
@@ -80,33 +102,58 @@ def test_lcb_header_lets_leetcode_programs_use_typing_and_collections_unimported
     assert lcb_functional_program(LEETCODE).startswith(LCB_IMPORT_HEADER + "\n\n")
 
 
-def test_lcb_stdin_programs_run_wrapped_in_a_function_as_lcb_runs_them() -> None:
+def test_lcb_stdin_programs_run_wrapped_in_a_function_as_lcb_runs_them(tmp_path: Path) -> None:
     uses_global = "visits = 0\ndef bump():\n    global visits\n    visits += 1\nbump()\nprint(visits)\n"
     assert run(uses_global).stdout == "1\n"
-    wrapped = run(lcb_stdin_program(uses_global))
+    wrapped = run_stdin_program(lcb_stdin_program(uses_global), "", tmp_path)
     assert wrapped.returncode != 0 and "NameError" in wrapped.stderr  # `visits` became a local of wrapped_function
     deep = "def depth(n):\n    return 0 if n == 0 else 1 + depth(n - 1)\nprint(depth(int(input())))\n"
     assert run(deep, "5000\n").returncode != 0  # Python's default recursion limit
-    assert run(lcb_stdin_program(deep), "5000\n").stdout == "5000\n"  # the header raises it to 50000
+    assert run_stdin_program(lcb_stdin_program(deep), "5000\n", tmp_path).stdout == "5000\n"  # the header: 50000
     exits = "import sys\nprint(42)\nsys.exit(1)\n"
     assert run(exits).returncode == 1
-    ended = run(lcb_stdin_program(exits))
+    ended = run_stdin_program(lcb_stdin_program(exits), "", tmp_path)
     assert ended.returncode == 0 and lcb_stdin_equal("42", ended.stdout)  # SystemExit ends the program, no error
     main = "def main():\n    print(int(input()) * 2)\nif __name__ == '__main__':\n    main()\n"
-    assert run(lcb_stdin_program(main), "21\n").stdout == "42\n"
+    assert run_stdin_program(lcb_stdin_program(main), "21\n", tmp_path).stdout == "42\n"
     assert lcb_stdin_program("print(1") == "print(1"  # unparsable: unchanged, and it fails to compile there too
 
 
-def test_rllm_header_of_deepcoder_and_codescaler_brings_numpy_and_pandas() -> None:
+def test_lcb_and_rllm_serve_stdin_each_in_its_own_way(tmp_path: Path) -> None:
+    two_lines = "1\n2\n"
+
+    def output(code: str, flavour: str) -> str:
+        done = run_stdin_program(lcb_stdin_program(code), two_lines, tmp_path, flavour)
+        return done.stdout if done.returncode == 0 else done.stderr.strip().splitlines()[-1]
+
+    # sys.stdin.buffer: LiveCodeBench's gives its first line every time; rllm's stdin has none.
+    buffered = "import sys\ninput = sys.stdin.buffer.readline\nprint(int(input()) + int(input()))\n"
+    assert output(buffered, "livecodebench") == "2\n"
+    assert "has no attribute 'buffer'" in output(buffered, "rllm")
+    # Iterating over sys.stdin: LiveCodeBench's object is not iterable, rllm's StringIO is.
+    iterated = "import sys\nprint(sum(int(line) for line in sys.stdin))\n"
+    assert "is not iterable" in output(iterated, "livecodebench") and output(iterated, "rllm") == "3\n"
+    # readlines(): LiveCodeBench's splits on newlines and keeps the empty last piece.
+    listed = "import sys\nprint(sum(int(line) for line in sys.stdin.readlines()))\n"
+    assert "invalid literal" in output(listed, "livecodebench") and output(listed, "rllm") == "3\n"
+    # input() and sys.stdin.read() behave as on a file in both.
+    for flavour in ("livecodebench", "rllm"):
+        assert output("print(int(input()) + int(input()))\n", flavour) == "3\n"
+        assert output("import sys\nprint(sum(map(int, sys.stdin.read().split())))\n", flavour) == "3\n"
+
+
+def test_rllm_header_of_deepcoder_and_codescaler_brings_numpy_and_pandas(tmp_path: Path) -> None:
     program = "values = np.array(list(map(int, input().split())))\nprint(int(values.sum()), len(pd.Series(values)))\n"
     for name in ("deepcoder", "codescaler"):
         rule = grading_rule(name)
-        assert rule.header == RLLM_IMPORT_HEADER and rule.stdin_program is not None
-        done = run(rule.stdin_program(program), "1 2 3\n")
-        assert done.returncode == 0 and rule.stdin_equal is not None and rule.stdin_equal("6 3", done.stdout)
+        assert rule.header == RLLM_IMPORT_HEADER and rule.stdin_program is not None and rule.stdin_input == "rllm"
+        done = run_stdin_program(rule.stdin_program(program), "1 2 3\n", tmp_path, rule.stdin_input)
+        assert done.returncode == 0 and lcb_stdin_equal("6 3", done.stdout), done.stderr
+        assert rule.functional_program is not None and rule.functional_program("x = 1").startswith(RLLM_IMPORT_HEADER)
     lcb = grading_rule("livecodebench")
     assert lcb.stdin_program is not None
-    assert "NameError: name 'np' is not defined" in run(lcb.stdin_program(program), "1 2 3\n").stderr
+    done = run_stdin_program(lcb.stdin_program(program), "1 2 3\n", tmp_path)
+    assert "NameError: name 'np' is not defined" in done.stderr
     # Upstream's limits per test: LiveCodeBench and DeepCoder 6 s, the CodeScaler paper's evaluation 2 s.
     assert [GRADING_RULES[name].test_timeout for name in ("livecodebench", "deepcoder", "codescaler")] == [6, 6, 2]
     assert lcb_global_timeout(6, 10) == 75
@@ -147,27 +194,3 @@ def test_evalplus_special_oracles() -> None:
     assert evalplus_time_limit(0.1) == 4.0 and evalplus_time_limit(2.0) == 8.0
     assert evalplus_task_timeout([4.0] * 3) == 14.0 and evalplus_task_timeout([4.0] * 100) == 62.0
     assert evalplus_plus_passed(True, True) and not evalplus_plus_passed(True, False)
-
-
-def test_values_cross_the_process_boundary_as_plain_literals() -> None:
-    # encode_value runs where the candidate ran (a child Python, from its own source); decode_value here.
-    produce = inspect.getsource(encode_value) + (
-        "import numpy as np\n"
-        "values = [(1, [2, (3,)]), {1, 2}, frozenset({'a'}), complex(1, -2), float('inf'), -float('inf'),\n"
-        "          {(1, 2): [None, True, b'x']}, np.int64(5), np.float64(0.5), 10 ** 30, -0.0, 'é\\n']\n"
-        "for value in values:\n    print(encode_value(value))\n"
-        "try:\n    encode_value(np.array([1, 2]))\nexcept ValueError as exc:\n    print('refused', exc)\n")
-    done = run(produce)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    decoded = [decode_value(line) for line in lines[:-1]]
-    assert decoded == [(1, [2, (3,)]), {1, 2}, frozenset({"a"}), complex(1, -2), math.inf, -math.inf,
-                       {(1, 2): [None, True, b"x"]}, 5, 0.5, 10 ** 30, -0.0, "é\n"]
-    assert [type(value) for value in decoded[:4]] == [tuple, set, frozenset, complex]
-    assert type(decoded[7]) is int and math.copysign(1, decoded[10]) == -1
-    assert lines[-1].startswith("refused not plain data")
-    assert math.isnan(decode_value(encode_value(float("nan"))))
-    for hostile in ("__import__('os').system('true')", "open('x')", "().__class__", "(lambda: 1)()", "set(x)",
-                    "complex('1+2j')", "-'a'", "[1, 2"):
-        with pytest.raises(ValueError):
-            decode_value(hostile)

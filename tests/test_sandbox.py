@@ -254,13 +254,14 @@ def test_bwrap_reaches_no_host_unix_socket(bwrap_box: Sandbox) -> None:
 
 
 def test_bwrap_shows_only_the_interpreter_its_libraries_and_the_program(bwrap_box: Sandbox) -> None:
-    code = ("import json, os\nprint(json.dumps({path: sorted(os.listdir(path)) for path in "
-            "('/', '/etc', '/usr', '/usr/bin', '.')}))")
+    code = ("import json, os\nprint(json.dumps({path: sorted(os.listdir(path)) if os.path.isdir(path) else None "
+            "for path in ('/', '/etc', '/usr', '/usr/bin', '/usr/share', '.')}))")
     listing = json.loads(run(bwrap_box, code).stdout)
     assert set(listing["/"]) <= {"codescaler", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "sandbox",
                                  "tmp", "usr"}, listing["/"]
     assert set(listing["/etc"]) <= {"ld.so.cache", "alternatives"}, listing["/etc"]
-    assert set(listing["/usr"]) <= {"bin", "lib", "lib32", "lib64", "libx32", "local"}, listing["/usr"]
+    assert set(listing["/usr"]) <= {"bin", "lib", "lib32", "lib64", "libx32", "local", "share"}, listing["/usr"]
+    assert listing["/usr/share"] in (None, ["zoneinfo"]), listing["/usr/share"]  # time zone data (pandas' pytz)
     assert all(name.startswith("python3") for name in listing["/usr/bin"]), listing["/usr/bin"]
     assert listing["."] == ["main.py"]
 
@@ -303,7 +304,7 @@ def test_the_mechanisms_in_force_are_named(bwrap_box: Sandbox) -> None:
         assert "cgroup" in mechanisms.memory and "cgroup" in mechanisms.processes, mechanisms
         assert "per program (cgroups)" in bwrap_box.describe()
     # `codescaler env` shows the same, found by starting a sandbox of its own.
-    from codescaler_cli.environment import sandbox_info
+    from codescaler_cli.diagnostics import sandbox_info
 
     info = sandbox_info()
     assert info["works"] is True and info["isolation"] == "bwrap"

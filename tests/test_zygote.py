@@ -110,14 +110,14 @@ def test_a_program_cannot_reach_or_stop_its_zygote(one_slot: Sandbox) -> None:
 
 PID_PROBLEM = problem_from_record({
     "question_id": "pid", "question_content": "Return your PID.", "metadata": json.dumps({"func_name": "pid"}),
-    "public_test_cases": json.dumps([{"input": "", "output": "-1", "testtype": "functional"}]),
+    "public_test_cases": json.dumps([{"input": "0", "output": "-1", "testtype": "functional"}]),
 }, "lcb.jsonl", 1)
 
 
 def candidate_pid(box: Sandbox) -> int:
     """The PID of a program's process in its namespace: a functional test whose expected value is never right
     shows the value it got."""
-    (result,) = run_test_sets(box, PID_PROBLEM, "import os\ndef pid():\n    return os.getpid()\n",
+    (result,) = run_test_sets(box, PID_PROBLEM, "import os\ndef pid(_):\n    return os.getpid()\n",
                               [PID_PROBLEM.tests], test_timeout=10)
     return int(result.detail.rsplit("got ", 1)[1])
 

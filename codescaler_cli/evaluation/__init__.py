@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .candidates import EvalCandidate, from_candidates, has_scores, read_eval_candidates
 from .config import EvalConfig
-from .execution import DEFAULT_TEST_TIMEOUT, STATUSES, TestsResult, build_program, run_tests
+from .execution import STATUSES, TestsResult, build_program, run_tests
 from .loop import evaluate, problem_chunks, problem_groups, run_evaluation, score_candidates
 from .benchmarks import BENCHMARKS, BenchmarkSelection, list_benchmarks, load_benchmark
 from .grading import GRADING_RULES, GradingRule
@@ -28,7 +28,7 @@ from .sandbox import ISOLATIONS, Limits, Program, RunResult, Sandbox
 from .strategies import STRATEGIES, Outcome, Strategy, pass_at_k
 
 __all__ = [
-    "BENCHMARKS", "BenchmarkSelection", "DEFAULT_TEST_TIMEOUT", "EvalCandidate", "EvalConfig", "EvalProblem",
+    "BENCHMARKS", "BenchmarkSelection", "EvalCandidate", "EvalConfig", "EvalProblem",
     "GRADING_RULES", "GradingRule", "ISOLATIONS", "Limits", "Outcome", "Program", "ProgressCallback", "Report",
     "RunResult", "STATUSES", "STRATEGIES", "Sandbox", "Strategy", "StrategyRow", "Test", "TestsResult", "Timings",
     "build_program", "evaluate", "from_candidates", "has_scores", "list_benchmarks", "load_benchmark", "pass_at_k",

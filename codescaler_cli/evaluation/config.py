@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -12,7 +13,6 @@ from typing import IO, Any
 from ..errors import UsageError
 from ..stopping import DEFAULT_WAVE
 from .adaptive import DEFAULT_ORDERS
-from .execution import DEFAULT_TEST_TIMEOUT
 from .benchmarks import BENCHMARKS, BenchmarkSelection, get_benchmark, load_selection, parse_day, select_problems
 from .problems import EvalProblem, read_problems_file
 from .report import CostSettings
@@ -47,8 +47,9 @@ class EvalConfig:
     isolation: str = field(default="auto", metadata=_help(
         "auto: bubblewrap when it works here, else the weaker fallback; bwrap; fallback."))
     jobs: int | None = field(default=None, metadata=_help("Programs run in parallel. Default: the number of cores."))
-    test_timeout: float = field(default=DEFAULT_TEST_TIMEOUT, metadata=_help(
-        "Seconds one test may run (CPU and wall clock)."))
+    test_timeout: float | None = field(default=None, metadata=_help(
+        "Seconds one test may run (CPU and wall clock). Default: the benchmark's own (LiveCodeBench 6 s, the "
+        "paper's sets 2 s, HumanEval 3 s, ...)."))
     memory_mb: int = field(default=2048, metadata=_help(
         "Memory limit of a program in MiB: all its processes together where control groups are available (see "
         "codescaler env), else each process's address space."))
@@ -126,9 +127,13 @@ class EvalConfig:
         assert self.problems_file is not None
         return select_problems(read_problems_file(self.problems_file), selection)
 
-    def open_sandbox(self) -> Sandbox:
+    def open_sandbox(self, problems: Sequence[EvalProblem] = ()) -> Sandbox:
+        """The sandbox the tests of `problems` run in, with the modules their grading rules' programs import
+        preloaded."""
         self.validate()
-        return Sandbox(isolation=self.isolation, jobs=self.jobs, python=self.python)
+        preload = dict.fromkeys(module for rules in dict.fromkeys(p.grading for p in problems)
+                                for module in rules.preload)
+        return Sandbox(isolation=self.isolation, jobs=self.jobs, python=self.python, preload=tuple(preload))
 
     def fingerprint(self, sandbox: Sandbox) -> dict[str, Any]:
         """What verdicts depend on, for the settings check of a resumed run: the problems (by content), the

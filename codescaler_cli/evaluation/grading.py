@@ -1,10 +1,12 @@
-"""The benchmarks' own grading rules, as pure functions: the program text each official harness runs, how it compares
-what a program produced with what was expected, and its time limits.
+"""The benchmarks' own grading rules: the program text each official harness runs, how it compares what a program
+produced with what was expected, and its time limits.
 
-Nothing here runs a program. A runner executes the candidate (in the sandbox), brings back its plain output (stdout
-text, or a function's return value encoded with `encode_value` inside the candidate's process and decoded here with
-`decode_value`), and calls the comparator of the problem's rule outside the candidate's process, so a candidate can
-not tamper with its own verdict. Each rule says which harness it follows and where that harness's code lives:
+Nothing here runs a program. `execution.py` builds each candidate's program with its problem's rule and runs its
+tests in the sandbox: the candidate's process answers with plain values (a function's return value, or what a stdin
+program printed), and the judge (harness/judge.py), a process the candidate cannot reach, compares them with the
+rule's comparison. The comparisons the judge applies live in `harness/comparisons.py` (it cannot import this
+package) and are exported here; how a stdin program is fed its input lives in `harness/stdio.py`. Each rule says
+which harness it follows and where that harness's code lives:
 
 - `livecodebench`: LiveCodeBench's `lcb_runner/evaluation/testing_util.py` (github:LiveCodeBench/LiveCodeBench).
 - `deepcoder`: DeepCoder's copy of it in rllm (`rllm/rewards/code_utils/livecodebench.py`, `lcb_check_correctness_v2`,
@@ -18,13 +20,14 @@ not tamper with its own verdict. Each rule says which harness it follows and whe
 from __future__ import annotations
 
 import ast
-import json
 import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
+
+from .harness import stdio
+from .harness.comparisons import lcb_call_arguments, lcb_functional_equal, lcb_stdin_equal
 
 # ---------------------------------------------------------------------------------------------------------------
 # Import headers: the text each harness puts in front of every program.
@@ -86,19 +89,15 @@ import io, os
 
 
 def lcb_stdin_program(code: str, header: str = LCB_IMPORT_HEADER) -> str:
-    """The program LiveCodeBench runs for a stdin problem: `clean_if_name`, then `make_function`.
+    """The program LiveCodeBench loads for a stdin problem: `clean_if_name`, then `make_function`.
 
     A final `if __name__ == '__main__':` block is replaced by its body; every top-level statement except imports
     moves into `def wrapped_function():`, after the header and the program's own imports (so a name the program
     assigns at top level is a local of that function, and `global x` in a helper fails as it fails in
-    LiveCodeBench). The harness calls `wrapped_function()` and counts `SystemExit` as a normal end, whatever its
-    code; the last lines here do the same when the program runs as a script. A program `ast` cannot parse is
-    returned unchanged, as LiveCodeBench does (it then fails to compile).
-
-    What the harness does to stdin while the function runs (a runner reproducing it exactly patches the same way):
-    `sys.stdin.read()` gives the whole input, `sys.stdin.readline()` the next line without its newline (and
-    raises at the end), `sys.stdin.readlines()` the input split on newlines, `open(...)` reads the input too;
-    LiveCodeBench also offers `sys.stdin.buffer`, rllm's copy (DeepCoder, CodeScaler) does not.
+    LiveCodeBench). A program `ast` cannot parse is returned unchanged, as LiveCodeBench does (it then fails to
+    compile). Loading it runs only the header and the imports; each test then calls `wrapped_function()` with the
+    test's input served as the harness serves it (`harness/stdio.py`, `run_with_input`), `SystemExit` counting as
+    a normal end.
     """
     code = _clean_if_name(code)
     try:
@@ -115,7 +114,7 @@ def lcb_stdin_program(code: str, header: str = LCB_IMPORT_HEADER) -> str:
         wrapped = header + "\n" + ast.unparse(imports) + "\n" + ast.unparse(function)  # type: ignore[arg-type]
     except (ValueError, RecursionError):
         return code
-    return wrapped + "\n\ntry:\n    wrapped_function()\nexcept SystemExit:\n    pass\n"
+    return wrapped + "\n"
 
 
 def _clean_if_name(code: str) -> str:
@@ -138,51 +137,6 @@ def lcb_calls_solution_method(code: str) -> bool:
     """Where LiveCodeBench finds the function to call: on a `Solution()` instance when the text `class Solution`
     occurs anywhere in the code (its own test, textual), else at module level."""
     return "class Solution" in code
-
-
-def lcb_call_arguments(test_input: str) -> list[Any]:
-    """A functional test's arguments: `json.loads` of each line of its input (a blank line is an error there too)."""
-    return [json.loads(line) for line in test_input.split("\n")]
-
-
-def lcb_functional_equal(expected_json: str, actual: Any) -> bool:
-    """LiveCodeBench's functional verdict: the return value equals `json.loads(expected)` under Python's `==`.
-
-    A tuple returned at the top level counts as a list ("don't penalize model if it produces tuples instead of
-    lists"); nested tuples do not, and there is no float tolerance.
-    """
-    expected = json.loads(expected_json)
-    if isinstance(actual, tuple):
-        actual = list(actual)
-    try:
-        return bool(actual == expected)
-    except Exception:  # a comparison that raises is a runtime error there: the test fails
-        return False
-
-
-def lcb_stdin_equal(expected: str, actual: str) -> bool:
-    """LiveCodeBench's stdin verdict (`grade_stdio`).
-
-    Both texts are stripped, split on newlines and each line stripped; the line counts must match. A line passes
-    when it equals the expected one, or when both split on whitespace into numbers that are equal as `Decimal`s
-    (so `1.0` matches `1`, `1e3` matches `1000`, and 50000000000000000 does not match 50000000000000001).
-    """
-    expected_lines, actual_lines = _stripped_lines(expected), _stripped_lines(actual)
-    if len(expected_lines) != len(actual_lines):
-        return False
-    for want, got in zip(expected_lines, actual_lines):
-        if want == got:
-            continue
-        try:
-            if [Decimal(x) for x in got.split()] != [Decimal(x) for x in want.split()]:
-                return False
-        except (ArithmeticError, ValueError, TypeError):  # not numbers (InvalidOperation is an ArithmeticError)
-            return False
-    return True
-
-
-def _stripped_lines(text: str) -> list[str]:
-    return [line.strip() for line in text.strip().split("\n")]
 
 
 def lcb_global_timeout(test_timeout: float, tests: int) -> float:
@@ -322,99 +276,6 @@ def evalplus_plus_passed(base_passed: bool, plus_passed: bool) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Plain values across the process boundary
-
-
-def encode_value(value: "Any") -> str:
-    """A return value as Python literal text, inside the candidate's process; `decode_value` reads it back.
-
-    Self-contained, so a harness may embed its source (`inspect.getsource`; its annotations are strings so that it
-    runs alone). Tuples, sets, complex numbers and float infinities survive, which JSON would turn into lists or
-    reject; numpy scalars become Python numbers. Raises ValueError for a value that is not plain data (an object, a
-    numpy array): the runner reports the test as failed.
-    """
-    import math as _math
-
-    def plain(item: "Any", depth: int) -> "Any":
-        if depth > 100:
-            raise ValueError("nested too deeply")
-        if type(item).__module__ == "numpy" and getattr(item, "shape", None) == ():
-            return plain(item.item(), depth + 1)  # numpy scalars (np.float64 is also a float, with its own repr)
-        if item is None or isinstance(item, (bool, int, float, str, bytes, complex)):
-            return item
-        if isinstance(item, (list, tuple, set, frozenset)):
-            parts = [plain(part, depth + 1) for part in item]
-            return parts if isinstance(item, list) else tuple(parts) if isinstance(item, tuple) else \
-                (set(parts) if isinstance(item, set) else frozenset(parts))
-        if isinstance(item, dict):
-            return {plain(key, depth + 1): plain(val, depth + 1) for key, val in item.items()}
-        raise ValueError(f"not plain data: {type(item).__name__}")
-
-    def literal(item: "Any") -> str:
-        if isinstance(item, float) and not _math.isfinite(item):
-            return "nan" if item != item else ("inf" if item > 0 else "-inf")
-        if isinstance(item, complex):
-            return f"complex({literal(item.real)}, {literal(item.imag)})"
-        if isinstance(item, list):
-            return "[" + ", ".join(literal(part) for part in item) + "]"
-        if isinstance(item, tuple):
-            return "(" + "".join(literal(part) + ", " for part in item) + ")"
-        if isinstance(item, (set, frozenset)):
-            inner = "[" + ", ".join(literal(part) for part in item) + "]"
-            return ("set(" if isinstance(item, set) else "frozenset(") + inner + ")"
-        if isinstance(item, dict):
-            return "{" + ", ".join(f"{literal(key)}: {literal(val)}" for key, val in item.items()) + "}"
-        return repr(item)
-
-    return literal(plain(value, 0))
-
-
-_NAMED_FLOATS = {"inf": math.inf, "nan": math.nan}
-
-
-def decode_value(text: str) -> Any:
-    """Read back `encode_value`'s text, outside the candidate's process, without evaluating code.
-
-    Only literals, lists, tuples, dicts, `set([...])`, `frozenset([...])`, `complex(re, im)`, `inf`, `nan` and a
-    leading minus are accepted; anything else raises ValueError (a candidate's process wrote something else).
-    """
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-        return _literal(tree.body, 0)
-    except (SyntaxError, RecursionError, MemoryError) as exc:
-        raise ValueError(f"not a plain value: {type(exc).__name__}") from None
-
-
-def _literal(node: ast.AST, depth: int) -> Any:
-    if depth > 200:
-        raise ValueError("nested too deeply")
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name) and node.id in _NAMED_FLOATS:
-        return _NAMED_FLOATS[node.id]
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        operand = _literal(node.operand, depth + 1)
-        if isinstance(operand, bool) or not isinstance(operand, (int, float, complex)):
-            raise ValueError("a sign before something that is not a number")
-        return -operand if isinstance(node.op, ast.USub) else operand
-    if isinstance(node, ast.List):
-        return [_literal(item, depth + 1) for item in node.elts]
-    if isinstance(node, ast.Tuple):
-        return tuple(_literal(item, depth + 1) for item in node.elts)
-    if isinstance(node, ast.Dict) and all(key is not None for key in node.keys):
-        return {_literal(key, depth + 1): _literal(value, depth + 1)  # type: ignore[arg-type]
-                for key, value in zip(node.keys, node.values)}
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
-        arguments = [_literal(argument, depth + 1) for argument in node.args]
-        if node.func.id in ("set", "frozenset") and len(arguments) == 1 and isinstance(arguments[0], list):
-            return set(arguments[0]) if node.func.id == "set" else frozenset(arguments[0])
-        if node.func.id == "complex" and len(arguments) == 2 and \
-                all(isinstance(part, (int, float)) and not isinstance(part, bool) for part in arguments):
-            return complex(arguments[0], arguments[1])
-    raise ValueError(f"not a plain value: {type(node).__name__}")
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # The rules, by name
 
 
@@ -422,9 +283,14 @@ def _literal(node: ast.AST, depth: int) -> Any:
 class GradingRule:
     """How one official harness turns a candidate into a verdict.
 
-    `header` goes in front of every program (functional and stdin); `stdin_program` builds the program run once
-    per stdin test; `stdin_equal` / `functional_equal` compare outputs outside the candidate's process;
-    `test_timeout` is the harness's limit per test in seconds (for assert-style checks: per check program).
+    `header` goes in front of every program; `stdin_program` / `functional_program` build the program a stdin or
+    functional problem loads (None: the candidate's code as it is); `stdin_input` is how a stdin test's input is
+    served (`harness/stdio.py`: "livecodebench" or "rllm"); `stdin_comparison` / `functional_comparison` name the
+    judge's comparisons (`harness/judge.py`, COMPARISONS) of a stdin program's output and a function's value.
+    `test_timeout` is the harness's limit per test in seconds (for a check program: the whole check), unless the
+    user sets --test-timeout; `call_timeout` limits each call a check makes to the candidate's code within that
+    (EvalPlus: each input). `preload`: modules the programs import (the header's), imported once per sandbox
+    process instead of in every program.
     """
 
     name: str
@@ -432,8 +298,12 @@ class GradingRule:
     test_timeout: float
     header: str = ""
     stdin_program: Callable[[str], str] | None = None
-    stdin_equal: Callable[[str, str], bool] | None = None
-    functional_equal: Callable[[str, Any], bool] | None = None
+    functional_program: Callable[[str], str] | None = None
+    stdin_input: str = stdio.LIVECODEBENCH
+    stdin_comparison: str = "lcb_output"
+    functional_comparison: str = "lcb_value"
+    call_timeout: float | None = None
+    preload: tuple[str, ...] = ()
     summary: str = ""
 
 
@@ -441,25 +311,37 @@ def _rllm_stdin_program(code: str) -> str:
     return lcb_stdin_program(code, RLLM_IMPORT_HEADER)
 
 
+def _rllm_functional_program(code: str) -> str:
+    return lcb_functional_program(code, RLLM_IMPORT_HEADER)
+
+
+# What LiveCodeBench's runner imports to feed stdin (`unittest.mock`) and its header's one costly module.
+_LCB_PRELOAD = ("unittest.mock", "statistics")
+_RLLM_PRELOAD = ("unittest.mock", "numpy", "pandas")
+
 GRADING_RULES: dict[str, GradingRule] = {rule.name: rule for rule in (
     GradingRule("livecodebench", "github:LiveCodeBench/LiveCodeBench lcb_runner/evaluation/testing_util.py", 6.0,
-                LCB_IMPORT_HEADER, lcb_stdin_program, lcb_stdin_equal, lcb_functional_equal,
-                "import header; stdin lines stripped, exact or equal as Decimals; functional return == JSON value "
-                "(top-level tuple as list); 6 s per test; pass = every test"),
+                LCB_IMPORT_HEADER, lcb_stdin_program, lcb_functional_program, stdio.LIVECODEBENCH,
+                preload=_LCB_PRELOAD,
+                summary="import header; stdin lines stripped, exact or equal as Decimals; functional return == JSON "
+                "value (top-level tuple as list); 6 s per test; pass = every test"),
     GradingRule("deepcoder", "github:agentica-project/rllm rllm/rewards/code_utils/livecodebench.py "
-                "(lcb_check_correctness_v2)", 6.0, RLLM_IMPORT_HEADER, _rllm_stdin_program, lcb_stdin_equal,
-                lcb_functional_equal, "LiveCodeBench's comparisons with rllm's header (numpy, pandas); 6 s per test"),
+                "(lcb_check_correctness_v2)", 6.0, RLLM_IMPORT_HEADER, _rllm_stdin_program,
+                _rllm_functional_program, stdio.RLLM, preload=_RLLM_PRELOAD,
+                summary="LiveCodeBench's comparisons with rllm's header (numpy, pandas) and stdin; 6 s per test"),
     GradingRule("codescaler", "CodeScaler recipe/codescaler/eval.py -> lcb_check_correctness(tests, code, 2)", 2.0,
-                RLLM_IMPORT_HEADER, _rllm_stdin_program, lcb_stdin_equal, lcb_functional_equal,
-                "LiveCodeBench's comparisons with rllm's header; 2 s per test; every test_input/test_output"),
+                RLLM_IMPORT_HEADER, _rllm_stdin_program, _rllm_functional_program, stdio.RLLM,
+                preload=_RLLM_PRELOAD,
+                summary="LiveCodeBench's comparisons with rllm's header and stdin; 2 s per test; every "
+                "test_input/test_output"),
     GradingRule("humaneval", "github:openai/human-eval human_eval/execution.py", 3.0,
                 summary="prompt + completion + test + check(entry_point) runs without an exception in 3 s"),
     GradingRule("mbpp", "MBPP ships no harness; bigcode-evaluation-harness runs code + asserts, 3 s", 3.0,
                 summary="the solution, test_imports/test_setup_code, then each assert without an exception"),
     GradingRule("evalplus", "github:evalplus/evalplus evalplus/eval/__init__.py, evalplus/evaluate.py",
-                EVALPLUS_TASK_TIMEOUT,
+                EVALPLUS_TASK_TIMEOUT, call_timeout=EVALPLUS_MIN_TIME_LIMIT, preload=("numpy",),
                 summary="outputs equal the canonical solution's (floats within atol, special oracles); base and "
-                "plus inputs must both pass; 4 s or 4x the canonical time per input, 60 s per process"),
+                "plus inputs must both pass; 4 s per input, 60 s per check"),
 )}
 
 
@@ -471,7 +353,7 @@ def grading_rule(name: str) -> GradingRule:
 __all__ = [
     "EVALPLUS_MIN_TIME_LIMIT", "EVALPLUS_TASK_TIMEOUT", "EVALPLUS_TIME_LIMIT_FACTOR", "GRADING_RULES",
     "GradingRule", "LCB_IMPORT_HEADER", "MBPP_PLUS_NOT_NONE_TASKS", "MBPP_PLUS_SET_EQUAL_TASKS",
-    "RLLM_IMPORT_HEADER", "decode_value", "encode_value", "evalplus_equal", "evalplus_is_floats",
+    "RLLM_IMPORT_HEADER", "evalplus_equal", "evalplus_is_floats",
     "evalplus_output_ok", "evalplus_plus_passed", "evalplus_task_timeout", "evalplus_time_limit", "grading_rule",
     "humaneval_program", "lcb_call_arguments", "lcb_calls_solution_method", "lcb_functional_equal",
     "lcb_functional_program", "lcb_global_timeout", "lcb_stdin_equal", "lcb_stdin_program", "mbpp_program",

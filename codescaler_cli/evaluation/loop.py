@@ -83,7 +83,7 @@ def _run_evaluation(config: EvalConfig, candidates_file: str | Path | None, gene
                          _benchmark_hint(candidates_file) or "e.g. codescaler eval samples.jsonl --benchmark humaneval")
     problems = config.load_problems()
     # The sandbox opens before any model loads or sample is drawn: a refused isolation fails in a second.
-    with config.open_sandbox() as sandbox:
+    with config.open_sandbox(problems) as sandbox:
         reporter.info(f"isolation: {sandbox.describe()}")
         scoring_seconds = digest = None
         if generator is not None:
@@ -156,7 +156,7 @@ def evaluate(candidates: Sequence[EvalCandidate], config: EvalConfig = EvalConfi
     candidate runs them (CodeT); a resumed run writes them again, from the seed the first run recorded.
     """
     if sandbox is None:
-        with config.open_sandbox() as own:
+        with config.open_sandbox([c.problem for c in candidates]) as own:
             return evaluate(candidates, config, scorer=scorer, sandbox=own, output=output, cache=cache,
                             candidates_sha256=candidates_sha256, scoring_seconds=scoring_seconds, reporter=reporter,
                             test_writer=test_writer)

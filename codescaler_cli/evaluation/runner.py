@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .candidates import EvalCandidate
-from .execution import DEFAULT_TEST_TIMEOUT, ERROR, TestsResult, run_test_sets
+from .execution import ERROR, TestsResult, run_test_sets
 from .problems import EvalProblem, Test
 from .sandbox import Limits, Sandbox
 
@@ -29,7 +29,7 @@ class Timings:
 
 
 def run_chunk(candidates: Sequence[EvalCandidate], sandbox: Sandbox, timings: Timings, *,
-              test_timeout: float = DEFAULT_TEST_TIMEOUT, limits: Limits = Limits(),
+              test_timeout: float | None = None, limits: Limits = Limits(),
               public_progress: ProgressCallback | None = None,
               all_progress: ProgressCallback | None = None) -> None:
     """Run some problems' public tests and all their tests, adding the seconds to `timings`.
@@ -49,7 +49,7 @@ def run_chunk(candidates: Sequence[EvalCandidate], sandbox: Sandbox, timings: Ti
 
 
 def run_all_tests(candidates: Sequence[EvalCandidate], sandbox: Sandbox, *, public: bool,
-                  test_timeout: float = DEFAULT_TEST_TIMEOUT, limits: Limits = Limits(),
+                  test_timeout: float | None = None, limits: Limits = Limits(),
                   progress: ProgressCallback | None = None) -> tuple[float, float]:
     """Run each candidate's public tests (`public=True`) or all its tests, `sandbox.jobs` programs at a time.
 
@@ -63,7 +63,7 @@ def run_all_tests(candidates: Sequence[EvalCandidate], sandbox: Sandbox, *, publ
 
 
 def _run_sets(candidates: Sequence[EvalCandidate], sandbox: Sandbox, *, both: bool, public: bool = False,
-              test_timeout: float, limits: Limits, public_progress: ProgressCallback | None,
+              test_timeout: float | None, limits: Limits, public_progress: ProgressCallback | None,
               all_progress: ProgressCallback | None) -> list[float]:
     """Run the public tests and all tests (`both`), or one of them, of every distinct program; fill the
     candidates' verdicts. Returns the seconds of the first set run for each program, in order."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import json
 import marshal
 import os
 import re
@@ -72,7 +73,7 @@ _STARTUP_GRACE = 2.0
 # Inside the bwrap sandbox: the program's work directory, and where codescaler's harness is (read-only).
 SANDBOX_WORK_DIR = "/sandbox"
 SANDBOX_HARNESS_DIR = "/codescaler"
-_HARNESS_FILES = ("wire.py", "candidate.py", "judge.py", "zygote.py")
+_HARNESS_FILES = ("wire.py", "candidate.py", "judge.py", "zygote.py", "comparisons.py", "stdio.py")
 # The judge's own budget: it holds test data and the values candidates return, one program per job at a time.
 _JUDGE_MEMORY_PER_JOB = 1024**3
 _JUDGE_TMP_BYTES = 16 * 1024**2
@@ -171,13 +172,17 @@ class Sandbox:
 
     isolation: "bwrap" (refuse to run without it), "fallback" (never use it; testable where bwrap exists) or
     "auto" (bwrap when it works here, else the fallback). `python` is the interpreter programs run under (default:
-    ours when the sandbox user can run it, else the system's python3).
+    ours when the sandbox user can run it, else the system's python3). `preload`: modules the programs import
+    (a benchmark's import header: numpy, pandas), imported once by each zygote and by the judge's server rather
+    than by every program.
     """
 
-    def __init__(self, *, isolation: str = "auto", jobs: int | None = None, python: str | None = None) -> None:
+    def __init__(self, *, isolation: str = "auto", jobs: int | None = None, python: str | None = None,
+                 preload: Sequence[str] = ()) -> None:
         if isolation not in ISOLATIONS:
             raise UsageError(f"unknown isolation '{isolation}'", f"use one of: {', '.join(ISOLATIONS)}")
         self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self.preload = tuple(preload)
         self._root = Path(tempfile.mkdtemp(prefix="codescaler-sandbox-"))
         # The sandbox user must reach its work directory and the harness through this one, but not list it.
         os.chmod(self._root, 0o711)
@@ -274,6 +279,10 @@ class Sandbox:
             return None
         detail = result.last_error_line or f"{result.outcome}, exit status {result.returncode}"
         return f"{isolation} with {interpreter.executable}: {detail}"
+
+    def preload_settings(self) -> str:
+        """What the judge's server and the zygotes import before their first program (their last argument)."""
+        return json.dumps({"path": list(self.interpreter.search_path), "preload": list(self.preload)})
 
     def _compile_harness(self) -> None:
         """Byte-compile the harness with the sandbox's interpreter: every candidate's process loads it, and
@@ -721,7 +730,7 @@ class Sandbox:
                 "the whole host, with our user's permissions (or an unprivileged uid as root); network reachable")
         if bwrap and not self.zygote_problem:
             startup = ("a zygote per parallel slot (a pre-started interpreter, PID 1 of its own sandbox) forks each "
-                       "candidate's process; stdin programs start on their own")
+                       "candidate's process")
         else:
             startup = "every program starts its own interpreter" + \
                 (f" ({self.zygote_problem})" if self.zygote_problem else "")
@@ -763,7 +772,7 @@ class _Slot:
         # the thread that started it): it ends when this process closes the control socket, or exits.
         limits = Limits(timeout=10**7, memory_bytes=_ZYGOTE_MEMORY, processes=8, disk_bytes=disk_bytes)
         command = [sandbox.python, "-I", "-S", "-B", f"{SANDBOX_HARNESS_DIR}/zygote.py", str(zygote_end.fileno()),
-                   SANDBOX_WORK_DIR]
+                   SANDBOX_WORK_DIR, sandbox.preload_settings()]
         try:
             self.process, self.group = sandbox._start(
                 command, uid, limits, sandbox._root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -881,7 +890,8 @@ class _JudgeServer:
                         processes=4 * sandbox.jobs + 16, disk_bytes=_JUDGE_TMP_BYTES)
         bwrap = sandbox.isolation == "bwrap"
         harness = SANDBOX_HARNESS_DIR if bwrap else str(sandbox._harness)
-        command = [sandbox.python, "-I", "-S", "-B", f"{harness}/judge.py", str(judge_end.fileno())]
+        command = [sandbox.python, "-I", "-S", "-B", f"{harness}/judge.py", str(judge_end.fileno()),
+                   sandbox.preload_settings()]
         self._stderr = open(sandbox._root / "judge-stderr", "wb")
         try:
             # No --die-with-parent for the judge (it would die with the thread that started it, not with us):

@@ -1,7 +1,7 @@
 """What of the host a program sees under bubblewrap: the interpreter, its standard library, the packages it may
-import and the system libraries they load, all read-only, and nothing else. No home directories, no project
-files, no problems file, no host sockets (/run, /var), no /tmp, /etc or /usr/bin of the host: the root is an empty
-tmpfs into which only those paths are bound.
+import, the system libraries they load and the time zone data, all read-only, and nothing else. No home
+directories, no project files, no problems file, no host sockets (/run, /var), no /tmp, /etc or /usr/bin of the
+host: the root is an empty tmpfs into which only those paths are bound.
 
 The interpreter is asked once (outside the sandbox) where its standard library and packages are; the system
 library directories (/usr/lib and the like) are bound whole, because extension modules load shared libraries
@@ -23,6 +23,9 @@ from ..errors import UsageError
 SYSTEM_LIBRARY_DIRS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32", "/lib", "/lib64", "/lib32", "/libx32")
 # What the dynamic loader reads: its cache, and the alternatives symlinks some libraries resolve through.
 LOADER_FILES = ("/etc/ld.so.cache", "/etc/alternatives")
+# Data packages read when they are imported: the time zone database (Debian's pytz reads it, so importing pandas,
+# which DeepCoder's and the CodeScaler paper's import header does, fails without it; `zoneinfo` reads it too).
+DATA_DIRS = ("/usr/share/zoneinfo",)
 
 _PROBE = ("import json, sys\n"
           "try:\n    import numpy\n    numpy_version = numpy.__version__\nexcept Exception:\n    numpy_version = None\n"
@@ -83,7 +86,7 @@ def view_arguments(interpreter: Interpreter, extra_read_only: dict[str, str]) ->
             arguments.extend(["--symlink", os.readlink(directory), directory])
         elif os.path.isdir(directory):
             bind(directory, directory)
-    for path in LOADER_FILES:
+    for path in (*LOADER_FILES, *DATA_DIRS):
         if os.path.exists(path):
             bind(path, path)
     executable = interpreter.executable

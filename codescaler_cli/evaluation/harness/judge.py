@@ -28,9 +28,10 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 if __package__:
-    from . import wire
+    from . import comparisons, wire
 else:  # run as a script in the sandbox, next to wire.py
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import comparisons
     import wire
 
     del sys.path[0]
@@ -102,6 +103,8 @@ class _Judge:
         self.program = program
         self.spec = spec
         self.timeout = float(spec["timeout"])
+        # A limit on each call to the candidate's code, within a test's (EvalPlus: one per input of its check).
+        self.call_timeout: Optional[float] = float(spec["call_timeout"]) if spec.get("call_timeout") else None
         self.capture = False  # docstring examples show what the candidate prints
         self.unusable: Optional[_ProgramUnusable] = None
         self.timed_out = False
@@ -154,8 +157,25 @@ class _Judge:
             encoded_kwargs = wire.encode(dict(kwargs), ref=self._object)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"cannot pass this argument to the program: {exc}") from None
-        return self.request({"op": "call", "target": target, "args": encoded_args, "kwargs": encoded_kwargs,
-                             "capture": self.capture})
+        with self._call_timer():
+            return self.request({"op": "call", "target": target, "args": encoded_args, "kwargs": encoded_kwargs,
+                                 "capture": self.capture})
+
+    @contextlib.contextmanager
+    def _call_timer(self) -> Any:
+        """Within the test's timer, `call_timeout` for one call: the test's timer is set to what is left of it
+        afterwards (the same handler ends either as a timeout)."""
+        left = signal.getitimer(signal.ITIMER_REAL)[0]
+        if self.call_timeout is None or 0 < left <= self.call_timeout:
+            yield
+            return
+        started = time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, self.call_timeout)
+        try:
+            yield
+        finally:
+            if not self.timed_out:
+                signal.setitimer(signal.ITIMER_REAL, max(left - (time.monotonic() - started), 1e-6) if left else 0)
 
     def _handle(self, tagged: Dict[str, Any]) -> Any:
         if "$ref" not in tagged or type(tagged["$ref"]) is not int:
@@ -239,6 +259,8 @@ class _Judge:
                     ok, detail = True, ""
                 elif test["kind"] == "example":
                     ok, detail = self._run_example(namespace, test["input"], test["output"])
+                elif test["kind"] == "stdin":
+                    ok, detail = self._run_stdin(test["input"], test["output"])
                 else:
                     ok, detail = self._run_functional(test["input"], test["output"])
             status = "passed" if ok else "failed"
@@ -252,10 +274,25 @@ class _Judge:
         return status, detail, time.perf_counter() - started
 
     def _run_functional(self, arguments: str, expected: str) -> Tuple[bool, str]:
-        args = [json.loads(line) for line in arguments.split("\n") if line.strip()]
-        result = self.call({"functional": self.spec["fn_name"]}, tuple(args), {})
-        options = dict(self.spec.get("compare") or {"rule": "json"})
-        return COMPARISONS[str(options.pop("rule"))](result, expected, options)
+        args = comparisons.lcb_call_arguments(arguments)
+        result = self.call({"functional": self.spec["fn_name"], "solution": bool(self.spec.get("solution_class"))},
+                           tuple(args), {})
+        return self._compare("functional", result, expected)
+
+    def _run_stdin(self, text: str, expected: str) -> Tuple[bool, str]:
+        """A stdin test: the program's wrapped function runs with `text` as its input; what it printed is
+        compared."""
+        printed = self.request({"op": "stdin", "input": text, "flavour": self.spec["stdin_input"]})
+        if type(printed) is not str:
+            self.unusable = _ProgramUnusable("error", "the program did not answer with its output")
+            raise self.unusable
+        return self._compare("stdin", printed, expected)
+
+    def _compare(self, kind: str, got: Any, expected: str) -> Tuple[bool, str]:
+        options = dict(self.spec["compare"])
+        rule = str(options.pop(kind))
+        options.pop("stdin" if kind == "functional" else "functional", None)
+        return COMPARISONS[rule](got, expected, options)
 
     def _run_example(self, namespace: Dict[str, Any], source: str, want: str) -> Tuple[bool, str]:
         captured = io.StringIO()
@@ -306,22 +343,32 @@ class _Judge:
         return status_of_exception(exc)
 
 
-def compare_json(result: Any, expected: str, options: Dict[str, Any]) -> Tuple[bool, str]:
-    """LiveCodeBench-style functional tests: the result, through JSON (tuples become lists), equals the expected
-    JSON value."""
-    try:
-        got = json.loads(json.dumps(result))
-    except (TypeError, ValueError):
-        return False, "the result is not a JSON value: " + repr(result)[:80]
-    want = json.loads(expected)
-    if got == want:
+def compare_lcb_value(result: Any, expected: str, options: Dict[str, Any]) -> Tuple[bool, str]:
+    """LiveCodeBench's functional verdict (`comparisons.lcb_functional_equal`)."""
+    if comparisons.lcb_functional_equal(expected, result):
         return True, ""
-    return False, "expected " + json.dumps(want)[:80] + ", got " + json.dumps(got)[:80]
+    return False, "expected " + _shown(expected)[:80] + ", got " + _shown(_preview(result))[:80]
 
 
-# How a functional test's result is compared with its expected output, by name (the host's `comparison_for` picks
-# one per problem; options such as a tolerance come with it). A benchmark's own rule is one function here.
-COMPARISONS: Dict[str, Callable[[Any, str, Dict[str, Any]], Tuple[bool, str]]] = {"json": compare_json}
+def compare_lcb_output(printed: str, expected: str, options: Dict[str, Any]) -> Tuple[bool, str]:
+    """LiveCodeBench's stdin verdict (`comparisons.lcb_stdin_equal`)."""
+    if comparisons.lcb_stdin_equal(expected, printed):
+        return True, ""
+    return False, "wrong answer: expected " + repr(_shown(expected)[:40]) + ", got " + repr(_shown(printed)[:40])
+
+
+def _preview(value: Any) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+# How a test's result (a functional call's value, a stdin program's output) is compared with its expected output,
+# by name: the host's `comparison_for` picks one per kind of test for each problem, from the problem's grading rule,
+# with options (a tolerance, say). A benchmark's own rule is one function here.
+COMPARISONS: Dict[str, Callable[[Any, str, Dict[str, Any]], Tuple[bool, str]]] = {
+    "lcb_value": compare_lcb_value, "lcb_output": compare_lcb_output}
 
 
 def status_of_exception(exc: BaseException) -> Tuple[str, str]:
@@ -419,9 +466,13 @@ def _receive_descriptors(control: socket.socket) -> Tuple[bytes, List[int]]:
     return message, list(fds)
 
 
-def serve(control_fd: int) -> None:
-    """Fork a judge for every program the host announces; end when the host closes the control socket."""
+def serve(control_fd: int, settings: Dict[str, Any]) -> None:
+    """Fork a judge for every program the host announces; end when the host closes the control socket.
+
+    `settings`: the interpreter's search `path` (test code may import its packages: EvalPlus's checks use numpy),
+    and the modules to `preload` once here rather than in every judge."""
     wire.set_dumpable(False)
+    wire.preload(settings)
     control = socket.socket(fileno=control_fd)
     # Judges are never waited for: the kernel reaps them.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
@@ -460,4 +511,4 @@ def _fork() -> Optional[int]:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+    serve(int(sys.argv[1]), json.loads(sys.argv[2]) if len(sys.argv) > 2 else {})

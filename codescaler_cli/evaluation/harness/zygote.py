@@ -204,9 +204,13 @@ def _remove_ipc() -> None:
             getattr(libc, function)(ident, ipc_rmid, None)
 
 
-def serve(control_fd: int, work: str) -> None:
-    """Fork a candidate process per `run` request; `finish` ends it and cleans up; end when the host closes."""
+def serve(control_fd: int, work: str, settings: "Dict[str, Any]") -> None:
+    """Fork a candidate process per `run` request; `finish` ends it and cleans up; end when the host closes.
+
+    `settings`: the interpreter's search `path` and the modules to `preload` (those a benchmark's import header
+    names), imported once here instead of in every program."""
     wire.set_dumpable(False)
+    wire.preload(settings)
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
                    signal.SIGPIPE, signal.SIGALRM, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
         signal.signal(number, signal.SIG_IGN)
@@ -239,4 +243,4 @@ def serve(control_fd: int, work: str) -> None:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), sys.argv[2])
+    serve(int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else {})
