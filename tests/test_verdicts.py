@@ -273,6 +273,59 @@ def test_a_cheat_never_passes(sandbox: Sandbox, humaneval_first: EvalProblem, ch
             assert "SyntaxError" not in result.detail and "NameError" not in result.detail, (cheat, style, result)
 
 
+# Tests that call builtins (MBPP's `set(...) == set(...)`, HumanEval's `abs(...) < 1e-6`, EvalPlus's loop over
+# `enumerate(zip(inputs, results))`): a candidate that defines a builtin's name must not answer those calls.
+SHADOWED_PROBLEMS = [
+    problem_from_record({
+        "task_id": 2, "text": "shared elements",
+        "test_list": ["assert set(similar_elements((3, 4, 5, 6), (5, 7, 4, 10))) == set((4, 5))"],
+        "test_setup_code": "", "test_imports": [],
+    }, "mbpp.jsonl", 1),
+    problem_from_record({
+        "task_id": "HumanEval/4", "entry_point": "mean_absolute_deviation",
+        "prompt": "from typing import List\n\ndef mean_absolute_deviation(numbers: List[float]) -> float:\n"
+                  "    \"\"\"MAD.\"\"\"\n",
+        "test": "def check(candidate):\n    assert abs(candidate([1.0, 2.0, 3.0]) - 2.0 / 3.0) < 1e-6\n",
+    }, "humaneval.jsonl", 1),
+    problem_from_record({
+        "task_id": "HumanEval/0", "entry_point": "add", "prompt": "def add(a: int, b: int) -> int:\n    \"\"\"Add.\"\"\"\n",
+        "test": "def check(candidate):\n    inputs = [[1, 2], [40, 2]]\n    results = [3, 42]\n"
+                "    for i, (inp, exp) in enumerate(zip(inputs, results)):\n        assert candidate(*inp) == exp\n",
+    }, "humaneval.jsonl", 2),
+]
+SHADOW_BUILTINS = """
+def set(*args, **kwargs):
+    return 0
+def abs(*args):
+    return 0
+def zip(*args):
+    raise ValueError(f"saw the expected outputs {args[-1]!r}")
+def enumerate(*args):
+    return []
+def similar_elements(a, b):
+    return 'WRONG'
+def mean_absolute_deviation(numbers):
+    return -12345.0
+def add(a, b):
+    return a - b
+"""
+
+
+def test_a_candidate_cannot_answer_the_builtins_tests_call(sandbox: Sandbox) -> None:
+    for problem in SHADOWED_PROBLEMS:
+        (result,) = run_test_sets(sandbox, problem, build_program(problem, SHADOW_BUILTINS), [problem.tests],
+                                  test_timeout=5)
+        assert result.status == "failed" and result.passed == 0, (problem.id, result)
+        assert "saw the expected outputs" not in result.detail, (problem.id, result)
+    # A program that defines a builtin's name for its own use still passes: only the tests' calls are the judge's.
+    problem = SHADOWED_PROBLEMS[1]
+    honest = ("import builtins\ndef abs(x):\n    return builtins.abs(x)\n"
+              "def mean_absolute_deviation(numbers):\n    mean = sum(numbers) / len(numbers)\n"
+              "    return sum(abs(x - mean) for x in numbers) / len(numbers)\n")
+    (result,) = run_test_sets(sandbox, problem, build_program(problem, honest), [problem.tests], test_timeout=5)
+    assert result.status == "passed", result
+
+
 def test_honest_programs_of_every_judged_style_pass(sandbox: Sandbox, humaneval_first: EvalProblem) -> None:
     honest = {
         "mbpp": "def similar_elements(a, b):\n    return tuple(sorted(set(a) & set(b)))\n",

@@ -1,6 +1,6 @@
 """Candidate processes forked by a zygote start from the same state as the first: nothing a program leaves behind
 (files in its directory, /tmp or /dev/shm, directories it locked, processes that left its session, System V
-shared memory) reaches the next program of the same slot, and nothing a program does to the zygote (signals,
+shared memory, POSIX message queues) reaches the next program of the same slot, and nothing a program does to the zygote (signals,
 /proc, ptrace) gets through. The next program's PID shows it ran in the same slot."""
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ for directory in (".", "/tmp", "/dev/shm"):
     os.chmod(os.path.join(directory, "locked"), 0)
 os.chmod(".", 0)
 ctypes.CDLL(None).shmget(0x1234, 1 << 20, 0o1000 | 0o666)
+_libc = ctypes.CDLL(None, use_errno=True)
+_queue = _libc.mq_open(b"/left-behind", os.O_CREAT | os.O_RDWR, 0o600, None)
+assert _queue >= 0 and _libc.mq_send(_queue, b"secret", 6, 0) == 0, ctypes.get_errno()
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
@@ -41,10 +44,12 @@ def pid():
 """
 
 INSPECTOR = """
-import os, time
+import ctypes, os, time
 def leftovers():
     time.sleep(2.0)  # the polluter's late writer would have written by now
     found = [os.path.join(d, name) for d in (".", "/tmp", "/dev/shm") for name in os.listdir(d)]
+    if ctypes.CDLL(None).mq_open(b"/left-behind", os.O_RDONLY, 0, None) >= 0:
+        found.append("the message queue /left-behind")
     found += open("/proc/sysvipc/shm").read().splitlines()[1:]
     found += [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, os.getpid())]
     return found
@@ -96,7 +101,8 @@ def verdict(box: Sandbox, program: str):  # type: ignore[no-untyped-def]
 
 
 def test_nothing_a_program_leaves_reaches_the_next(one_slot: Sandbox) -> None:
-    verdict(one_slot, POLLUTER)
+    polluted = verdict(one_slot, POLLUTER)
+    assert polluted.passed >= 1, polluted.detail  # it loaded, so it left all of it behind (its PID is the slot's first)
     after = verdict(one_slot, INSPECTOR)
     assert (after.status, after.passed) == ("passed", 2), after.detail
 

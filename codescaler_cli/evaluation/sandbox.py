@@ -596,7 +596,7 @@ class Sandbox:
         size = str(limits.disk_bytes)
         bwrap = [self._bwrap or "bwrap", "--unshare-all", "--unshare-user", *self._no_nested_userns,
                  *(["--die-with-parent"] if die_with_parent else []), "--new-session", "--cap-drop", "ALL", *extra,
-                 *self._view, "--dev", "/dev", "--proc", "/proc",
+                 *self._view, "--dev", "/dev", "--mqueue", "/dev/mqueue", "--proc", "/proc",
                  "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/dev/shm",
                  "--size", size, "--tmpfs", SANDBOX_WORK_DIR]
         for name, fd in file_fds.items():

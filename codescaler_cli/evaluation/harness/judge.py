@@ -239,13 +239,16 @@ class _Judge:
     def _namespace(self, names: List[str]) -> Dict[str, Any]:
         """The test code's globals: the problem's own code (HumanEval's prompt with its helpers, MBPP's setup),
         then a proxy for every callable the candidate defines that the problem's code does not (and for the entry
-        point, which the prompt defines as a stub)."""
+        point, which the prompt defines as a stub). A builtin's name is never the candidate's: the tests' own
+        `abs`, `set` or `zip` would otherwise run in the candidate's process, which could answer them as it likes
+        (and see the expected outputs passed to them)."""
         namespace: Dict[str, Any] = {"__name__": self.trusted_module, "__builtins__": builtins}
         trusted = self.spec.get("trusted", "")
         if trusted.strip():
             exec(compile(trusted, "<problem>", "exec"), namespace)
+        entry_point = self.spec.get("entry_point")
         for name in names:
-            if name not in namespace or name == self.spec.get("entry_point"):
+            if name == entry_point or (name not in namespace and not hasattr(builtins, name)):
                 namespace[name] = _Function(self, {"name": name}, name)
         return namespace
 

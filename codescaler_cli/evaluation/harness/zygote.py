@@ -6,8 +6,8 @@ directory, /tmp and /dev/shm as a program started on its own). For each program 
 the program's control group, asks it to fork, and moves it back: the child, and everything it starts, stays in the
 program's group. The child drops to the program's limits, closes everything but the judge's channel and becomes
 the candidate's process (candidate.py). When the judge is done, the zygote kills every other process in its PID
-namespace, reaps them, and empties the work directory, /tmp, /dev/shm and the System V IPC objects: the next program
-starts from the same state as the first.
+namespace, reaps them, and empties the work directory, /tmp, /dev/shm, the System V IPC objects and the POSIX
+message queues: the next program starts from the same state as the first.
 
 What a candidate can do to the zygote: nothing but see it. It runs as the same user, but as PID 1 of the namespace
 the kernel delivers it no signal from inside (it handles none), and it is non-dumpable, so it can be neither
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
 # The directories a program may write to: emptied after every program.
 _SCRATCH = ("/tmp", "/dev/shm")
+_MQUEUE = "/dev/mqueue"  # the sandbox's own mount of its IPC namespace's POSIX message queues
 
 
 def _receive(control: socket.socket) -> "tuple[Any, List[int]]":
@@ -162,6 +163,20 @@ def _wipe(work: str) -> None:
                 except OSError:
                     pass
     _remove_ipc()
+    _remove_message_queues()
+
+
+def _remove_message_queues() -> None:
+    """POSIX message queues outlive their processes too; the sandbox's own mqueue mount lists them all."""
+    try:
+        names = os.listdir(_MQUEUE)
+    except OSError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(_MQUEUE, name))
+        except OSError:
+            pass
 
 
 def _writable(path: str) -> None:
