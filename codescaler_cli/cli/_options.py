@@ -235,6 +235,8 @@ SERVE_GROUP = _Group("", ServeConfig, "serve_config", (
     _Option("port", ("--port", "-p"), SERVER, extra=(("min", 0), ("max", 65535))),
     _Option("api_key", ("--api-key",), SERVER, extra=(("envvar", "CODESCALER_API_KEY"),)),
     _Option("served_model_name", ("--served-model-name",), SERVER),
+    _Option("max_request_bytes", ("--max-request-bytes",), SERVER, extra=(("min", 1024),)),
+    _Option("max_text_chars", ("--max-text-chars",), SERVER, extra=(("min", 1),)),
     _Option("log_level", ("--log-level",), SERVER, type=_choices("LogLevel", LOG_LEVELS), extra=_ANY_CASE),
     _Option("batch_wait_ms", ("--batch-wait-ms",), BATCHING, extra=(("min", 0.0),)),
     _Option("max_batch_requests", ("--max-batch-requests",), BATCHING, extra=(("min", 1),)),
