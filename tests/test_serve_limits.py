@@ -134,3 +134,58 @@ def test_hostile_requests_are_refused_or_cut_at_once_in_bounded_memory_and_hold_
     shorter = httpx.post(url + "/v1/score", json={"pairs": [{"question": question[:200_000], "code": SUM_A}]},
                          timeout=60).json()["data"][0]
     assert shorter["truncated"] is True and shorter["score"] == pytest.approx(scored["score"], abs=1e-5)
+
+
+def nested(depth: int) -> str:
+    """JSON text nested `depth` levels (spelled out: Python's encoder cannot write it)."""
+    return "[" * depth + "1" + "]" * depth
+
+
+def test_what_the_answer_could_not_serialise_is_a_400_naming_the_field_before_any_work(limited: Served) -> None:
+    """Before the check, a candidate field nested 491-984 levels and NaN or Infinity in one were 500s."""
+    url = limited.url + "/v1/rank"
+    for depth in (200, 500):
+        body = '{"question": "Q", "candidates": [{"code": "x = 1"}, {"code": "x = 2", "meta": ' + nested(depth) + "}]}"
+        answer = post(url, body)[0]
+        error = answer.json()["error"]
+        assert answer.status_code == 400 and error["param"] == "candidates[1].meta", (depth, error)
+        assert "nested more than 128 levels deep" in error["message"]
+    for depth in (1000, 100_000):  # as deep as the JSON reader goes, or deeper: refused while reading
+        body = '{"question": "Q", "candidates": [{"code": "x = 1", "meta": ' + nested(depth) + "}]}"
+        answer = post(url, body)[0]
+        assert answer.status_code == 400 and "nested" in answer.json()["error"]["message"], answer.text
+    for number, spelled in (("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity")):
+        body = '{"question": "Q", "candidates": [{"code": "x = 1", "weight": ' + number + "}]}"
+        answer = post(url, body)[0]
+        error = answer.json()["error"]
+        assert answer.status_code == 400 and error["param"] == "candidates[0].weight", error
+        assert f"is {spelled}, which is not a JSON number" in error["message"]
+    assert post(url, json.dumps({"question": "Q", "candidates": [{"code": "x = 1", "weight": 1.5}]}))[0].status_code \
+        == 200
+
+
+def test_serves_small_print(limited: Served) -> None:
+    url = limited.url
+    # An empty body names the field the endpoint needs first.
+    for path, field in (("/v1/rank", "question"), ("/v1/score", "pairs"), ("/classify", "input")):
+        answer = post(url + path, b"")[0]
+        error = answer.json()["error"]
+        assert answer.status_code == 400 and error["param"] == field, (path, error)
+        assert error["message"].startswith("the request body is empty: send a JSON object with "), error
+    # The schema advertises the 400s (OpenAI's error shape) the server gives, not FastAPI's 422.
+    schema = httpx.get(url + "/openapi.json").json()
+    posts = {path: item["post"] for path, item in schema["paths"].items() if "post" in item}
+    assert {"/v1/rank", "/v1/score", "/classify", "/v1/rewards", "/get_reward"} <= set(posts)
+    for path, operation in posts.items():
+        assert "422" not in operation["responses"] and "400" in operation["responses"], path
+        assert operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/ErrorResponse"), path
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    # Token ids are integers: JSON's booleans and numbers with a fraction (even 1.0) are not.
+    for ids, item, kind in (([[1, True]], "[0][1]", "the boolean true"), ([1.0, 2], "[0]", "the number 1.0"),
+                            ([[3], [4, 2.5]], "[1][1]", "the number 2.5")):
+        answer = httpx.post(url + "/classify", json={"input": ids})
+        error = answer.json()["error"]
+        assert answer.status_code == 400 and error["param"] == "input", (ids, error)
+        assert f"item {item} is {kind}, not a token id" in error["message"], error
+    assert httpx.post(url + "/classify", json={"input": [[1, 2]]}).status_code == 200
