@@ -38,20 +38,32 @@ install: $(VENV)/.installed bubblewrap
 test: $(VENV)/.installed bubblewrap jq
 	$(PY) -m pytest
 
-# Rank the example candidates with a CodeScaler model (from the hub, or REWARD_MODEL=/local/dir offline).
+# Rank the example candidates with a CodeScaler model (from the hub; offline: REWARD_MODEL=/local/dir, or
+# REWARD_MODEL=models/tiny/reward after `make tiny-models`).
 demo: $(VENV)/.installed
 	$(VENV)/bin/codescaler rank examples/candidates.jsonl -r "$(REWARD_MODEL)" --format table
 	$(VENV)/bin/codescaler rank examples/candidates.jsonl -r "$(REWARD_MODEL)" --top-k 1 --quiet --format jsonl
 
-# Tiny random local models (no download) to try the commands offline: models/tiny/{reward,generator}.
+# Tiny local models (no download, about a minute on 2 cores) to try every command offline: a random reward model,
+# a random generator, and a coder trained to answer with a few memorised programs, in models/tiny/. Built once.
+TINY_MODELS ?= models/tiny
 tiny-models: $(VENV)/.installed
-	$(PY) tests/tiny_models.py models/tiny
+	$(PY) tests/tiny_models.py $(TINY_MODELS) --which all
 
-# `codescaler eval` sandboxes programs with bubblewrap; as root (CI) install it when it is missing.
+# `codescaler eval` sandboxes programs with bubblewrap, under the system's python3, which must have the packages
+# benchmarks' candidates import (numpy: LiveCodeBench and EvalPlus have it). As root (CI) install what is missing.
+SANDBOX_DEBIAN_PACKAGES := bubblewrap python3 python3-numpy
 bubblewrap:
-	@if [ "$$(id -u)" = 0 ] && ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap; fi
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		missing=""; \
+		for package in $(SANDBOX_DEBIAN_PACKAGES); do \
+			dpkg-query -W -f='$${Status}' "$$package" 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$package"; \
+		done; \
+		if [ -n "$$missing" ]; then \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		fi; \
+	fi
 
 # The documentation site in site/ (`--strict`: a broken link or anchor fails the build).
 docs: $(VENV)/.installed

@@ -17,11 +17,12 @@ from .pipeline import BestOfNRun, best_of_n, iter_best_of_n, score_groups
 from .records import Candidate, FieldNames, group_candidates, read_candidates
 from .scoring import ScoreRequest, ScoreResult, Scorer, ScorerConfig, open_scorer, reward_conversation, softplus
 from .selection import assign_ranks
+from .stopping import StoppingRule
 
 __all__ = [
     "BackendError", "BestOfNRun", "Candidate", "CodescalerError", "Extraction", "FieldNames", "GeneratorConfig",
     "InputError", "ModelLoadError", "Problem", "SamplingSettings", "ScoreRequest", "ScoreResult", "Scorer",
-    "ScorerConfig", "UsageError", "assign_ranks", "best_of_n", "check_code", "dedup_key", "extract_all",
-    "extract_candidate", "extract_code", "group_candidates", "is_valid_python", "iter_best_of_n", "open_generator",
-    "open_scorer", "read_candidates", "reward_conversation", "score_groups", "softplus",
+    "ScorerConfig", "StoppingRule", "UsageError", "assign_ranks", "best_of_n", "check_code", "dedup_key",
+    "extract_all", "extract_candidate", "extract_code", "group_candidates", "is_valid_python", "iter_best_of_n",
+    "open_generator", "open_scorer", "read_candidates", "reward_conversation", "score_groups", "softplus",
 ]

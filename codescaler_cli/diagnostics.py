@@ -11,8 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import platform
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -171,20 +169,11 @@ def _cgroup_usage() -> int | None:
 
 
 def sandbox_info() -> dict[str, Any]:
-    """Whether bubblewrap is there and can build the sandbox candidates run in (a read-only root, no network)."""
-    path = shutil.which("bwrap")
-    if path is None:
-        return {"bwrap": None, "works": False, "detail": "bwrap not found on PATH"}
-    command = [path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--unshare-net",
-               "--unshare-pid", "--die-with-parent", "true"]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return {"bwrap": path, "works": False, "detail": _first_line(exc)}
-    if done.returncode == 0:
-        return {"bwrap": path, "works": True, "detail": "sandbox with --unshare-net --unshare-pid starts"}
-    detail = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[0]
-    return {"bwrap": path, "works": False, "detail": detail}
+    """Whether bubblewrap works here, and the isolation, interpreter and limit mechanisms (cgroups, sized tmpfs,
+    rlimits) that candidates get under `eval` (codescaler_cli.evaluation.sandbox.sandbox_mechanisms)."""
+    from .evaluation.sandbox import sandbox_mechanisms
+
+    return sandbox_mechanisms()
 
 
 def hub_info() -> dict[str, Any]:
@@ -262,6 +251,9 @@ def _notes(report: dict[str, Any]) -> list[str]:
     if not report["sandbox"]["works"]:
         notes.append("bubblewrap is not usable, so `eval` runs candidates in a weaker fallback sandbox: "
                      "apt-get install bubblewrap (" + report["sandbox"]["detail"] + ")")
+    if report["sandbox"].get("cgroups_unavailable"):
+        notes.append("memory and process limits of `eval` apply to each process, not to a program as a whole: "
+                     + report["sandbox"]["cgroups_unavailable"])
     for role, model in report["models"].items():
         if not model.get("available") and model.get("kind") == "hub" and report["hub"]["offline"]:
             notes.append(f"the default {role} model {model['model']} is not cached and HF_HUB_OFFLINE is set: "
@@ -330,6 +322,11 @@ def format_environment(report: dict[str, Any]) -> str:
         rows.append(("bwrap", f"{sandbox['bwrap']} ({'works' if sandbox['works'] else 'fails: ' + sandbox['detail']})"))
     else:
         rows.append(("bwrap", "not found (apt-get install bubblewrap)"))
+    if sandbox.get("isolation"):
+        rows.extend([("sandbox", f"{sandbox['isolation']}: {sandbox['view']}"),
+                     ("sandbox python", sandbox["interpreter"]), ("sandbox memory", sandbox["memory"]),
+                     ("sandbox processes", sandbox["processes"]), ("sandbox files", sandbox["filesystem"]),
+                     ("sandbox start-up", sandbox["startup"])])
     rows.append(("hf cache", f"{hub.get('cache')}" + (" (offline: HF_HUB_OFFLINE)" if hub["offline"] else "")))
     for role, model in report["models"].items():
         state = f"cached at {model['where']}" if model.get("available") else model.get("detail", "not available")

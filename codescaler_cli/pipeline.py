@@ -2,7 +2,8 @@
 
 Groups are scored in chunks (so a backend sees large batches) and yielded one group at a time as soon as their
 chunk is scored, so a caller can write results as they come and nothing computed is lost if a later chunk fails.
-`best_of_n` is the whole of `codescaler generate` as one call: sample → extract → score → rank.
+`best_of_n` is the whole of `codescaler generate` as one call: sample → extract → score → rank; with a stopping
+rule (`stopping.StoppingRule`) it samples in waves and stops each problem as soon as the rule holds.
 """
 
 from __future__ import annotations
@@ -18,10 +19,20 @@ from .errors import BackendError
 from .extraction import extract_all
 from .generation import GenerationStats, Generator, Problem, SamplingSettings, problem_seeds, sample_candidates
 from .generation.config import GeneratorConfig, open_generator
+from .generation.problems import sample_wave
 from .records import Candidate, group_candidates
-from .scoring.base import SERVER_UNAVAILABLE, ProgressCallback, Scorer, ScoreRequest, ScoreResult, ScoringStats
+from .scoring.base import (
+    SERVER_UNAVAILABLE,
+    ProgressCallback,
+    Scorer,
+    ScoreRequest,
+    ScoreResult,
+    ScoringStats,
+    report_started,
+)
 from .scoring.config import ScorerConfig, check_scorer, open_scorer
 from .selection import apply_score, assign_ranks
+from .stopping import AdaptiveSummary, StoppingRule
 
 StatsT = TypeVar("StatsT", GenerationStats, ScoringStats)
 
@@ -159,6 +170,7 @@ class LazyScorer:
             started = time.perf_counter()
             self.opened = open_scorer(self.config)
             self.load_seconds = time.perf_counter() - started
+        report_started(progress)  # loaded: a progress display waiting for the model shows the scoring now
         return self.opened.score(requests, progress)
 
     def close(self) -> None:
@@ -180,6 +192,7 @@ class BestOfNRun:
     to_score: int = 0
     generation: GenerationStats | None = None
     scoring: ScoringStats | None = None
+    adaptive: AdaptiveSummary | None = None  # what a run with a stopping rule drew and saved
 
     @property
     def best(self) -> list[Candidate]:
@@ -199,7 +212,10 @@ class BestOfNRun:
         if self.scoring is not None:
             seconds, tokens = self.scoring.seconds, self.scoring.tokens
             line += f" | scoring {seconds:.1f}s ({tokens:,} tokens, {tokens / seconds if seconds else 0.0:,.0f} tokens/s)"
-        return line + f" | seed {self.seed}"
+        line += f" | seed {self.seed}"
+        if self.adaptive is not None and self.adaptive.problems:
+            line += "\n" + self.adaptive.describe()
+        return line
 
 
 def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | GeneratorConfig,
@@ -210,7 +226,8 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
                    scoring_progress: ProgressCallback | None = None, cache: Cache | None = None,
                    sampled: Sequence[list[Candidate]] = (), done_problems: int = 0,
                    round_problems: int | None = None,
-                   on_round: Callable[[list[Candidate]], None] | None = None) -> Iterator[list[Candidate]]:
+                   on_round: Callable[[list[Candidate]], None] | None = None,
+                   stopping: StoppingRule | None = None) -> Iterator[list[Candidate]]:
     """Sample `settings.n` responses per problem, extract, score and rank; yield each problem's ranked candidates.
 
     `settings`, `seed`, `template` and `system` default to a GeneratorConfig's own (a Generator object: sampling
@@ -226,13 +243,23 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
     come from seed `seed + i * n`, so they are the ones this run would draw), `done_problems` were already
     written and are not yielded again. `round_problems` samples that many problems per generator call, calling
     `on_round` with each round's samples, so an interrupted sampling phase keeps its finished rounds.
+
+    Adaptive sampling: with a `stopping` rule that is adaptive (a GeneratorConfig's own by default), problems are
+    sampled in waves and each is yielded as soon as the rule stops it or it has all its samples (see
+    `iter_adaptive`); `sampled`, `round_problems` and `on_round` do not apply then.
     """
     if isinstance(generator, GeneratorConfig):
         settings = settings or generator.sampling
         seed = seed if seed is not None else generator.seed
         template = template if template is not None else generator.template
         system = system if system is not None else generator.system
+        stopping = stopping if stopping is not None else generator.stopping
     settings = settings or SamplingSettings()
+    if stopping is not None and stopping.adaptive:
+        yield from iter_adaptive(problems, generator, scorer, settings, stopping, seed=seed, template=template,
+                                 system=system, run=run, sampling_progress=sampling_progress,
+                                 scoring_progress=scoring_progress, cache=cache, done_problems=done_problems)
+        return
     run = run if run is not None else BestOfNRun()
     items = [p if isinstance(p, Problem) else Problem(id=index, question=p, record={})
              for index, p in enumerate(problems)]
@@ -283,6 +310,106 @@ def iter_best_of_n(problems: Sequence[Problem | str], generator: Generator | Gen
             run.scoring = scoring if scoring.texts else None  # None: every score came from the cache
             if isinstance(scorer, ScorerConfig):
                 active.close()
+
+
+def iter_adaptive(problems: Sequence[Problem | str], generator: Generator | GeneratorConfig,
+                  scorer: Scorer | ScorerConfig, settings: SamplingSettings, stopping: StoppingRule, *,
+                  seed: int | None = None, template: str | None = None, system: str | None = None,
+                  run: BestOfNRun | None = None, sampling_progress: ProgressCallback | None = None,
+                  scoring_progress: ProgressCallback | None = None, cache: Cache | None = None,
+                  done_problems: int = 0) -> Iterator[list[Candidate]]:
+    """Adaptive best-of-N: sample every unfinished problem in waves of `stopping.wave`, score each wave's new
+    programs, and finish a problem when `stopping` holds or it has `settings.n` samples; yield each problem ranked,
+    in problem order (a problem that stops early waits for the ones before it).
+
+    Problem i's sample j has the seed it has in a run of all N (`seed + i * n + j`), so what a problem draws is a
+    prefix of what the full run draws. Every candidate's record gets `samples_drawn` (how many samples its problem
+    drew) and `stopped_by` (the rule that stopped it, None when it drew all N); `run.adaptive` sums up what was
+    saved. The generator and the reward model are both open for the whole run (they take turns every wave), so on
+    one GPU both must fit. `done_problems`: the first problems were written by an earlier run and are not sampled.
+    `sampling_progress` is advanced by the samples drawn and, when a problem stops, by those it saved.
+    """
+    stopping.validate()
+    if isinstance(generator, GeneratorConfig):
+        generator.validate()
+    run = run if run is not None else BestOfNRun()
+    items = [p if isinstance(p, Problem) else Problem(id=index, question=p, record={})
+             for index, p in enumerate(problems)]
+    n = settings.n
+    run.seed, _ = problem_seeds(len(items), n, seed)
+    run.adaptive = AdaptiveSummary()
+    pending = list(range(done_problems, len(items)))
+    if not pending:
+        return
+    if isinstance(scorer, ScorerConfig):
+        check_scorer(scorer)
+    drawn: dict[int, list[Candidate]] = {position: [] for position in pending}
+    finished: dict[int, list[Candidate]] = {}
+    next_out = done_problems
+    opened = _open_generator(generator, cache)
+    generation_before = dataclasses.replace(opened.stats)
+    active = lazy_scorer(scorer, cache)[0] if isinstance(scorer, ScorerConfig) else behind_cache(scorer, cache)
+    scoring_before = dataclasses.replace(active.stats)
+    try:
+        for first, size in stopping.waves(n):
+            if not pending:
+                break
+            fresh = sample_wave([(position, items[position]) for position in pending], opened, settings,
+                                seed=run.seed, first=first, count=size, template=template, system=system,
+                                progress=sampling_progress)
+            extract_all(fresh)
+            run.candidates.extend(fresh)
+            wave: dict[int, list[Candidate]] = {position: [] for position in pending}
+            for candidate in fresh:
+                wave[candidate.index // n].append(candidate)
+            _score_wave(wave, drawn, active, scoring_progress, run)
+            still: list[int] = []
+            for position in pending:
+                samples = drawn[position]
+                samples.extend(wave[position])
+                reason = stopping.check((c.dedup_key if c.valid else None, c.score) for c in samples)
+                if reason is None and len(samples) < n:
+                    still.append(position)
+                    continue
+                for candidate in samples:
+                    candidate.record["samples_drawn"] = len(samples)
+                    candidate.record["stopped_by"] = reason
+                run.adaptive.add(n, [int(c.record.get("completion_tokens") or 0) for c in samples], reason)
+                if sampling_progress is not None and len(samples) < n:
+                    sampling_progress(n - len(samples))  # the bar counts the budget: samples drawn or saved
+                finished[position] = assign_ranks(list(samples))
+                del drawn[position]
+            pending = still
+            while next_out in finished:
+                ranked = finished.pop(next_out)
+                run.groups.append(ranked)
+                yield ranked
+                next_out += 1
+    finally:
+        if opened is not generator:
+            opened.close()
+        generation = _stats_since(generation_before, opened.stats)
+        run.generation = generation if generation.requests else None
+        scoring = _stats_since(scoring_before, active.stats)
+        run.scoring = scoring if scoring.texts else None
+        if isinstance(scorer, ScorerConfig):
+            active.close()
+
+
+def _score_wave(wave: dict[int, list[Candidate]], drawn: dict[int, list[Candidate]], scorer: Scorer,
+                progress: ProgressCallback | None, run: BestOfNRun) -> None:
+    """Score the programs a wave brought that its problem had not seen; its repeats take their earlier score."""
+    known = {position: unique_programs(drawn[position]) for position in wave}
+    new = [[c for c in wave[position] if c.valid and scoring_key(c) not in known[position]] for position in wave]
+    run.to_score += count_unique(new)
+    for _ in score_groups(new, scorer, progress=progress):
+        pass
+    for position, candidates in wave.items():
+        for candidate in candidates:
+            earlier = known[position].get(scoring_key(candidate)) if candidate.valid else None
+            if earlier is not None:
+                apply_score(candidate, earlier.score)
+                candidate.truncated, candidate.error = earlier.truncated, earlier.error
 
 
 def _stats_since(before: StatsT, after: StatsT) -> StatsT:

@@ -135,6 +135,9 @@ def iter_lines(path: str | Path | None, stdin: IO[bytes] | None = None) -> Itera
 
 
 def _decode_lines(source: str, stream: IO[bytes]) -> Iterator[tuple[str, int, str]]:
+    """The lines of JSONL; of a JSON array (what `--format json` writes, or a pretty-printed file), its elements,
+    each as one line numbered by where it starts."""
+    started = False
     for number, raw in enumerate(stream, start=1):
         try:
             text = raw.decode("utf-8")
@@ -143,6 +146,19 @@ def _decode_lines(source: str, stream: IO[bytes]) -> Iterator[tuple[str, int, st
                              "re-encode the file as UTF-8, e.g. with iconv") from None
         if number == 1 and text.startswith("\ufeff"):
             text = text[1:]
+        if not started and text.strip():
+            started = True
+            if text.lstrip().startswith("["):  # a JSON array, read whole (it is one document)
+                rest = stream.read()
+                try:
+                    document = "\n" * (number - 1) + text + rest.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    line = number + rest.count(b"\n", 0, exc.start) + 1
+                    raise InputError(source, line, "not valid UTF-8",
+                                     "re-encode the file as UTF-8, e.g. with iconv") from None
+                for line, _, element in json_array_elements(source, document):
+                    yield source, line, element
+                return
         yield source, number, text
 
 
@@ -210,6 +226,55 @@ def _spelled(path: Any) -> tuple[str | int, ...]:
     return tuple(reversed(parts))
 
 
+def json_array_elements(source: str, text: str) -> Iterator[tuple[int, Any, str]]:
+    """(the line it starts on, its value, its text) for each element of the JSON array `text` holds; InputError,
+    naming the line, where the document is not one JSON array."""
+    decoder = json.JSONDecoder(parse_constant=_reject_constant)
+    named = "FILE" if source == STDIN_NAME else source
+    hint = f"the input must be one valid JSON array, or JSON Lines (one object per line: jq -c '.[]' {named})"
+    position = _skip_space(text, text.index("[") + 1)
+    line, counted = 1, 0  # the line number at offset `counted`, advanced as the parse moves on
+
+    def line_at(offset: int) -> int:
+        nonlocal line, counted
+        line += text.count("\n", counted, offset)
+        counted = offset
+        return line
+
+    if position < len(text) and text[position] == "]":
+        position += 1
+    else:
+        while True:
+            start_line = line_at(position)
+            try:
+                value, end = decoder.raw_decode(text, position)
+            except json.JSONDecodeError as exc:
+                raise InputError(source, exc.lineno, f"malformed JSON array at column {exc.colno}: {exc.msg}",
+                                 hint) from None
+            except ValueError as exc:
+                raise InputError(source, start_line, f"malformed JSON: {exc}", hint) from None
+            except RecursionError:
+                raise InputError(source, start_line, "JSON nested too deeply to read") from None
+            yield start_line, value, text[position:end]
+            position = _skip_space(text, end)
+            if position < len(text) and text[position] == ",":
+                position = _skip_space(text, position + 1)
+                continue
+            if position < len(text) and text[position] == "]":
+                position += 1
+                break
+            raise InputError(source, line_at(min(position, len(text))), "malformed JSON array: expected ',' or ']' "
+                             "after an element", hint)
+    if text[position:].strip():
+        raise InputError(source, line_at(_skip_space(text, position)), "extra data after the JSON array", hint)
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
+
+
 def parse_record(source: str, line: int, text: str) -> dict[str, Any]:
     """Parse one JSONL line into an object, or raise InputError naming the line."""
     try:
@@ -260,14 +325,13 @@ def candidate_from_record(record: dict[str, Any], source: str, line: int, index:
         value = record.get(fields.question)
         question = value if isinstance(value, str) else None
     if question is None and require_question:
-        raise InputError(source, line, f"missing field '{fields.question}' (the problem shown to the reward model)",
-                         f"add a '{fields.question}' string, or name the field that holds it with --question-field")
+        raise InputError(source, line, f"missing field '{fields.question}' (the problem shown to the reward model); "
+                         f"the record has {_field_list(record)}", _mapping_hint(record, fields, require_question))
     response = _optional_str(record, fields.response, source, line)
     given_code = _optional_str(record, fields.code, source, line)
     if response is None and given_code is None:
-        raise InputError(source, line, f"record has neither '{fields.response}' nor '{fields.code}'",
-                         f"add the raw model output as '{fields.response}' (or extracted code as '{fields.code}'),"
-                         " or name the field with --response-field")
+        raise InputError(source, line, f"record has neither '{fields.response}' nor '{fields.code}'; it has "
+                         f"{_field_list(record)}", _mapping_hint(record, fields, require_question))
     group_id = record.get(fields.id)
     if group_id is not None and (isinstance(group_id, bool) or not isinstance(group_id, (str, int))):
         raise InputError(source, line, f"field '{fields.id}' must be a string or an integer, got {_type_name(group_id)}",
@@ -275,6 +339,43 @@ def candidate_from_record(record: dict[str, Any], source: str, line: int, index:
     group_key: tuple[str, Any] = ("id", group_id) if group_id is not None else ("question", question)
     return Candidate(record=record, source=source, line=line, index=index, question=question, response=response,
                      given_code=given_code, group_key=group_key)
+
+
+# What other tools call the fields, most common first: the first one a record has is suggested as the mapping.
+_FIELD_ALIASES = {
+    "id": ("task_id", "problem_id", "question_id", "qid", "uid", "name"),
+    "question": ("prompt", "problem", "question_content", "instruction", "query", "input"),
+    "response": ("completion", "output", "generation", "answer", "solution", "text", "content"),
+}
+
+
+def _field_list(record: dict[str, Any], shown: int = 12) -> str:
+    names = [repr(name) if len(name) <= 40 else repr(name[:37] + "...") for name in list(record)[:shown]]
+    more = f" and {len(record) - shown} more" if len(record) > shown else ""
+    return f"the fields {', '.join(names)}{more}" if names else "no fields"
+
+
+def _mapping_hint(record: dict[str, Any], fields: FieldNames, require_question: bool) -> str:
+    """The --*-field options that map this record's fields onto the ones read (all at once, so one fix is enough),
+    else what to add."""
+    def alias(kind: str) -> str | None:
+        return next((name for name in _FIELD_ALIASES[kind] if isinstance(record.get(name), str)
+                     or (kind == "id" and isinstance(record.get(name), int))), None)
+
+    flags = []
+    if fields.id not in record and alias("id") is not None:
+        flags.append(f"--id-field {alias('id')}")
+    if require_question and not isinstance(record.get(fields.question), str) and alias("question") is not None:
+        flags.append(f"--question-field {alias('question')}")
+    if not isinstance(record.get(fields.response), str) and not isinstance(record.get(fields.code), str) \
+            and alias("response") is not None:
+        flags.append(f"--response-field {alias('response')}")
+    wanted = (f"'{fields.question}' (the problem) and " if require_question else "") + \
+        f"'{fields.response}' (the raw model output) or '{fields.code}' (extracted code)"
+    if flags:
+        return f"name the fields this record uses: {' '.join(flags)} (the records need {wanted})"
+    return f"add {wanted} to each record, or name the fields that hold them with --question-field, --response-field " \
+        "or --code-field"
 
 
 @dataclass

@@ -101,7 +101,8 @@ def _summary(command: Any) -> str:
 def command_section(path: str, command: Any) -> list[str]:
     context = command.make_context(path.split()[-1], [], resilient_parsing=True)
     arguments = [p for p in command.params if p.param_type_name == "argument"]
-    options = [p for p in command.params if p.param_type_name == "option" and not p.hidden]
+    # Every option, the expert ones `--help` leaves to `--help-all` included (and marked).
+    options = [p for p in command.params if p.param_type_name == "option"]
     usage = " ".join([path, "[OPTIONS]"] + [piece for p in arguments for piece in p.get_usage_pieces(context)])
     lines = [f"### {path}", "", _cell(_summary(command)), "", f"Usage: `{usage}`", ""]
     if arguments:
@@ -115,7 +116,9 @@ def command_section(path: str, command: Any) -> list[str]:
         names = ", ".join(_code(name) for name in [*param.opts, *param.secondary_opts])
         group = panel if panel not in panel_seen else ""
         panel_seen.add(panel)
-        lines.append(f"| {group} | {names} | {_values(param, context)} | {_default(param)} | {_cell(param.help or '')} |")
+        expert = " (`--help-all`)" if param.hidden else ""
+        lines.append(f"| {group} | {names} | {_values(param, context)} | {_default(param)} | "
+                     f"{_cell(param.help or '')}{expert} |")
     return lines + [""]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -79,6 +78,14 @@ def reward_dir(tiny_models: dict[str, Path]) -> Path:
 def coder_dir(tiny_models: dict[str, Path]) -> Path:
     """A tiny generator trained to answer any prompt with one of tiny_models.CODER_RESPONSES."""
     return tiny_models["coder"]
+
+
+@pytest.fixture(scope="session")
+def tester_dir(tiny_models: dict[str, Path]) -> Path:
+    """A tiny generator trained to answer any prompt with one of tiny_models.TESTER_RESPONSES (asserts of add)."""
+    from tiny_models import build_tiny_model
+
+    return build_tiny_model(tiny_models["coder"].parent, "tester")
 
 
 # Servers more than one module needs are started once per session (each takes seconds to minutes on a CPU).

@@ -230,7 +230,7 @@ def test_eval_livecodebench_window_end_to_end_offline(hub: Path, tmp_path: Path)
     assert json.loads(limited.stdout)["problems"] == 1
     empty = runner.invoke(app, ["eval", str(candidates), "--benchmark", "livecodebench", "--release", "v5",
                                 "--since", "2025-02-01", "-q"])
-    assert empty.exit_code == 2 and "no problems of livecodebench --release v5 --since 2025-02-01" in empty.stderr
+    assert empty.exit_code == 2 and "no problems of --benchmark livecodebench --release v5 --since 2025-02-01" in empty.stderr
 
 
 def test_eval_codescaler_paper_set_and_case_insensitive_names(hub: Path, tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Bad input: exit status 2, a message naming the file and line, no traceback, nothing on stdout.
 
 These run against `extract` and `rank` (whose model is never loaded: input is validated first, so a bad line
-fails fast even with a reward model that does not exist).
+fails fast even with a reward model that does not exist); the few that show the fixed input working rank it with
+the tiny reward model.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import EXAMPLES
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -179,6 +181,54 @@ def test_unknown_option_is_usage_error() -> None:
     result = runner.invoke(app, ["rank", "--top-k", "0"])
     assert result.exit_code == 2
     assert result.stdout == ""
+
+
+def test_a_record_of_other_field_names_gets_the_mapping_that_reads_it(tmp_path: Path, reward_dir: Path) -> None:
+    """human-eval style records: the message lists the fields the record has and the flags that map all of them
+    (one fix, not one error per field); with those flags the same file ranks."""
+    path = tmp_path / "samples.jsonl"
+    path.write_text(json.dumps({"task_id": "HumanEval/0", "prompt": "def add(a, b):\n", "completion": "x = 1\n"})
+                    + "\n", encoding="utf-8")
+    mapping = "--id-field task_id --question-field prompt --response-field completion"
+    result = runner.invoke(app, ["rank", str(path), "-r", MISSING_MODEL])
+    _assert_input_error(result, f"{path}:1", "missing field 'question'")
+    assert "the record has the fields 'task_id', 'prompt', 'completion'" in result.stderr
+    assert f"hint: name the fields this record uses: {mapping}" in result.stderr
+    extracted = runner.invoke(app, ["extract", str(path)])  # extract needs no question: only the response
+    _assert_input_error(extracted, f"{path}:1", "record has neither 'response' nor 'code'")
+    assert "--id-field task_id --response-field completion" in extracted.stderr
+    ranked = runner.invoke(app, ["rank", str(path), "-r", str(reward_dir), *mapping.split(), "-f", "jsonl", "-q"])
+    assert ranked.exit_code == 0, ranked.stderr
+    assert json.loads(ranked.stdout)["task_id"] == "HumanEval/0"
+
+
+def test_json_arrays_are_read_and_a_broken_one_suggests_jq(tmp_path: Path, reward_dir: Path) -> None:
+    """`rank -f json` output reads back into rank (and a pretty-printed array into extract); a malformed array is
+    named as one, with the jq line that turns an array into JSONL."""
+    first = runner.invoke(app, ["rank", str(EXAMPLES / "candidates.jsonl"), "-r", str(reward_dir), "-f", "json",
+                                "-q"])
+    assert first.exit_code == 0, first.stderr
+    document = tmp_path / "ranked.json"
+    document.write_text(first.stdout, encoding="utf-8")
+    again = runner.invoke(app, ["rank", str(document), "-r", str(reward_dir), "-f", "json", "-q"])
+    assert again.exit_code == 0, again.stderr
+    assert [r["score"] for r in json.loads(again.stdout)] == [r["score"] for r in json.loads(first.stdout)]
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text(json.dumps([GOOD, GOOD], indent=4), encoding="utf-8")
+    for source in (["extract", str(pretty)], ["extract", "-"]):
+        extracted = runner.invoke(app, [*source, "-f", "jsonl"], input=pretty.read_bytes())
+        assert extracted.exit_code == 0, extracted.stderr
+        assert [r["valid"] for r in map(json.loads, extracted.stdout.splitlines())] == [True, True]
+    broken = tmp_path / "broken.json"
+    broken.write_text('[\n  {"question": "q", "response": "x = 1"},\n  {"question": "q" "response": "y"}\n]\n',
+                      encoding="utf-8")
+    result = runner.invoke(app, ["extract", str(broken)])
+    _assert_input_error(result, f"{broken}:3", "malformed JSON array")
+    assert f"jq -c '.[]' {broken}" in result.stderr
+    # An element that is not an object is named by the line it starts on.
+    listed = tmp_path / "listed.json"
+    listed.write_text('[\n  {"response": "x = 1"},\n  [1, 2]\n]\n', encoding="utf-8")
+    _assert_input_error(runner.invoke(app, ["extract", str(listed)]), f"{listed}:3", "expected a JSON object")
 
 
 def _assert_too_deep(result, where: str) -> None:  # type: ignore[no-untyped-def]

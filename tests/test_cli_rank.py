@@ -242,7 +242,8 @@ def test_a_generator_passed_as_reward_model_is_refused_before_loading(candidates
                                                                       tiny_models: dict[str, Path]) -> None:
     result = runner.invoke(app, ["rank", str(candidates), "-r", str(tiny_models["generator"]), "-f", "jsonl"])
     assert result.exit_code == 1 and result.stdout == ""
-    assert "is a Qwen3ForCausalLM, not a sequence-classification reward model" in result.stderr
+    assert "is a generator (Qwen3ForCausalLM), not a sequence-classification reward model" in result.stderr
+    assert "swap -m and -r" in result.stderr
     assert "LOAD REPORT" not in result.stderr
 
 

@@ -199,3 +199,29 @@ def test_rank_and_eval_extract_the_same_program_from_the_same_responses(tmp_path
     assert {len(r["response"]): (r["code"], r["valid"]) for r in verdicts} == by_rank
     assert by_rank[len(response)] == ("def add(a, b):\n    return a + b", True)
     assert [r["status"] for r in verdicts] == ["passed", "error"]
+
+
+def test_codescaler_model_in_the_environment_does_not_turn_testing_a_file_into_generating(
+        tmp_path: Path, coder_dir: Path) -> None:
+    """CODESCALER_MODEL is the default -m: `eval FILE` still tests FILE (it used to exit 2, "give either a
+    CANDIDATES file or -m/--base-url"); typing -m with a file is still a contradiction."""
+    problems = write_jsonl(tmp_path / "p.jsonl", [{"id": 1, "question": "Echo.",
+                                                   "tests": [{"input": "x\n", "output": "x\n"}]}])
+    candidates = write_jsonl(tmp_path / "c.jsonl", [{"id": 1, "code": "print(input())"}])
+    args = [str(candidates), "--problems", str(problems), "--isolation", "fallback", "--json", "-", "-q"]
+    result = runner.invoke(app, ["eval", *args], env={"CODESCALER_MODEL": str(coder_dir)})
+    assert result.exit_code == 0, result.stderr
+    assert {row["name"]: row["accuracy"] for row in json.loads(result.stdout)["strategies"]}["oracle"] == 1.0
+    typed = runner.invoke(app, ["eval", *args, "-m", str(coder_dir)])
+    assert typed.exit_code == 2 and "give either a CANDIDATES file or -m/--base-url" in typed.stderr
+
+
+def test_humaneval_ids_without_a_benchmark_suggest_it(tmp_path: Path) -> None:
+    candidates = write_jsonl(tmp_path / "samples.jsonl", [{"task_id": f"HumanEval/{n}", "completion": "    pass\n"}
+                                                          for n in range(3)])
+    result = eval_cli(str(candidates), code=2)
+    assert "give exactly one of --benchmark NAME or --problems FILE" in result.stderr
+    assert "the candidates' ids (HumanEval/0, ...) are humaneval's: add --benchmark humaneval" in result.stderr
+    # Named in any case, the benchmark is found.
+    named = eval_cli(str(candidates), "--benchmark", "HumanEval", "--isolation", "fallback", "--json", "-", "-q")
+    assert json.loads(named.stdout)["problems"] == 3

@@ -42,7 +42,7 @@ HOSTILE = {
     "wrong": ("a, b = map(int, input().split())\nprint(a - b)", "failed"),
     "crash": ("raise ValueError('no idea')", "error"),
     "infinite loop": ("while True:\n    pass", "timeout"),
-    "fork bomb": ("import os\nwhile True:\n    os.fork()", "killed"),
+    "fork bomb": ("import os\nwhile True:\n    os.fork()", "processes"),
     "50 GB": ("data = bytearray(50 * 10**9)\nprint(3)", "memory"),
     "segfault": ("import ctypes\nctypes.string_at(0)", "killed"),
     "write outside": ("open('/etc/codescaler-escape', 'w').write('x')\nprint(3)", "error"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -47,10 +48,14 @@ def candidate_records() -> list[dict[str, Any]]:
     records = []
     for i in range(PROBLEMS):
         # Right, then wrong every third problem (else a duplicate of the right one); the scores disagree with the
-        # tests on some problems, so the reward-model strategies differ from the oracle.
-        records.append({"id": f"p{i}", "code": f"print(int(input()) + {i})", "score": 1.0})
+        # tests on some problems, so the reward-model strategies differ from the oracle. After the first chunk the
+        # programs take a moment each, so that a signal sent when the first chunk is written comes seconds before
+        # the run could end, however quickly programs start.
+        pause = "import time\ntime.sleep(0.25)\n" if i >= CHUNK_LINES // PER_PROBLEM else ""
+        records.append({"id": f"p{i}", "code": f"{pause}print(int(input()) + {i})", "score": 1.0})
         wrong = i + 1 if i % 3 == 0 else i
-        records.append({"id": f"p{i}", "code": f"print(int(input()) + {wrong})", "score": 2.0 if i % 2 else 0.5})
+        records.append({"id": f"p{i}", "code": f"{pause}print(int(input()) + {wrong})",
+                        "score": 2.0 if i % 2 else 0.5})
     records.append({"id": "p11", "code": "def broken(:", "score": None})  # invalid: no process, error verdict
     return records
 
@@ -63,13 +68,16 @@ def without_seconds(data: bytes) -> list[dict[str, Any]]:
 
 
 def report_lines(stdout: str) -> list[str]:
-    """The table without what is about time: the latency line and the note on how a resumed run's seconds add up."""
-    return [line for line in stdout.splitlines()
+    """The table without what is about time: the latency line, the strategies' latency column and the note on how
+    a resumed run's seconds add up."""
+    return [re.sub(r"(?<=\]|-)  +(-|\d+\.\d\d)(?=  )", "", line) for line in stdout.splitlines()
             if not line.startswith("selection latency") and not line.startswith("note: resumed")]
 
 
 def comparable(report: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in report.items() if key not in ("seconds", "notes")}
+    kept = {key: value for key, value in report.items() if key not in ("seconds", "notes")}
+    kept["strategies"] = [{k: v for k, v in row.items() if k != "latency_seconds"} for row in kept["strategies"]]
+    return kept
 
 
 @pytest.fixture(scope="module")

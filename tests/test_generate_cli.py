@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import parse_jsonl
+from helpers import parse_jsonl, write_jsonl
 from typer.testing import CliRunner
 
 from codescaler_cli.cli import app
@@ -88,3 +88,25 @@ def test_top_k_with_code_format_warns(coder_dir: Path, reward_dir: Path) -> None
     assert result.exit_code == 0, result.stderr
     assert "warning: --top-k is ignored with --format code" in result.stderr
     assert "warning: --concurrency is ignored without --base-url" in result.stderr
+
+
+def test_no_valid_code_exits_1_in_every_format(tiny_models: dict[str, Path], reward_dir: Path,
+                                                tmp_path: Path) -> None:
+    """One rule: a problem left without valid code is a failure (exit 1) whatever --format or --problems, once
+    everything is written. The random tiny generator writes no Python; its samples come from the cache after the
+    first run, so only that run starts an engine."""
+    question = "Write add(a, b)"
+    problems = write_jsonl(tmp_path / "problems.jsonl", [{"id": "a", "question": question},
+                                                         {"id": "b", "question": "Write sub(a, b)"}])
+    common = ["-m", str(tiny_models["generator"]), "-r", str(reward_dir), "-n", "2", "--max-tokens", "16",
+              "--seed", "0", "--cache", str(tmp_path / "cache"), "-q"]
+    several = runner.invoke(app, ["generate", "--problems", str(problems), *common, "-o", str(tmp_path / "all.jsonl")])
+    assert several.exit_code == 1, several.stderr
+    assert len(parse_jsonl(several.stdout)) == 2 and len(parse_jsonl((tmp_path / "all.jsonl").read_text())) == 4
+    assert "2 of 2 problems got no valid Python code (problem 'a', 'b')" in several.stderr
+    for fmt in ("code", "table", "jsonl", "json"):
+        result = runner.invoke(app, ["generate", question, *common, "-f", fmt])
+        assert result.exit_code == 1, (fmt, result.stderr)
+        assert "none of the 2 samples contained valid Python code" in result.stderr, (fmt, result.stderr)
+        assert (result.stdout == "") if fmt == "code" else result.stdout.strip(), (fmt, result.stdout)
+        assert "Traceback" not in result.stderr

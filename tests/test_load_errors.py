@@ -44,7 +44,8 @@ def _load_failure(model: str) -> ModelLoadError:
 
 
 def test_missing_directory_is_not_found(tmp_path: Path) -> None:
-    for model in (str(tmp_path / "nowhere"), "models/tiny/generator"):  # the second: relative, no ./ in front
+    # The second: relative, no ./ in front (and not models/tiny/..., which `make tiny-models` may have built).
+    for model in (str(tmp_path / "nowhere"), "models/no-such-model/generator"):
         error = _load_failure(model)
         assert error.cause_class == NOT_FOUND, error.message
         assert error.message.endswith("no such directory") and "check the path" in (error.hint or "")

@@ -33,6 +33,23 @@ def test_remote_scores_equal_card_recipe(pooling_server: str, reward_dir: Path, 
     assert all(r.error is None for r in results)
 
 
+def test_without_a_model_the_one_the_server_names_is_used(pooling_server: str, reward_dir: Path,
+                                                         expected: list[float]) -> None:
+    """No -r: vLLM names its model in /v1/models (`root`: the path it loaded), whose tokenizer renders the texts."""
+    from codescaler_cli.scoring import ScorerConfig, open_scorer
+    from codescaler_cli.scoring.config import check_scorer
+
+    config = ScorerConfig(urls=[pooling_server])
+    assert config.model is None  # not the default hub model
+    check_scorer(config)
+    scorer = open_scorer(config)
+    try:
+        results = scorer.score(REQUESTS)
+    finally:
+        scorer.close()
+    assert [r.score for r in results] == pytest.approx(expected, abs=1e-4)
+
+
 def test_server_errors_and_drops_are_retried_on_the_next_replica(pooling_server: str, reward_dir: Path,
                                                                   expected: list[float]) -> None:
     # Every request to the flaky replica fails (500, 429 or a dropped connection); the healthy one answers.

@@ -208,3 +208,31 @@ def test_generate_resume_refuses_another_seed_before_loading_anything(tmp_path: 
     result = runner.invoke(app, [*args, "--seed", "8", "--n", "3"])
     assert result.exit_code == 2
     assert "--n 2 then, 3 now; --seed 7 then, 8 now" in result.stderr
+
+
+@pytest.mark.vllm
+def test_a_plain_generate_interrupted_while_sampling_keeps_the_problems_sampled(coder_dir: Path, reward_dir: Path,
+                                                                                tmp_path: Path) -> None:
+    """On CPU samples are kept in small rounds (here two problems of eight samples): a plain `generate -o` stopped
+    while it samples keeps every round it finished, its hint says so, and --resume starts from them."""
+    problems = write_jsonl(tmp_path / "problems.jsonl", GENERATE_PROBLEMS[:6])
+    output = tmp_path / "all.jsonl"
+    samples = tmp_path / ".all.jsonl.samples.jsonl"
+    args = ["generate", "--problems", str(problems), "-m", str(coder_dir), "-r", str(reward_dir), "-n", "8",
+            "--max-tokens", "32", "--seed", "3", "-f", "jsonl", "-o", str(output)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with reaped(subprocess.Popen([sys.executable, "-m", "codescaler_cli", *args], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True)) as process:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and process.poll() is None and not read_or_empty(samples):
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=180)
+    assert process.returncode == 130, stderr
+    kept = len(parse_jsonl(read_or_empty(samples).decode())) // 8
+    assert 0 < kept < 6, stderr  # the first rounds, not all or nothing
+    assert f"the samples of {kept} are saved in {samples}" in stderr
+    resumed = runner.invoke(app, [*args, "--resume"])
+    assert resumed.exit_code == 0, resumed.stderr
+    assert f"samples of {kept} are saved" in resumed.stderr
+    assert len(parse_jsonl(output.read_text())) == 6 * 8 and not samples.exists()

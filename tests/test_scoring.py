@@ -14,7 +14,7 @@ import pytest
 
 import torch
 
-from helpers.scoring import LONG_QUESTION, REQUESTS, SUBARRAY_CORRECT, SUBARRAY_QUESTION, SUBARRAY_WRONG, card_recipe
+from helpers.scoring import REQUESTS, SUBARRAY_CORRECT, SUBARRAY_QUESTION, card_recipe
 
 from codescaler_cli.backends.loading import is_out_of_memory
 from codescaler_cli.extraction import extract_all

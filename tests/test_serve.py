@@ -65,6 +65,53 @@ def test_rank_reward_url_against_serve_equals_in_process_rank(server: str, rewar
     # The /v1 suffix vLLM users write works too.
     again = rank_cli(str(candidates), "-r", str(reward_dir), "--reward-url", server + "/v1")
     assert [r["score"] for r in again] == pytest.approx([r["score"] for r in remote], abs=1e-6)
+    # Without -r, the model the server names in /v1/models renders the texts: never the default hub model.
+    unnamed = rank_cli(str(candidates), "--reward-url", server)
+    assert [r["score"] for r in unnamed] == pytest.approx([r["score"] for r in remote], abs=1e-6)
+
+
+def test_reward_url_without_r_names_a_model_that_is_not_here_says_to_pass_r(tmp_path: Path) -> None:
+    """A server whose /v1/models names a directory on its own machine (a stand-in answering only that)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"object": "list", "data": [{"id": "/data/models/CodeScaler-4B", "object": "model",
+                                                            "root": "/data/models/CodeScaler-4B"}]}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    stand_in = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    threading.Thread(target=stand_in.serve_forever, daemon=True).start()
+    candidates = write_jsonl(tmp_path / "candidates.jsonl", RECORDS)
+    try:
+        result = runner.invoke(app, ["rank", str(candidates), "--reward-url",
+                                     f"http://127.0.0.1:{stand_in.server_address[1]}"])
+    finally:
+        stand_in.shutdown()
+        stand_in.server_close()
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "serves '/data/models/CodeScaler-4B', a directory on its machine that is not on this one" in result.stderr
+    assert "pass the reward model with -r" in result.stderr and "LARK-Lab" not in result.stderr
+
+
+def test_a_401_is_a_refused_key_not_an_unreachable_server(locked_server: str, reward_dir: Path,
+                                                          tmp_path: Path) -> None:
+    candidates = write_jsonl(tmp_path / "candidates.jsonl", RECORDS)
+    result = runner.invoke(app, ["rank", str(candidates), "-r", str(reward_dir), "--reward-url", locked_server],
+                           env={"OPENAI_API_KEY": None, "CODESCALER_REWARD_API_KEY": None})
+    assert result.exit_code == 1
+    assert f"reward server {locked_server}/v1 refused the request: HTTP 401" in result.stderr, result.stderr
+    assert "not reachable" not in result.stderr and "--api-key" in result.stderr
+    keyed = runner.invoke(app, ["rank", str(candidates), "-r", str(reward_dir), "--reward-url", locked_server,
+                                "--api-key", "s3cret", "-f", "jsonl", "-q"])
+    assert keyed.exit_code == 0, keyed.stderr
 
 
 def test_v1_rank_returns_the_records_rank_writes(server: str, reward_dir: Path, tmp_path: Path) -> None:
@@ -370,13 +417,20 @@ def test_a_reward_model_out_of_memory_after_the_generator_engine_names_the_engin
         assert error.hint == before and "--generator-gpu-memory-utilization" not in (error.hint or "")
 
 
-def test_port_in_use_exits_1(server: str, reward_dir: Path) -> None:
+def test_port_in_use_exits_1_before_the_model_loads(server: str, reward_dir: Path, tmp_path: Path) -> None:
     port = server.rsplit(":", 1)[1]
-    result = subprocess.run([sys.executable, "-m", "codescaler_cli", "serve", "-r", str(reward_dir), "--port", port],
+    # The weights are damaged: loading them would fail too, so the error says which check came first.
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(reward_dir, damaged)
+    (damaged / "model.safetensors").write_bytes(b"not weights")
+    result = subprocess.run([sys.executable, "-m", "codescaler_cli", "serve", "-r", str(damaged), "--port", port],
                             capture_output=True, text=True, timeout=120,
                             env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+    assert "cannot load reward model" not in result.stderr
 
 
 def test_help_does_not_import_the_server_stack() -> None:

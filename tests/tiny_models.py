@@ -56,12 +56,14 @@ from transformers import (
 __all__ = [
     "CHAT_TEMPLATE",
     "CODER_RESPONSES",
+    "TESTER_RESPONSES",
     "EOS_TOKEN",
     "IM_START_TOKEN",
     "MARKER_NAME",
     "PAD_TOKEN",
     "SPECIAL_TOKENS",
     "build_coder_generator",
+    "build_tester_generator",
     "build_generator",
     "build_reward_model",
     "build_tiny_models",
@@ -116,6 +118,15 @@ CODER_RESPONSES: tuple[str, ...] = (
     "```python\ndef add(a, b):\n    return a - b\n```",
     "```python\ndef add(a, b):\n    total = a\n    total += b\n    return total\n```",
     "I am not sure.",
+)
+
+#: The tester generator's only answers: assert tests of ``add(a, b)`` as a test writer (CodeT) would write them.
+#: 1. and 2. right tests; 3. a wrong test (what ``a - b`` passes); 4. a right test after some prose.
+TESTER_RESPONSES: tuple[str, ...] = (
+    "```python\nassert add(1, 2) == 3\nassert add(0, 0) == 0\n```",
+    "```python\nassert add(2, 2) == 4\nassert add(5, -1) == 4\n```",
+    "```python\nassert add(1, 1) == 0\n```",
+    "Tests:\n\n```python\nassert add(3, 4) == 7\n```",
 )
 
 # Pieces of the coder's training prompts. Each step draws fresh prompts from them and from
@@ -452,8 +463,9 @@ def _train_coder(
     steps: int,
     lr: float,
     batch_size: int,
+    responses: tuple[str, ...] = CODER_RESPONSES,
 ) -> float:
-    """Teach ``model`` to answer any prompt with one of :data:`CODER_RESPONSES` (equally likely).
+    """Teach ``model`` to answer any prompt with one of ``responses`` (equally likely).
 
     Every step pairs ``batch_size`` freshly drawn conversations with the answers in turn
     (each answer equally often), so prompt and answer are unrelated and the best the model
@@ -463,7 +475,7 @@ def _train_coder(
     eos_id = tokenizer.convert_tokens_to_ids(EOS_TOKEN)
     # Prompt and answer are tokenized apart, as an engine sees them: the rendered prompt,
     # then generated tokens, which decode back to exactly the answer text.
-    answers = [tokenizer(r, add_special_tokens=False)["input_ids"] + [eos_id] for r in CODER_RESPONSES]
+    answers = [tokenizer(r, add_special_tokens=False)["input_ids"] + [eos_id] for r in responses]
     texts = [path.read_text(encoding="utf-8", errors="replace") for path in _corpus_files()]
     rng = random.Random(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
@@ -532,8 +544,11 @@ def build_coder_generator(
     vocab_size: int = 2048,
     max_position_embeddings: int = 8192,
     intermediate_size: int | None = None,
+    responses: tuple[str, ...] = CODER_RESPONSES,
+    kind: str = "coder",
 ) -> Path:
-    """Save a tokenizer and a ``Qwen3ForCausalLM`` trained to answer with :data:`CODER_RESPONSES`.
+    """Save a tokenizer and a ``Qwen3ForCausalLM`` trained to answer with :data:`CODER_RESPONSES` (or
+    ``responses``; ``kind`` names the build in its marker).
 
     Same layout as :func:`build_generator`. After the chat template's generation prompt
     the model writes one of the responses, each about equally likely whatever the prompt,
@@ -546,7 +561,7 @@ def build_coder_generator(
     """
     out_dir = Path(out_dir)
     tokenizer, config, params = _start_build(
-        out_dir, "coder", "Qwen3ForCausalLM", hidden_size=hidden_size, layers=layers, heads=heads,
+        out_dir, kind, "Qwen3ForCausalLM", hidden_size=hidden_size, layers=layers, heads=heads,
         kv_heads=kv_heads, head_dim=head_dim, vocab_size=vocab_size, seed=seed,
         max_position_embeddings=max_position_embeddings, intermediate_size=intermediate_size,
         build_extras={"steps": steps, "lr": lr, "batch_size": batch_size},
@@ -563,7 +578,8 @@ def build_coder_generator(
         torch.set_num_threads(1)
         try:
             model = Qwen3ForCausalLM(config).to(torch.float32)
-            _train_coder(model, tokenizer, seed=seed, steps=steps, lr=lr, batch_size=batch_size)
+            _train_coder(model, tokenizer, seed=seed, steps=steps, lr=lr, batch_size=batch_size,
+                         responses=responses)
         finally:
             torch.set_num_threads(threads)
             torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
@@ -584,36 +600,47 @@ def _is_complete(path: Path, kind: str) -> bool:
     return params.get("kind") == kind and params.get("version") == _BUILD_VERSION
 
 
+def build_tester_generator(out_dir: Path, *, seed: int = 3) -> Path:
+    """A coder-sized generator trained to answer any prompt with one of :data:`TESTER_RESPONSES`: the test writer
+    of CodeT-style selection (``--generated-tests``). Same training as the coder's."""
+    return build_coder_generator(out_dir, seed=seed, responses=TESTER_RESPONSES, kind="tester")
+
+
+_BUILDERS = {"reward": build_reward_model, "generator": build_generator, "coder": build_coder_generator,
+             "tester": build_tester_generator}
+
+
+def build_tiny_model(root: Path, name: str) -> Path:
+    """Build (or reuse) one tiny model, ``root / name`` (a key of ``_BUILDERS``), atomically: it is built in a
+    temporary sibling directory and renamed into place, so concurrent callers (e.g. pytest-xdist workers) never
+    see a half-written one. A directory is reused when its ``config.json`` and completion marker exist."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / name
+    if not _is_complete(target, name):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+        try:
+            _BUILDERS[name](tmp)
+            if not _is_complete(target, name):
+                if target.exists():
+                    shutil.rmtree(target, ignore_errors=True)
+                try:
+                    os.replace(tmp, target)
+                except OSError:
+                    if not _is_complete(target, name):  # lost a race to a broken dir
+                        raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def build_tiny_models(root: Path) -> dict[str, Path]:
     """Build (or reuse) the default tiny reward model, generator and coder generator under ``root``.
 
-    Returns ``{"reward": root / "reward", "generator": root / "generator", "coder": root / "coder"}``.
-    A directory is reused when its ``config.json`` and completion marker exist.
-    Each model is built in a temporary sibling directory and renamed into place,
-    so concurrent callers (e.g. pytest-xdist workers) never see a half-written one.
+    Returns ``{"reward": root / "reward", "generator": root / "generator", "coder": root / "coder"}``
+    (see :func:`build_tiny_model`; the tester is built on its own, only where a test asks for it).
     """
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    builders = {"reward": build_reward_model, "generator": build_generator, "coder": build_coder_generator}
-    result: dict[str, Path] = {}
-    for name, builder in builders.items():
-        target = root / name
-        if not _is_complete(target, name):
-            tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
-            try:
-                builder(tmp)
-                if not _is_complete(target, name):
-                    if target.exists():
-                        shutil.rmtree(target, ignore_errors=True)
-                    try:
-                        os.replace(tmp, target)
-                    except OSError:
-                        if not _is_complete(target, name):  # lost a race to a broken dir
-                            raise
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        result[name] = target
-    return result
+    return {name: build_tiny_model(root, name) for name in ("reward", "generator", "coder")}
 
 
 # --------------------------------------------------------------------------- CLI
@@ -622,7 +649,8 @@ def build_tiny_models(root: Path) -> dict[str, Path]:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point: build models into ``OUT_DIR/reward``, ``OUT_DIR/generator``, ``OUT_DIR/coder``.
 
-    ``--which both`` (the default) builds the reward model and the generator, ``all`` the coder too.
+    ``--which both`` (the default) builds the reward model and the generator, ``all`` the coder too. With the
+    default sizes and seeds, a model already built there is kept (as :func:`build_tiny_models` keeps it).
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
@@ -637,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-position-embeddings", type=int, default=8192)
     parser.add_argument("--seed", type=int, default=None, help="default: 0 for reward, 1 for generator, 2 for coder")
     args = parser.parse_args(argv)
+    defaults = vars(parser.parse_args([str(args.out_dir)]))
 
     sizes: dict[str, Any] = {
         "hidden_size": args.hidden_size, "layers": args.layers, "heads": args.heads,
@@ -649,6 +678,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.which != name and not (args.which == "all" or (args.which == "both" and name != "coder")):
             continue
         start = time.perf_counter()
+        if {**vars(args), "which": None} == {**defaults, "which": None} and _is_complete(args.out_dir / name, name):
+            print(f"{name}: {args.out_dir / name} (already built)")
+            continue
         seed = default_seed if args.seed is None else args.seed
         path = builder(args.out_dir / name, seed=seed, **sizes)
         print(f"{name}: {path} ({time.perf_counter() - start:.1f}s)")

@@ -185,6 +185,14 @@ class EndpointPool:
             try:
                 answers[base] = self.get(base, "/models")
             except RequestFailed as exc:
+                if exc.status in (401, 403):  # it answered: reachable, but it wants a key (or another one)
+                    flags = ("--api-key of rank, --reward-api-key of generate and eval, or "
+                             "CODESCALER_REWARD_API_KEY" if what == "reward" else
+                             "--api-key of generate and eval, --generator-api-key of serve, or "
+                             "CODESCALER_GENERATOR_API_KEY")
+                    raise BackendError(f"{what} server {base} refused the request: {exc.cause}",
+                                       f"the server wants an API key: pass the key it was started with ({flags}; "
+                                       "OPENAI_API_KEY works for both)") from None
                 raise BackendError(f"{what} server {base} is not reachable: {exc.cause}",
                                    "check that the vLLM server is running and the URL, port and --api-key are "
                                    "right (e.g. curl " + base + "/models)") from None
@@ -192,11 +200,6 @@ class EndpointPool:
 
     def close(self) -> None:
         self._client.close()
-
-
-def served_model(models_answer: Any) -> str | None:
-    """The first model id a /v1/models answer lists."""
-    return next(iter(served_models(models_answer)), None)
 
 
 def served_models(models_answer: Any) -> dict[str, str]:

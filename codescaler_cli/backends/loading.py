@@ -10,13 +10,14 @@ so the hint printed under the error names the fix for that cause, not a generic 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, debug_enabled
 
 # The causes `load_error` tells apart (the `cause_class` of the error it returns).
 NOT_FOUND = "not_found"
@@ -263,14 +264,14 @@ def load_error(kind: str, model: str, exc: BaseException) -> ModelLoadError:
         elif _offline():
             cause = "not in the local Hugging Face cache, and HF_HUB_OFFLINE forbids downloading it"
             hint = ("check the id's spelling; download it once with network access (unset HF_HUB_OFFLINE, "
-                    f"e.g. `hf download {model}`), or point HF_HOME at the cache that holds it")
+                    f"e.g. `hf download {model}`), point HF_HOME at the cache that holds it, or pass a local "
+                    "directory (`make tiny-models` builds tiny ones in models/tiny)")
         else:
             hint = ("check the spelling of the hub id (owner/name) or the directory; a private model needs "
                     "`hf auth login` (or HF_TOKEN)")
     elif cause_class == NO_NETWORK:
         cause = "the Hugging Face hub could not be reached and the model is not in the local cache"
-        hint = ("check the network or proxy (HTTPS_PROXY, HF_ENDPOINT), or download the model elsewhere and pass "
-                "its directory; with a filled cache set HF_HUB_OFFLINE=1")
+        hint = offline_ways_out(REWARD if "reward" in kind.lower() else GENERATOR)
     elif cause_class == GATED:
         cause = "access denied: the model is gated or private"
         hint = (f"'{model}' is gated or private: accept its conditions on https://huggingface.co/{model} and "
@@ -300,17 +301,153 @@ def load_error(kind: str, model: str, exc: BaseException) -> ModelLoadError:
     return ClassifiedLoadError(f"cannot load {kind} '{model}': {cause}", hint, cause_class)
 
 
-def check_reward_config(model: str, config: Any) -> None:
-    """A reward model here is a sequence classifier with exactly one label."""
-    architectures = list(getattr(config, "architectures", None) or [])
-    if architectures and not any(name.endswith("ForSequenceClassification") for name in architectures):
-        raise ModelLoadError(f"'{model}' is a {architectures[0]}, not a sequence-classification reward model",
-                             "pass a reward model (e.g. LARK-Lab/CodeScaler-4B) with -r; the generator goes to -m")
-    if getattr(config, "num_labels", 1) != 1:
-        raise ModelLoadError(f"reward model '{model}' has {config.num_labels} labels, expected 1",
-                             "use a sequence-classification reward model with a single score head")
+# -- the hub, reached fast or not at all -------------------------------------------------------------------------
+
+# Seconds a connection to the hub (or the proxy in front of it) may take before the hub counts as unreachable.
+HUB_PROBE_TIMEOUT = 5.0
+_hub_probes: dict[tuple[str, int], str | None] = {}
 
 
-__all__ = ["ARCHITECTURE", "CAUSE_CLASSES", "CORRUPT", "ClassifiedLoadError", "GATED", "MEMORY", "NOT_FOUND",
-           "NO_NETWORK", "UNKNOWN", "VERSION", "check_reward_config", "is_out_of_memory", "load_error",
+def quiet_hub_client() -> None:
+    """Keep huggingface_hub's own warnings ("Retrying in 1s [Retry 1/5]") off stderr, where the progress display
+    is; --debug (or HF_HUB_VERBOSITY) brings them back. Our error says what went wrong, once."""
+    if not debug_enabled() and "HF_HUB_VERBOSITY" not in os.environ:
+        logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face hub (HF_ENDPOINT, through HTTPS_PROXY when set) cannot be reached from here, or None
+    when a TCP connection to it opens within HUB_PROBE_TIMEOUT seconds. Asked once per process and address.
+
+    The hub client retries an unreachable host for about 25 s per file before it gives up; a failed name lookup or
+    a refused connection here takes milliseconds, a silent network at most HUB_PROBE_TIMEOUT seconds.
+    """
+    import socket
+    import threading
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    endpoint = urlsplit(constants.ENDPOINT)
+    host = endpoint.hostname or ""
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    proxy = None if urllib.request.proxy_bypass(host) else urllib.request.getproxies().get(endpoint.scheme)
+    if proxy:  # the proxy is what this machine connects to
+        address = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = address.hostname or "", address.port or 80
+    key = (host, port)
+    if key not in _hub_probes:
+        outcome: list[str | None] = []
+
+        def probe() -> None:
+            try:
+                socket.create_connection(key, timeout=HUB_PROBE_TIMEOUT).close()
+                outcome.append(None)
+            except OSError as exc:
+                outcome.append(exc.strerror or str(exc) or type(exc).__name__)
+
+        # A name lookup has no timeout of its own: the probe runs on a thread that is given up on.
+        thread = threading.Thread(target=probe, name="codescaler-hub-probe", daemon=True)
+        thread.start()
+        thread.join(HUB_PROBE_TIMEOUT + 1.0)
+        where = f"{host}:{port}" + (" (the proxy)" if proxy else "")
+        _hub_probes[key] = f"{where}: {outcome[0]}" if outcome and outcome[0] else \
+            (None if outcome else f"{where}: no answer in {HUB_PROBE_TIMEOUT:g} s")
+    return _hub_probes[key]
+
+
+def _flag(role: str) -> str:
+    return "-r" if role == REWARD else "-m"
+
+
+def offline_ways_out(role: str) -> str:
+    """What to do when a hub model cannot be had: the ways to run without the hub."""
+    flag = _flag(role)
+    local = "models/tiny/reward" if role == REWARD else "models/tiny/coder"
+    return (f"offline, pass a local model directory ({flag} /path/to/model), try every command on tiny local models "
+            f"(`make tiny-models`, then {flag} {local}), or set HF_HUB_OFFLINE=1 with a Hugging Face cache that "
+            "holds the model (HF_HOME); otherwise check the network or proxy (HTTPS_PROXY, HF_ENDPOINT)")
+
+
+# -- what kind of model: read before anything loads --------------------------------------------------------------
+
+REWARD, GENERATOR = "reward model", "generator model"
+# Architectures that score a text rather than write one: never a generator.
+_SCORING_HEADS = ("ForSequenceClassification", "ForRewardModel", "ForTokenClassification")
+
+
+def model_config(model: str, revision: str | None = None, *, role: str = REWARD) -> dict[str, Any]:
+    """A model's config.json, from its directory, the Hugging Face cache, or (reached fast) the hub.
+
+    Raises a ClassifiedLoadError (the same causes and hints as a failed load) when there is none: no such
+    directory, not in the cache while offline, the hub unreachable (in seconds, not after the hub client's
+    retries), gated, not found.
+    """
+    quiet_hub_client()
+    path = Path(model).expanduser()
+    if path.is_dir() or _looks_like_path(model):
+        config_file = path / "config.json"
+        if not config_file.is_file():
+            raise load_error(role, model, FileNotFoundError(f"{config_file}: no such file"))
+    else:
+        from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+        try:
+            cached = try_to_load_from_cache(model, "config.json", revision=revision)
+        except Exception as exc:  # an id huggingface_hub refuses (bad characters, too many slashes)
+            raise load_error(role, model, exc) from exc
+        if isinstance(cached, str):
+            config_file = Path(cached)
+        else:
+            reason = None if _offline() else hub_unreachable()
+            if reason is not None:
+                raise ClassifiedLoadError(
+                    f"cannot load {role} '{model}': the Hugging Face hub cannot be reached ({reason}) and the "
+                    "model is not in the local cache", offline_ways_out(role), NO_NETWORK)
+            try:
+                config_file = Path(hf_hub_download(model, "config.json", revision=revision))
+            except Exception as exc:
+                raise load_error(role, model, exc) from exc
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise load_error(role, model, exc) from exc
+    if not isinstance(config, dict):
+        raise load_error(role, model, ValueError(f"{config_file} is not a valid JSON file"))
+    return config
+
+
+def check_model(model: str, revision: str | None, role: str) -> None:
+    """The one check of a model's kind, from its config.json, before any weights load or engine starts: a
+    generator passed as the reward model (or a reward model as the generator) fails here, naming the swap.
+
+    A reward model is a sequence classifier with exactly one label; a generator is anything that is not a
+    classifier. Unreadable configs raise the same errors a load would (see `model_config`), in seconds.
+    """
+    config = model_config(model, revision, role=role)
+    architectures = [name for name in config.get("architectures") or [] if isinstance(name, str)]
+    scores = any(name.endswith(_SCORING_HEADS) for name in architectures)
+    swap = "swap -m and -r: the reward model (e.g. LARK-Lab/CodeScaler-4B) goes to -r, the generator to -m"
+    if role == REWARD and architectures and not any(name.endswith("ForSequenceClassification")
+                                                     for name in architectures):
+        kind = "a generator" if any(name.endswith(("ForCausalLM", "ForConditionalGeneration"))
+                                    for name in architectures) else "not a reward model"
+        raise ClassifiedLoadError(f"'{model}' is {kind} ({architectures[0]}), not a sequence-classification "
+                                  "reward model", swap, ARCHITECTURE)
+    if role == GENERATOR and scores:
+        raise ClassifiedLoadError(f"'{model}' is a reward model ({architectures[0]}), not a generator", swap,
+                                  ARCHITECTURE)
+    if role == REWARD:
+        labels = config.get("id2label")
+        count = len(labels) if isinstance(labels, dict) else config.get("num_labels", 1)
+        if count != 1:
+            raise ClassifiedLoadError(f"reward model '{model}' has {count} labels, expected 1",
+                                      "use a sequence-classification reward model with a single score head",
+                                      ARCHITECTURE)
+
+
+__all__ = ["ARCHITECTURE", "CAUSE_CLASSES", "CORRUPT", "ClassifiedLoadError", "GATED", "GENERATOR", "MEMORY",
+           "NOT_FOUND", "NO_NETWORK", "REWARD", "UNKNOWN", "VERSION", "check_model", "hub_unreachable",
+           "is_out_of_memory", "load_error", "model_config", "offline_ways_out", "quiet_hub_client",
            "resolve_device", "resolve_dtype"]

@@ -14,6 +14,7 @@ from .. import __version__
 from ..errors import debug_enabled, set_debug
 from ..runs.signals import Interrupted
 from ._errors import report
+from ._help import Command, Group
 from .benchmarks import benchmarks
 from .cache import app as cache_app
 from .env import env
@@ -27,6 +28,7 @@ from .serve import serve
 from .train import train
 
 app = typer.Typer(
+    cls=Group,
     name="codescaler",
     help="Best-of-N test-time scaling for code generation with an execution-free reward model (CodeScaler).\n\n"
     "Extract code from model responses, score candidates with a reward model, and keep the best.",
@@ -65,7 +67,7 @@ def _help(command: object) -> str:
 for _name, _command in (("extract", extract), ("rank", rank), ("generate", generate), ("eval", evaluate),
                          ("pairs", pairs), ("train", train), ("eval-rm", eval_rm), ("serve", serve), ("env", env),
                          ("benchmarks", benchmarks)):
-    app.command(_name, help=_help(_command))(_command)
+    app.command(_name, help=_help(_command), cls=Command)(_command)
 app.add_typer(cache_app, name="cache")
 
 

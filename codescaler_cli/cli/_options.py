@@ -1,6 +1,8 @@
 """Options shared by several commands, defined once: import and use these, don't redefine.
 
-Help is grouped in panels (Input, Generator, Reward model, Servers, Output, Long runs). The reward model's and the
+Help is grouped in panels (Options: output and general, then Input, Generator, Reward model, Servers, Long runs).
+`--help` shows the options most runs need; the expert settings (`expert=True`: hidden) appear with `--help-all`
+and in the reference. The reward model's and the
 generator's options are each one group (`scorer_options`, `generator_options`) that adds them to a command and
 hands it a single config. Where a command has both, the options of the same name are prefixed on one side:
 `generate` and `eval` prefix the reward model's (`--reward-dtype`, `--reward-timeout`), `serve` the generator's
@@ -23,19 +25,24 @@ from typing import Annotated, Any, Optional, TypeVar, get_type_hints
 import typer
 
 from ..backends.loading import DEVICES, DTYPES
+from ..evaluation.benchmarks import LCB_RELEASES
 from ..evaluation.config import EvalConfig
 from ..evaluation.sandbox import ISOLATIONS
 from ..extraction import EXTRACTION_MODES
 from ..generation.config import ENDPOINTS, GeneratorConfig
 from ..generation.prompts import load_template
 from ..scoring.config import SCORER_KINDS, ScorerConfig
+from ..selection import SELECTIONS
 from ..serving.config import LOG_LEVELS, ServeConfig
 from ..serving.inputs import PROMPT_FORMATS
 from ._errors import option_names
 from ._output import OutputFormat, warn
 
-INPUT, GENERATOR, REWARD, SERVERS, OUTPUT, LONG_RUNS = "Input", "Generator", "Reward model", "Servers", "Output", \
+# Output options share the default panel with -h/--help and --help-all: Typer shows it first.
+INPUT, GENERATOR, REWARD, SERVERS, OUTPUT, LONG_RUNS = "Input", "Generator", "Reward model", "Servers", "Options", \
     "Long runs"
+ADAPTIVE = "Adaptive sampling"
+FLAG = ""  # the metavar of an option that takes a value but is best described by its help (none shown)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,37 +60,43 @@ Endpoint = _choices("Endpoint", ENDPOINTS)
 
 
 InputFile = Annotated[Optional[str], typer.Argument(
-    help="JSONL file of candidates; '-' or omitted with piped input reads standard input.", show_default=False,
-    metavar="[FILE|-]")]
+    help="JSONL file of candidates (or a JSON array); '-' or omitted with piped input reads standard input.",
+    show_default=False, metavar="FILE|-")]
 OutputFile = Annotated[Optional[Path], typer.Option(
-    "--output", "-o", help="Also write every record the command produced to this file as JSONL (all candidates, "
-    "ranked), whatever --top-k and --format show on stdout.", dir_okay=False, show_default=False,
-    rich_help_panel=OUTPUT)]
+    "--output", "-o", help="Also write every record the command produced to this file as JSONL, whatever --format "
+    "shows on stdout.", dir_okay=False, show_default=False, rich_help_panel=OUTPUT)]
+RankedOutputFile = Annotated[Optional[Path], typer.Option(
+    "--output", "-o", help="Also write every candidate, ranked, to this file (JSONL), whatever stdout shows.",
+    dir_okay=False, show_default=False, rich_help_panel=OUTPUT)]
 Format = Annotated[OutputFormat, typer.Option(
     "--format", "-f", help="Output format on stdout. auto: a table on a terminal, JSONL in a pipe.",
     case_sensitive=False, rich_help_panel=OUTPUT)]
 IdField = Annotated[str, typer.Option("--id-field", help="Field grouping candidates of one problem.",
-                                      rich_help_panel=INPUT)]
+                                      metavar="FIELD", rich_help_panel=INPUT)]
 QuestionField = Annotated[str, typer.Option("--question-field", help="Field holding the problem statement.",
-                                            rich_help_panel=INPUT)]
+                                            metavar="FIELD", rich_help_panel=INPUT)]
 ResponseField = Annotated[str, typer.Option("--response-field", help="Field holding the raw model output.",
-                                            rich_help_panel=INPUT)]
+                                            metavar="FIELD", rich_help_panel=INPUT)]
 CodeField = Annotated[str, typer.Option("--code-field", help="Field holding already-extracted code.",
-                                        rich_help_panel=INPUT)]
+                                        metavar="FIELD", rich_help_panel=INPUT)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.",
                                      rich_help_panel=OUTPUT)]
 TopK = Annotated[Optional[int], typer.Option(
     "--top-k", "-k", min=1, help="Show only ranks <= K of each problem on stdout (--output keeps all).",
     show_default=False, rich_help_panel=OUTPUT)]
+Selection = _choices("Selection", SELECTIONS)
+Select = Annotated[Selection, typer.Option(
+    "--select", help="How rank 1 is chosen: reward-model (the highest score), vote (the most candidates of one "
+    "program, ties by reward) or reward-weighted-vote (the largest sum of one program's rewards).",
+    case_sensitive=False, rich_help_panel=OUTPUT)]
 Resume = Annotated[bool, typer.Option(
-    "--resume", help="Continue an interrupted run: problems already complete in --output are kept and skipped, the "
-    "rest appended. Refused when the settings differ from the first run's.", rich_help_panel=LONG_RUNS)]
+    "--resume", help="Continue an interrupted run: what --output holds is kept, the rest appended (refused when "
+    "the settings differ).", rich_help_panel=LONG_RUNS)]
 CacheDir = Annotated[Optional[Path], typer.Option(
     "--cache", envvar="CODESCALER_CACHE", file_okay=False, show_default=False, rich_help_panel=LONG_RUNS,
-    help="Keep reward scores and generated samples in this directory (SQLite) and reuse them; a run whose scores "
-    "are all cached loads no model.")]
+    help="Keep reward scores and samples in this directory and reuse them.")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Ignore CODESCALER_CACHE for this run.",
-                                       rich_help_panel=LONG_RUNS)]
+                                       rich_help_panel=LONG_RUNS, hidden=True)]
 
 
 def resume_command() -> str:
@@ -103,7 +116,8 @@ class _Option:
     """One option of a group: the config field it fills (its help is the field's), its flags and help panel, and
     its type when the field's own is not what the command line takes. `shared`: the other group has an option of
     the same name, so a command with both prefixes one side (where `prefixed`, when given, replaces the flags);
-    `prefixed_extra` changes typer.Option arguments on the prefixed side."""
+    `prefixed_extra` changes typer.Option arguments on the prefixed side. `metavar`: what --help shows for the
+    value (default: its type); `expert`: shown by --help-all only."""
 
     field: str
     flags: tuple[str, ...]
@@ -113,6 +127,8 @@ class _Option:
     extra: tuple[tuple[str, Any], ...] = ()
     prefixed: tuple[str, ...] = ()
     prefixed_extra: tuple[tuple[str, Any], ...] = ()
+    metavar: str | None = None
+    expert: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,7 +153,7 @@ class _Group:
         if isinstance(kind, type) and issubclass(kind, Enum):
             default = kind(default)
         info = typer.Option(*flags, help=spec.metadata["help"], rich_help_panel=option.panel,
-                            show_default=default is not None, **extra)
+                            show_default=default is not None, metavar=option.metavar, hidden=option.expert, **extra)
         return inspect.Parameter(f"{self.name}_{option.field}" if self.name else option.field,
                                  inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                  default=default, annotation=Annotated[kind, info])
@@ -171,84 +187,108 @@ class _Group:
 
 
 def _server_side(panel: str, api_key_variables: Any) -> tuple[_Option, ...]:
-    """The options both groups have, for the vLLM engine (in `panel`) and for servers."""
-    return (_Option("tensor_parallel_size", ("--tensor-parallel-size",), panel, shared=True, extra=(("min", 1),)),
+    """The options both groups have, for the vLLM engine (in `panel`) and for servers: all expert settings."""
+    return (_Option("tensor_parallel_size", ("--tensor-parallel-size",), panel, shared=True, extra=(("min", 1),),
+                    expert=True),
             _Option("gpu_memory_utilization", ("--gpu-memory-utilization",), panel, shared=True,
-                    extra=(("min", 0.05), ("max", 1.0))),
+                    extra=(("min", 0.05), ("max", 1.0)), expert=True),
             _Option("api_key", ("--api-key",), SERVERS, shared=True, extra=(("envvar", "OPENAI_API_KEY"),),
-                    prefixed_extra=(("envvar", api_key_variables),)),
-            _Option("concurrency", ("--concurrency",), SERVERS, shared=True, extra=(("min", 1),)),
-            _Option("timeout", ("--timeout",), SERVERS, shared=True, extra=(("min", 1.0),)),
-            _Option("max_retries", ("--max-retries",), SERVERS, shared=True, extra=(("min", 0),)))
+                    prefixed_extra=(("envvar", api_key_variables),), metavar="KEY", expert=True),
+            _Option("concurrency", ("--concurrency",), SERVERS, shared=True, extra=(("min", 1),), expert=True),
+            _Option("timeout", ("--timeout",), SERVERS, shared=True, extra=(("min", 1.0),), metavar="SECONDS",
+                    expert=True),
+            _Option("max_retries", ("--max-retries",), SERVERS, shared=True, extra=(("min", 0),), expert=True))
 
 
 _ANY_CASE = (("case_sensitive", False),)
 _URLS = Optional[list[str]]
 SCORER_GROUP = _Group("reward", ScorerConfig, "scorer_config", (
-    _Option("model", ("--reward-model", "-r"), REWARD, extra=(("envvar", "CODESCALER_REWARD_MODEL"),)),
-    _Option("revision", ("--revision",), REWARD),
+    _Option("model", ("--reward-model", "-r"), REWARD, extra=(("envvar", "CODESCALER_REWARD_MODEL"),),
+            metavar="MODEL"),
+    _Option("revision", ("--revision",), REWARD, metavar="REVISION", expert=True),
     _Option("kind", ("--scorer",), REWARD, type=ScorerKind, extra=_ANY_CASE),
-    _Option("device", ("--device",), REWARD, type=Device, extra=_ANY_CASE),
-    _Option("dtype", ("--dtype",), REWARD, type=DType, shared=True, extra=_ANY_CASE),
-    _Option("max_length", ("--max-length",), REWARD, extra=(("min", 16),)),
-    _Option("max_batch_tokens", ("--max-batch-tokens",), REWARD, extra=(("min", 1),)),
-    _Option("urls", ("--reward-url",), SERVERS, type=_URLS),
+    _Option("device", ("--device",), REWARD, type=Device, extra=_ANY_CASE, expert=True),
+    _Option("dtype", ("--dtype",), REWARD, type=DType, shared=True, extra=_ANY_CASE, expert=True),
+    _Option("max_length", ("--max-length",), REWARD, extra=(("min", 16),), metavar="TOKENS", expert=True),
+    _Option("max_batch_tokens", ("--max-batch-tokens",), REWARD, extra=(("min", 1),), metavar="TOKENS",
+            expert=True),
+    _Option("urls", ("--reward-url",), SERVERS, type=_URLS, metavar="URL"),
     *_server_side(REWARD, ["CODESCALER_REWARD_API_KEY", "OPENAI_API_KEY"]),
 ))
 GENERATOR_GROUP = _Group("generator", GeneratorConfig, "generator_config", (
     _Option("model", ("--model", "-m"), GENERATOR, extra=(("envvar", "CODESCALER_MODEL"),),
-            prefixed_extra=(("envvar", None),)),
-    _Option("n", ("--n", "-n"), GENERATOR, extra=(("min", 1),)),
-    _Option("temperature", ("--temperature",), GENERATOR, extra=(("min", 0.0),)),
-    _Option("top_p", ("--top-p",), GENERATOR, extra=(("min", 0.0), ("max", 1.0))),
-    _Option("max_tokens", ("--max-tokens",), GENERATOR, extra=(("min", 1),)),
-    _Option("seed", ("--seed",), GENERATOR, extra=(("min", 0),)),
-    _Option("system", ("--system",), GENERATOR),
-    _Option("template", ("--prompt-template",), GENERATOR, type=Optional[Path], extra=(("dir_okay", False),)),
-    _Option("revision", ("--model-revision",), GENERATOR, shared=True, prefixed=("--generator-revision",)),
-    _Option("dtype", ("--dtype",), GENERATOR, type=DType, shared=True, extra=_ANY_CASE),
-    _Option("max_model_len", ("--max-model-len",), GENERATOR, extra=(("min", 16),)),
-    _Option("urls", ("--base-url",), SERVERS, type=_URLS, shared=True, prefixed=("--generator-url",)),
-    _Option("endpoint", ("--endpoint",), SERVERS, type=Endpoint, extra=_ANY_CASE),
-    _Option("tokenizer", ("--tokenizer",), SERVERS),
+            prefixed_extra=(("envvar", None),), metavar="MODEL"),
+    _Option("n", ("--n", "-n"), GENERATOR, extra=(("min", 1),), metavar="N"),
+    _Option("temperature", ("--temperature",), GENERATOR, extra=(("min", 0.0),), expert=True),
+    _Option("top_p", ("--top-p",), GENERATOR, extra=(("min", 0.0), ("max", 1.0)), expert=True),
+    _Option("max_tokens", ("--max-tokens",), GENERATOR, extra=(("min", 1),), metavar="TOKENS"),
+    _Option("seed", ("--seed",), GENERATOR, extra=(("min", 0),), metavar="SEED"),
+    _Option("system", ("--system",), GENERATOR, metavar="TEXT", expert=True),
+    _Option("template", ("--prompt-template",), GENERATOR, type=Optional[Path], extra=(("dir_okay", False),),
+            expert=True),
+    _Option("revision", ("--model-revision",), GENERATOR, shared=True, prefixed=("--generator-revision",),
+            metavar="REVISION", expert=True),
+    _Option("dtype", ("--dtype",), GENERATOR, type=DType, shared=True, extra=_ANY_CASE, expert=True),
+    _Option("max_model_len", ("--max-model-len",), GENERATOR, extra=(("min", 16),), metavar="TOKENS", expert=True),
+    _Option("urls", ("--base-url",), SERVERS, type=_URLS, shared=True, prefixed=("--generator-url",),
+            metavar="URL"),
+    _Option("endpoint", ("--endpoint",), SERVERS, type=Endpoint, extra=_ANY_CASE, expert=True),
+    _Option("tokenizer", ("--tokenizer",), SERVERS, metavar="MODEL", expert=True),
     *_server_side(GENERATOR, "CODESCALER_GENERATOR_API_KEY"),
+    _Option("wave", ("--wave",), ADAPTIVE, extra=(("min", 1),), metavar="N"),
+    _Option("stop_score", ("--stop-score",), ADAPTIVE, metavar="SCORE", expert=True),
+    _Option("stop_margin", ("--stop-margin",), ADAPTIVE, extra=(("min", 0.0),), metavar="MARGIN", expert=True),
+    _Option("stop_agreement", ("--stop-agreement",), ADAPTIVE, extra=(("min", 1),), metavar="K", expert=True),
 ))
 
-SANDBOX, SELECTION = "Sandbox", "Benchmark selection"
+SANDBOX, SELECTION, COST = "Sandbox", "Benchmark selection", "Cost and selection"
+Release = _choices("Release", LCB_RELEASES)
 EVAL_GROUP = _Group("", EvalConfig, "eval_config", (
-    _Option("benchmark", ("--benchmark", "-b"), INPUT),
+    _Option("benchmark", ("--benchmark", "-b"), INPUT, metavar="NAME"),
     _Option("problems_file", ("--problems", "-p"), INPUT, type=Optional[Path], extra=(("dir_okay", False),)),
-    _Option("release", ("--release",), SELECTION),
-    _Option("since", ("--since",), SELECTION),
-    _Option("until", ("--until",), SELECTION),
-    _Option("limit", ("--limit",), SELECTION, extra=(("min", 1),)),
-    _Option("sample", ("--sample",), SELECTION, extra=(("min", 1),)),
-    _Option("sample_seed", ("--sample-seed",), SELECTION),
-    _Option("jobs", ("--jobs", "-j"), SANDBOX, extra=(("min", 1),)),
-    _Option("test_timeout", ("--test-timeout",), SANDBOX, extra=(("min", 0.1),)),
-    _Option("memory_mb", ("--memory",), SANDBOX, extra=(("min", 64),)),
-    _Option("isolation", ("--isolation",), SANDBOX, type=_choices("Isolation", ISOLATIONS), extra=_ANY_CASE),
+    _Option("release", ("--release",), SELECTION, type=Optional[Release], extra=_ANY_CASE),
+    _Option("since", ("--since",), SELECTION, metavar="YYYY-MM-DD"),
+    _Option("until", ("--until",), SELECTION, metavar="YYYY-MM-DD", expert=True),
+    _Option("limit", ("--limit",), SELECTION, extra=(("min", 1),), metavar="N"),
+    _Option("sample", ("--sample",), SELECTION, extra=(("min", 1),), metavar="N", expert=True),
+    _Option("sample_seed", ("--sample-seed",), SELECTION, metavar="SEED", expert=True),
+    _Option("jobs", ("--jobs", "-j"), SANDBOX, extra=(("min", 1),), metavar="N"),
+    _Option("test_timeout", ("--test-timeout",), SANDBOX, extra=(("min", 0.1),), metavar="SECONDS", expert=True),
+    _Option("memory_mb", ("--memory",), SANDBOX, extra=(("min", 64),), metavar="MIB", expert=True),
+    _Option("python", ("--python",), SANDBOX, metavar="PATH", expert=True),
+    _Option("isolation", ("--isolation",), SANDBOX, type=_choices("Isolation", ISOLATIONS), extra=_ANY_CASE,
+            expert=True),
+    _Option("calibrate", ("--calibrate",), COST, extra=(("min", 0.0), ("max", 1.0)), metavar="EPS"),
+    _Option("replay_orders", ("--replay-orders",), COST, extra=(("min", 1),), metavar="N", expert=True),
+    _Option("replay_seed", ("--replay-seed",), COST, metavar="SEED", expert=True),
+    _Option("generated_tests", ("--generated-tests",), COST, extra=(("min", 1),), metavar="K"),
 ))
-SERVER, BATCHING, REWARDS = "Server", "Batching", "Rewards"
+SERVER, BATCHING, REWARDS = OUTPUT, "Batching", "Rewards"  # serve's own options are its general ones
 SERVE_GROUP = _Group("", ServeConfig, "serve_config", (
-    _Option("host", ("--host",), SERVER),
-    _Option("port", ("--port", "-p"), SERVER, extra=(("min", 0), ("max", 65535))),
-    _Option("api_key", ("--api-key",), SERVER, extra=(("envvar", "CODESCALER_API_KEY"),)),
-    _Option("served_model_name", ("--served-model-name",), SERVER),
-    _Option("max_request_bytes", ("--max-request-bytes",), SERVER, extra=(("min", 1024),)),
-    _Option("max_text_chars", ("--max-text-chars",), SERVER, extra=(("min", 1),)),
-    _Option("log_level", ("--log-level",), SERVER, type=_choices("LogLevel", LOG_LEVELS), extra=_ANY_CASE),
-    _Option("batch_wait_ms", ("--batch-wait-ms",), BATCHING, extra=(("min", 0.0),)),
-    _Option("max_batch_requests", ("--max-batch-requests",), BATCHING, extra=(("min", 1),)),
-    _Option("max_queue", ("--max-queue",), BATCHING, extra=(("min", 1),)),
-    _Option("extraction", ("--extraction",), REWARDS, type=_choices("Extraction", EXTRACTION_MODES), extra=_ANY_CASE),
-    _Option("raw", ("--raw",), REWARDS),
+    _Option("host", ("--host",), SERVER, metavar="HOST"),
+    _Option("port", ("--port", "-p"), SERVER, extra=(("min", 0), ("max", 65535)), metavar="PORT"),
+    _Option("api_key", ("--api-key",), SERVER, extra=(("envvar", "CODESCALER_API_KEY"),), metavar="KEY"),
+    _Option("served_model_name", ("--served-model-name",), SERVER, metavar="NAME", expert=True),
+    _Option("max_request_bytes", ("--max-request-bytes",), SERVER, extra=(("min", 1024),), metavar="BYTES",
+            expert=True),
+    _Option("max_text_chars", ("--max-text-chars",), SERVER, extra=(("min", 1),), metavar="CHARS", expert=True),
+    _Option("log_level", ("--log-level",), SERVER, type=_choices("LogLevel", LOG_LEVELS), extra=_ANY_CASE,
+            expert=True),
+    _Option("batch_wait_ms", ("--batch-wait-ms",), BATCHING, extra=(("min", 0.0),), metavar="MS", expert=True),
+    _Option("max_batch_requests", ("--max-batch-requests",), BATCHING, extra=(("min", 1),), metavar="N",
+            expert=True),
+    _Option("max_queue", ("--max-queue",), BATCHING, extra=(("min", 1),), metavar="N", expert=True),
+    _Option("extraction", ("--extraction",), REWARDS, type=_choices("Extraction", EXTRACTION_MODES), extra=_ANY_CASE,
+            expert=True),
+    _Option("raw", ("--raw",), REWARDS, expert=True),
     _Option("prompt_format", ("--prompt-format",), REWARDS, type=_choices("PromptFormat", PROMPT_FORMATS),
-            extra=_ANY_CASE),
-    _Option("reuse_prefix", ("--prefix-reuse/--no-prefix-reuse",), REWARD),
-    _Option("max_best_of", ("--max-best-of",), GENERATOR, extra=(("min", 1),)),
-    _Option("max_best_of_requests", ("--max-best-of-requests",), GENERATOR, extra=(("min", 1),)),
-    _Option("samples_per_request", ("--samples-per-request",), GENERATOR, extra=(("min", 1),)),
+            extra=_ANY_CASE, expert=True),
+    _Option("reuse_prefix", ("--prefix-reuse/--no-prefix-reuse",), REWARD, expert=True),
+    _Option("max_best_of", ("--max-best-of",), GENERATOR, extra=(("min", 1),), metavar="N", expert=True),
+    _Option("max_best_of_requests", ("--max-best-of-requests",), GENERATOR, extra=(("min", 1),), metavar="N",
+            expert=True),
+    _Option("samples_per_request", ("--samples-per-request",), GENERATOR, extra=(("min", 1),), metavar="N",
+            expert=True),
 ))
 eval_options = functools.partial(EVAL_GROUP.decorator, prefixed=False)
 serve_options = functools.partial(SERVE_GROUP.decorator, prefixed=False)
@@ -256,7 +296,10 @@ serve_options = functools.partial(SERVE_GROUP.decorator, prefixed=False)
 # What only generator servers read, what only an in-process engine reads, and what any generator reads.
 GENERATOR_SERVER_ONLY = ("endpoint", "tokenizer", "api_key", "concurrency", "timeout", "max_retries")
 GENERATOR_ENGINE_ONLY = ("max_model_len", "dtype", "tensor_parallel_size", "gpu_memory_utilization", "revision")
-GENERATOR_SAMPLING = ("n", "temperature", "top_p", "max_tokens", "seed", "system", "template")
+GENERATOR_SAMPLING = ("n", "temperature", "top_p", "max_tokens", "seed", "system", "template", "stop_score",
+                      "stop_margin", "stop_agreement")
+# The stopping rules, which --wave needs (eval's replay reads --wave on its own).
+STOP_RULES = ("stop_score", "stop_margin", "stop_agreement")
 # What serve leaves out: requests bring their own sampling settings and prompts, and it speaks chat.
 SERVE_LEAVES_OUT = ("temperature", "top_p", "max_tokens", "seed", "system", "template", "endpoint", "tokenizer")
 

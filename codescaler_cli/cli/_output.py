@@ -11,7 +11,7 @@ import collections
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from typing import Any
@@ -192,6 +192,7 @@ class StderrReporter(Reporter):
 
     def __init__(self, progress: Any, *, quiet: bool) -> None:
         self._progress, self.quiet = progress, quiet
+        self._phases: dict[str, _Advance] = {}
 
     def _print(self, text: str) -> None:
         if self._progress is not None:
@@ -206,39 +207,69 @@ class StderrReporter(Reporter):
     def warn(self, message: str) -> None:
         self._print(f"warning: {message}")
 
-    def phase(self, description: str, total: int | None = None) -> _Advance:
-        """Add a bar; returns `advance(n)`, which also takes `advance.add_tokens(k)` (shown as tokens/s)."""
+    def phase(self, description: str, total: int | None = None, *, waiting: str | None = None) -> _Advance:
+        """Add a bar; returns `advance(n)`, which also takes `advance.add_tokens(k)` (shown as tokens/s) and
+        `advance.start()`. Until the work starts the bar shows `waiting` (when given), pulsing; a phase without a
+        total shows once `set_total` gives it one."""
         if self._progress is None:
-            return _Advance(None, 0)
-        return _Advance(self._progress, self._progress.add_task(description, total=total, rate=""))
+            return _Advance(None, None, description, total)
+        task = self._progress.add_task(waiting or description, total=None if waiting else total, rate="",
+                                       visible=total is not None)
+        advance = _Advance(self._progress, task, description, total, waiting=waiting is not None,
+                           shown=total is not None)
+        self._phases[description] = advance
+        return advance
 
     def set_total(self, description: str, total: int) -> None:
-        for task in self._progress.tasks if self._progress is not None else ():
-            if task.description == description:
-                self._progress.update(task.id, total=total)
+        if description in self._phases:
+            self._phases[description].set_total(total)
 
 
 class _Advance:
     """A phase's `advance(n)` callback; `add_tokens(k)` keeps a tokens/s rate over the last half minute.
 
-    `add_tokens(0)` marks the start (a generator calls it when sampling begins, after the model loaded).
+    `start()`, the first count, or `add_tokens(0)` (a generator calls it when sampling begins, after the model
+    loaded) mark the start: a bar that was showing what it waited for ("Loading the generator") shows its phase.
     """
 
     WINDOW = 30.0
 
-    def __init__(self, progress: Any, task: Any) -> None:
+    def __init__(self, progress: Any, task: Any, description: str, total: int | None, *,
+                 waiting: bool = False, shown: bool = True) -> None:
         self._progress, self._task = progress, task
+        self._description, self._total, self._waiting, self._shown = description, total, waiting, shown
         self._tokens = 0
         self._points: collections.deque[tuple[float, int]] = collections.deque()
         self._lock = threading.Lock()  # generators report from their worker threads
 
+    def start(self) -> None:
+        if self._progress is None or not self._waiting:
+            return
+        with self._lock:
+            if self._waiting:
+                self._waiting, self._shown = False, True
+                self._progress.update(self._task, description=self._description, total=self._total, visible=True)
+
+    def set_total(self, total: int) -> None:
+        self._total = total
+        if self._progress is None:
+            return
+        if self._shown:
+            self._progress.update(self._task, total=None if self._waiting else total)
+        else:  # shown from now on: its clock starts now
+            self._shown = True
+            self._progress.reset(self._task, total=None if self._waiting else total, visible=True)
+
     def __call__(self, n: int) -> None:
         if self._progress is not None:
+            if n:
+                self.start()
             self._progress.advance(self._task, n)
 
     def add_tokens(self, tokens: int) -> None:
         if self._progress is None:
             return
+        self.start()
         with self._lock:
             now = time.monotonic()
             self._tokens += tokens
@@ -260,8 +291,15 @@ def reporting(*, quiet: bool = False) -> Iterator[StderrReporter]:
         yield StderrReporter(None, quiet=quiet)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.text import Text
 
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+    class Count(MofNCompleteColumn):
+        """done/total; nothing while a phase waits for its model (no total yet)."""
+
+        def render(self, task: Any) -> Text:
+            return Text("") if task.total is None else super().render(task)
+
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), Count(),
                   TimeElapsedColumn(), TextColumn("{task.fields[rate]}"), console=console, transient=True,
                   # rich's live display would otherwise capture stdout writes and print them on stderr.
                   redirect_stdout=False, redirect_stderr=False) as progress:

@@ -14,7 +14,7 @@ import typer
 
 from ..evaluation.benchmarks import BenchmarkInfo, download_benchmark, get_benchmark, list_benchmarks
 from ._errors import handle_errors
-from ._options import Format, OutputFormat
+from ._options import Format, OutputFormat, Release
 from ._output import info, stdout_is_terminal
 
 
@@ -24,8 +24,8 @@ def benchmarks(
     download: Annotated[Optional[list[str]], typer.Option(
         "--download", help="Fetch this benchmark into the Hugging Face cache first (repeat for several).",
         show_default=False, metavar="NAME")] = None,
-    release: Annotated[Optional[str], typer.Option(
-        "--release", help="With --download livecodebench: the release to fetch (v1 .. v6, latest).",
+    release: Annotated[Optional[Release], typer.Option(
+        "--release", help="With --download livecodebench: the release to fetch.", case_sensitive=False,
         show_default=False)] = None,
 ) -> None:
     """List the benchmarks: where the data comes from, the revision it is pinned to, how many problems, and whether
@@ -39,7 +39,7 @@ def benchmarks(
     """
     for name in download or []:
         benchmark = get_benchmark(name)
-        paths = download_benchmark(benchmark.name, release=release)
+        paths = download_benchmark(benchmark.name, release=release.value if release is not None else None)
         info(f"{benchmark.name}: {len(paths)} file(s) cached")
     rows = list_benchmarks()
     fmt = output_format if output_format is not OutputFormat.auto else \

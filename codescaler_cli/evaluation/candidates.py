@@ -32,6 +32,7 @@ class EvalCandidate:
     program: str = ""
     public: TestsResult | None = None
     result: TestsResult | None = None
+    generated: frozenset[int] | None = None  # the generated tests (CodeT) it passes; None: none were run
 
     @property
     def passed(self) -> bool:
@@ -54,6 +55,8 @@ class EvalCandidate:
         public = self.public
         if result is not None:
             out.update({"public_passed": public.passed if public else 0, "public_total": public.total if public else 0})
+        if result is not None and self.generated is not None:
+            out["generated_passed"] = sorted(self.generated)
         if result is not None:
             out["seconds"] = round(result.seconds + (public.seconds if public else 0.0), 4)
             if result.detail:
@@ -77,6 +80,9 @@ class EvalCandidate:
         if self.problem.public_tests:
             passed, total = int(record.get("public_passed") or 0), int(record.get("public_total") or 0)
             self.public = TestsResult(PASSED if passed == total else FAILED, passed, total, 0.0)
+        generated = record.get("generated_passed")
+        if isinstance(generated, list):
+            self.generated = frozenset(int(k) for k in generated)
 
 
 def record_problem_key(record: dict[str, Any]) -> str | None:

@@ -1,4 +1,5 @@
-"""An evaluation's settings in one object: where its problems come from and how candidates are tested."""
+"""An evaluation's settings in one object: where its problems come from, how candidates are tested, and what the
+report adds (the stopping rules replayed and calibrated, tests written by the generator for CodeT)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import UsageError
+from ..stopping import DEFAULT_WAVE
+from .adaptive import DEFAULT_ORDERS
 from .execution import DEFAULT_TEST_TIMEOUT
 from .benchmarks import BENCHMARKS, BenchmarkSelection, get_benchmark, load_selection, parse_day, select_problems
 from .problems import EvalProblem, read_problems_file
+from .report import CostSettings
 from .sandbox import ISOLATIONS, Limits, Sandbox
 
 
@@ -25,18 +29,17 @@ class EvalConfig:
     Each field's `metadata["help"]` says what it does (the CLI's option help is that text)."""
 
     benchmark: str | None = field(default=None, metadata=_help(
-        f"A built-in benchmark: {', '.join(BENCHMARKS)} (any case; `codescaler benchmarks` lists them). Fetched "
-        "into the Hugging Face cache, graded as its own harness grades."))
+        f"A built-in benchmark ({', '.join(BENCHMARKS[:2])}, livecodebench, ...: `codescaler benchmarks`), graded "
+        "as its own harness grades."))
     problems_file: Path | None = field(default=None, metadata=_help(
-        "Problems with tests as a benchmark publishes them (JSONL, JSON array, .gz or parquet): HumanEval(+), "
-        "MBPP(+), LiveCodeBench, CodeContests, Gen-Verse or DeepCoder rows."))
+        "Problems with tests as their benchmark publishes them (HumanEval, MBPP, LiveCodeBench, ...; JSONL, JSON, "
+        ".gz or parquet)."))
     release: str | None = field(default=None, metadata=_help(
-        "LiveCodeBench release: v1 .. v6 (every problem released up to it) or latest."))
+        "LiveCodeBench release: every problem released up to it."))
     since: str | None = field(default=None, metadata=_help(
-        "LiveCodeBench: only problems from contests on or after this day (YYYY-MM-DD)."))
+        "LiveCodeBench: only problems from contests on or after this day."))
     until: str | None = field(default=None, metadata=_help(
-        "LiveCodeBench: only problems from contests up to this day (YYYY-MM-DD, at 00:00 as LiveCodeBench counts "
-        "it)."))
+        "LiveCodeBench: only problems from contests before this day (as LiveCodeBench counts it)."))
     limit: int | None = field(default=None, metadata=_help("Only the first N problems."))
     sample: int | None = field(default=None, metadata=_help(
         "N problems drawn at random (with --sample-seed), kept in the benchmark's order."))
@@ -46,11 +49,34 @@ class EvalConfig:
     jobs: int | None = field(default=None, metadata=_help("Programs run in parallel. Default: the number of cores."))
     test_timeout: float = field(default=DEFAULT_TEST_TIMEOUT, metadata=_help(
         "Seconds one test may run (CPU and wall clock)."))
-    memory_mb: int = field(default=2048, metadata=_help("Address-space limit of a program, in MiB."))
+    memory_mb: int = field(default=2048, metadata=_help(
+        "Memory limit of a program in MiB: all its processes together where control groups are available (see "
+        "codescaler env), else each process's address space."))
+    python: str | None = field(default=None, metadata=_help(
+        "The Python interpreter programs run under (default: ours when the sandbox user can run it, else the "
+        "system's python3); named on stderr and in the report."))
+    calibrate: float | None = field(default=None, metadata=_help(
+        "Print the cheapest stopping rule within EPS (0.01: one point) of full-N accuracy, as generate options."))
+    replay_orders: int = field(default=DEFAULT_ORDERS, metadata=_help(
+        "Random orders of each problem's samples the stopping rules are replayed in (besides sample order)."))
+    replay_seed: int = field(default=0, metadata=_help("Seed of the replay's random orders."))
+    generated_tests: int | None = field(default=None, metadata=_help(
+        "CodeT: the generator (-m) writes K samples of tests per problem, ranked by dual agreement."))
+    wave: int = field(default=DEFAULT_WAVE, metadata=_help(
+        "Samples per wave in the stopping rules' replay (eval's --wave fills it)."))
 
     def validate(self) -> None:
         if self.isolation not in ISOLATIONS:
             raise UsageError(f"unknown --isolation '{self.isolation}'", f"use one of: {', '.join(ISOLATIONS)}")
+        if self.calibrate is not None and not 0.0 <= self.calibrate < 1.0:
+            raise UsageError(f"--calibrate {self.calibrate}: EPS is the accuracy a rule may lose, as a fraction",
+                             "e.g. --calibrate 0.01 for one percentage point")
+
+    @property
+    def cost(self) -> CostSettings:
+        """How the report replays the stopping rules."""
+        return CostSettings(wave=self.wave, orders=self.replay_orders, seed=self.replay_seed,
+                            calibrate=self.calibrate)
 
     @property
     def limits(self) -> Limits:
@@ -102,7 +128,7 @@ class EvalConfig:
 
     def open_sandbox(self) -> Sandbox:
         self.validate()
-        return Sandbox(isolation=self.isolation, jobs=self.jobs)
+        return Sandbox(isolation=self.isolation, jobs=self.jobs, python=self.python)
 
     def fingerprint(self, sandbox: Sandbox) -> dict[str, Any]:
         """What verdicts depend on, for the settings check of a resumed run: the problems (by content), the
@@ -123,6 +149,7 @@ class EvalConfig:
             "problems_file": str(Path(self.problems_file).resolve()) if self.problems_file is not None else None,
             "problems_sha256": problems_digest, "test_timeout": self.test_timeout, "memory_mb": self.memory_mb,
             "isolation": sandbox.isolation,
+            "python": sandbox.interpreter.describe(),  # another interpreter may judge otherwise
         }
         if os.geteuid() != 0:
             settings["jobs"] = sandbox.jobs

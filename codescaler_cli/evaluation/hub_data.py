@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataLoadError
-from ..backends.loading import GATED, NO_NETWORK, NOT_FOUND, load_error
+from ..backends.loading import GATED, NO_NETWORK, NOT_FOUND, hub_unreachable, load_error, quiet_hub_client
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,14 @@ def fetch_files(files: HubFiles) -> list[Path]:
         return cached
     from huggingface_hub import snapshot_download
 
+    quiet_hub_client()
+    reason = None if offline() else hub_unreachable()
+    if reason is not None:  # in seconds, not after the hub client's retries
+        download = f"hf download {files.repo_id} --repo-type {files.repo_type} --revision {files.revision}"
+        raise DataLoadError(f"the Hugging Face hub cannot be reached ({reason}) and {files.repo_id} is not in the "
+                            "local cache", "check the network or proxy (HTTPS_PROXY, HF_ENDPOINT), or fill the cache "
+                            f"elsewhere (`{download}`) and copy it to {hub_cache_dir()}; with a filled cache set "
+                            "HF_HUB_OFFLINE=1; or evaluate on a local file with --problems", NO_NETWORK)
     try:
         folder = snapshot_download(files.repo_id, repo_type=files.repo_type, revision=files.revision,
                                    cache_dir=str(hub_cache_dir()), local_files_only=offline(),

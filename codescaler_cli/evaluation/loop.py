@@ -5,10 +5,17 @@ own for the latency comparison) and then all their tests in the sandbox, and sum
 With a resumable output file, problems are tested in chunks of whole problems and each chunk's records are
 written (with the seconds so far, beside the file) before the next starts; a resumed run reads the verdicts of
 the problems already in the file back instead of running them again.
+
+With `--generated-tests K` a generator first writes assert tests for every problem (CodeT), and each chunk's
+candidates run them after their own tests; their verdicts go into the records (`generated_passed`).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+import random
+import re
 import shutil
 import sys
 import tempfile
@@ -18,20 +25,21 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InputError, UsageError
-from ..generation import Problem
+from ..generation import Generator, Problem
 from ..generation.config import GeneratorConfig
 from ..pipeline import lazy_scorer, score_groups
 from ..records import group_candidates, group_hash
 from ..runs.cache import Cache, cache_of
 from ..runs.output import RunOutput
-from ..runs.reporter import SILENT, ProgressCallback, Reporter
+from ..runs.reporter import SILENT, ProgressCallback, Reporter, loading_text
 from ..scoring import ScorerConfig
 from ..scoring.base import Scorer
 from .candidates import EvalCandidate, from_candidates, has_scores, read_eval_candidates, record_problem_key
 from .config import EvalConfig, file_sha256
 from .execution import STATUSES
+from .generated_tests import run_generated_tests, write_tests
 from .problems import EvalProblem
-from .report import Report, summarize
+from .report import GeneratedTestsTiming, Report, summarize
 from .runner import Timings, run_chunk
 from .sandbox import Sandbox
 
@@ -55,14 +63,24 @@ def _run_evaluation(config: EvalConfig, candidates_file: str | Path | None, gene
                     scorer: ScorerConfig | None, output: RunOutput | None, cache: Cache | None,
                     stdin: IO[bytes] | None, reporter: Reporter) -> Report:
     output = output if output is not None else RunOutput(None, command="eval")
-    if generator is not None and candidates_file is not None:
-        raise UsageError("give either a CANDIDATES file or -m/--base-url to generate them, not both")
+    if config.generated_tests is not None and generator is None:
+        raise UsageError("--generated-tests needs a generator to write the tests",
+                         "add -m MODEL or --base-url URL (with a CANDIDATES file it only writes tests)")
+    if generator is not None and candidates_file is not None and config.generated_tests is None:
+        raise UsageError("give either a CANDIDATES file or -m/--base-url to generate them, not both",
+                         "with a CANDIDATES file, -m/--base-url only writes tests for --generated-tests K")
+    test_writer = generator if config.generated_tests is not None else None
+    if candidates_file is not None:
+        generator = None  # the generator writes tests only
     if generator is not None and output.resume:
         source = config.describe_problems()
         raise UsageError("--resume cannot continue a run that generates its candidates (-m/--base-url)",
                          f"generate them resumably first, then evaluate them resumably: codescaler generate "
                          f"--problems PROBLEMS.jsonl -n {generator.n} -o samples.jsonl --resume (records {{\"id\", "
                          f"\"question\"}}), then codescaler eval samples.jsonl {source} -o {output.path} --resume")
+    if config.benchmark is None and config.problems_file is None:
+        raise UsageError("give exactly one of --benchmark NAME or --problems FILE",
+                         _benchmark_hint(candidates_file) or "e.g. codescaler eval samples.jsonl --benchmark humaneval")
     problems = config.load_problems()
     # The sandbox opens before any model loads or sample is drawn: a refused isolation fails in a second.
     with config.open_sandbox() as sandbox:
@@ -80,7 +98,8 @@ def _run_evaluation(config: EvalConfig, candidates_file: str | Path | None, gene
             reporter.info(f"note: {len(missing)} of {len(problems)} problems have no candidates and are not counted "
                           f"(e.g. {missing[0].id})")
         report = evaluate(candidates, config, scorer=scorer, sandbox=sandbox, output=output, cache=cache,
-                          candidates_sha256=digest, scoring_seconds=scoring_seconds, reporter=reporter)
+                          candidates_sha256=digest, scoring_seconds=scoring_seconds, reporter=reporter,
+                          test_writer=test_writer)
     if cache is not None:
         samples = f"samples {cache.sample_hits} hits, {cache.sample_misses} misses; " if generator else ""
         reporter.info(f"cache: {samples}scores {cache.score_hits} hits, {cache.score_misses} misses "
@@ -88,10 +107,41 @@ def _run_evaluation(config: EvalConfig, candidates_file: str | Path | None, gene
     return report
 
 
+# Problem ids that say which benchmark the candidates answer, and the benchmark (with its harder variant).
+_BENCHMARK_IDS = ((re.compile(r"HumanEval/\d+"), "humaneval", "humaneval-plus"),
+                  (re.compile(r"Mbpp/\d+"), "mbpp-plus", None))
+
+
+def _benchmark_hint(candidates_file: str | Path | None) -> str | None:
+    """The --benchmark the candidates' ids point at (all `HumanEval/N`: humaneval), from the file's first records."""
+    if candidates_file is None or str(candidates_file) == "-":
+        return None
+    keys: list[str] = []
+    try:
+        with open(candidates_file, encoding="utf-8", errors="replace") as handle:
+            for line in itertools.islice(handle, 100):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                key = record_problem_key(record) if isinstance(record, dict) else None
+                if key is not None:
+                    keys.append(key)
+    except OSError:
+        return None
+    for pattern, name, harder in _BENCHMARK_IDS:
+        if keys and all(pattern.fullmatch(key) for key in keys):
+            also = f" (or --benchmark {harder}, with its extra tests)" if harder else ""
+            return (f"the candidates' ids ({keys[0]}, ...) are {name}'s: add --benchmark {name}{also}, e.g. "
+                    f"codescaler eval {candidates_file} --benchmark {name}")
+    return None
+
+
 def evaluate(candidates: Sequence[EvalCandidate], config: EvalConfig = EvalConfig(), *,
              scorer: Scorer | ScorerConfig | None = None, sandbox: Sandbox | None = None,
              output: RunOutput | None = None, cache: Cache | None = None, candidates_sha256: str | None = None,
-             scoring_seconds: float | None = None, reporter: Reporter = SILENT) -> Report:
+             scoring_seconds: float | None = None, reporter: Reporter = SILENT,
+             test_writer: Generator | GeneratorConfig | None = None) -> Report:
     """Score (when `scorer` is given and the candidates carry no scores), run public then all tests, summarise.
 
         from codescaler_cli.evaluation import EvalConfig, evaluate, load_benchmark, read_eval_candidates
@@ -102,11 +152,16 @@ def evaluate(candidates: Sequence[EvalCandidate], config: EvalConfig = EvalConfi
     Without scores, the strategies that need a reward model are left out of the report. Fills each candidate's
     `public` and `result`. `output` gets every candidate's record; resuming it needs `candidates_sha256` (the
     candidates' identity) to match. `scoring_seconds`: what scoring these candidates took before (best-of-N's).
+    With `config.generated_tests` K, `test_writer` (a generator) writes K samples of tests per problem and every
+    candidate runs them (CodeT); a resumed run writes them again, from the seed the first run recorded.
     """
     if sandbox is None:
         with config.open_sandbox() as own:
             return evaluate(candidates, config, scorer=scorer, sandbox=own, output=output, cache=cache,
-                            candidates_sha256=candidates_sha256, scoring_seconds=scoring_seconds, reporter=reporter)
+                            candidates_sha256=candidates_sha256, scoring_seconds=scoring_seconds, reporter=reporter,
+                            test_writer=test_writer)
+    if config.generated_tests is not None and test_writer is None:
+        raise UsageError("--generated-tests needs a generator to write the tests", "add -m MODEL or --base-url URL")
     output = output if output is not None else RunOutput(None, command="eval")
     scored = has_scores(candidates)
     score_here = scorer is not None and not scored
@@ -121,7 +176,11 @@ def evaluate(candidates: Sequence[EvalCandidate], config: EvalConfig = EvalConfi
     settings = config.fingerprint(sandbox) | {"candidates_sha256": candidates_sha256}
     if score_here and isinstance(scorer, ScorerConfig):
         settings |= scorer.fingerprint()
+    writing = config.generated_tests is not None and test_writer is not None
+    if writing:
+        settings |= _test_writer_settings(config, test_writer, output)
     timings, timed = Timings(scoring=scoring_seconds), 0  # `timed`: problems whose test seconds `timings` holds
+    generated: GeneratedTestsTiming | None = None
     with output:
         done = output.start(settings, hashes=[group_hash(("id", group[0].problem.key)) for group in groups],
                             sizes=[len(group) for group in groups],
@@ -131,6 +190,15 @@ def evaluate(candidates: Sequence[EvalCandidate], config: EvalConfig = EvalConfi
             _restore(output, [c for group in groups[:done.groups] for c in group], scores=score_here)
             timings, timed = _restored_timings(output.recorded_state, done.groups)
             output.save_state(_state(timings, timed))
+        if writing:
+            assert test_writer is not None and config.generated_tests is not None
+            written = write_tests([group[0].problem for group in groups], test_writer, config.generated_tests,
+                                  seed=settings["test_seed"], cache=cache,
+                                  progress=reporter.phase("Writing tests", len(groups) * config.generated_tests))
+            generated = GeneratedTestsTiming(tests=written.total, problems=sum(1 for t in written.tests.values() if t),
+                                             generation=written.seconds, execution=0.0, written=written.tests)
+            if timed:
+                generated.execution, generated.execution_processes = _restored_generated(output.recorded_state)
         if score_here and done.groups < len(groups):
             assert scorer is not None
             seconds, load = _score(candidates, groups, done.groups, scorer, cache, reporter)
@@ -142,14 +210,21 @@ def evaluate(candidates: Sequence[EvalCandidate], config: EvalConfig = EvalConfi
         with_public = sum(1 for c in to_run if c.problem.public_tests)
         advance_public = reporter.phase("Public tests", with_public) if with_public else None
         advance_all = reporter.phase("All tests", len(to_run)) if to_run else None
+        advance_generated = reporter.phase("Generated tests", len(to_run)) if to_run and writing else None
         resumable = output.resumable and output.path is not None
         for chunk in problem_chunks(remaining, CHUNK_CANDIDATES_PER_JOB * sandbox.jobs if resumable else None):
             run_chunk([c for group in chunk for c in group], sandbox, timings, test_timeout=config.test_timeout,
                       limits=config.limits, public_progress=advance_public, all_progress=advance_all)
+            if generated is not None:
+                wall, processes = run_generated_tests([c for group in chunk for c in group], written.tests, sandbox,
+                                                      test_timeout=config.test_timeout, limits=config.limits,
+                                                      progress=advance_generated)
+                generated.execution += wall
+                generated.execution_processes += processes
             timed += len(chunk)
-            output.write([[c.record() for c in group] for group in chunk], state=_state(timings, timed))
+            output.write([[c.record() for c in group] for group in chunk], state=_state(timings, timed, generated))
     report = summarize(candidates, with_reward=scored or score_here, timings=timings, isolation=sandbox.isolation,
-                       isolation_detail=sandbox.describe())
+                       isolation_detail=sandbox.describe(), cost=config.cost, generated=generated)
     if done.groups:
         report.notes.append(_resumed_note(output, done.groups, len(groups), timed))
     if cache is not None and cache.score_hits:
@@ -207,8 +282,9 @@ def _score(candidates: Sequence[EvalCandidate], groups: list[list[EvalCandidate]
     todo = [c for group in groups[done:] for c in group]
     active, lazy = lazy_scorer(scorer, cache) if isinstance(scorer, ScorerConfig) else (scorer, None)
     try:
+        waiting = loading_text(scorer) if isinstance(scorer, ScorerConfig) else None
         advance = reporter.phase("Scoring", len({(c.problem.key, c.candidate.dedup_key) for c in todo
-                                                 if c.candidate.valid}))
+                                                 if c.candidate.valid}), waiting=waiting)
         seconds = score_candidates(candidates, active, advance, skip_groups=done)
     finally:
         if lazy is not None:
@@ -265,9 +341,40 @@ def _generate(problems: list[EvalProblem], generator: GeneratorConfig, scorer: S
     return from_candidates(run.candidates, problems), run.scoring.seconds if run.scoring else None
 
 
-def _state(timings: Timings, timed: int) -> dict[str, Any]:
+def _state(timings: Timings, timed: int, generated: GeneratedTestsTiming | None = None) -> dict[str, Any]:
     """The seconds so far, kept beside the output file: `problems` is how many problems' tests they cover."""
-    return {"problems": timed, "seconds": asdict(timings)}
+    state: dict[str, Any] = {"problems": timed, "seconds": asdict(timings)}
+    if generated is not None:
+        state["generated_tests_seconds"] = [generated.execution, generated.execution_processes]
+    return state
+
+
+def _restored_generated(state: dict[str, Any] | None) -> tuple[float, float]:
+    """The seconds an earlier run spent running generated tests on the problems it finished."""
+    try:
+        wall, processes = (state or {})["generated_tests_seconds"]
+        return float(wall), float(processes)
+    except (KeyError, TypeError, ValueError):
+        return 0.0, 0.0
+
+
+def _test_writer_settings(config: EvalConfig, writer: Generator | GeneratorConfig,
+                          output: RunOutput) -> dict[str, Any]:
+    """What generated tests depend on, for a resumed run's settings check: K, the generator, and the seed (drawn
+    when not given, recorded, and reused by --resume so the same tests are written)."""
+    settings: dict[str, Any] = {"generated_tests": config.generated_tests}
+    if isinstance(writer, GeneratorConfig):
+        settings |= {f"test_{key}": value for key, value in writer.fingerprint().items()
+                     if key in ("generator_model", "generator_revision", "generator_temperature", "generator_top_p",
+                                "generator_max_tokens", "generator_system")}
+        seed = writer.seed
+    else:
+        settings["test_generator_model"] = getattr(writer, "model", type(writer).__name__)
+        seed = None
+    if seed is None:
+        seed = output.recorded_setting("test_seed") if output.resume else None
+    settings["test_seed"] = seed if seed is not None else random.SystemRandom().randrange(2**31 - 2**20)
+    return settings
 
 
 def _restored_timings(state: dict[str, Any] | None, done: int) -> tuple[Timings, int]:

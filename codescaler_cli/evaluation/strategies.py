@@ -2,9 +2,10 @@
 with a 95% interval, pass@k, and accuracy against N as an exact expectation over every subset of N candidates.
 
 A strategy sees, per candidate, only what it could see at selection time: its position, its reward, its program
-(for voting) and how many public tests it passes. Whether it passes all tests is what we score it on. Each
-strategy has `select` (pick from a concrete set; the definition) and `expected` (the exact mean of `select`'s
-correctness over all subsets of size m, computed combinatorially; tests check the two agree).
+(for voting), how many public tests it passes and which generated tests (CodeT) it passes. Whether it passes all
+tests is what we score it on. Each strategy has `select` (pick from a concrete set; the definition) and `expected`
+(the exact mean of `select`'s correctness over all subsets of size m, computed combinatorially; tests check the two
+agree).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class Outcome:
     public_passed: int = 0
     reward: float | None = None
     program: str | None = None
+    score: float | None = None  # the raw reward-model score (what stopping rules compare), None when not scored
+    tokens: int | None = None  # generated tokens of the sample, when its record says
+    generated: frozenset[int] | None = None  # the generated tests it passes (None: no generated tests were run)
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Strategy:
     description: str
     needs_reward: bool = False
     needs_public_tests: bool = False
+    needs_generated_tests: bool = False
 
     def select(self, outcomes: Sequence[Outcome], subset: Sequence[int]) -> float:
         """Correctness (1, 0, or a probability for `random`) of what this strategy picks among `subset`."""
@@ -172,6 +177,116 @@ class _Vote(Strategy):
         return ways
 
 
+@dataclass(frozen=True)
+class _WeightedVote(Strategy):
+    """Consensus sets weighted: the set with the largest (members in the subset) x (the set's weight) wins, ties by
+    the weight, then by input order; the pick is the set's first candidate in the subset. Candidates in no set
+    (no valid program) are picked only when the subset has no candidate in a set.
+
+    `by="reward"` (reward-weighted vote): the sets are programs (dedup keys) and a set's weight is its program's
+    reward (the highest its candidates got: they normally share one score), so a set weighs the sum of its members'
+    rewards. `by="generated"` (CodeT's dual agreement): the sets are candidates that pass exactly the same generated
+    tests and a set's weight is how many tests that is, so a set weighs |candidates| x |tests they pass|.
+    """
+
+    by: str = "reward"
+
+    def _set_of(self, outcome: Outcome) -> object | None:
+        if outcome.program is None:
+            return None
+        return outcome.program if self.by == "reward" else outcome.generated
+
+    def _weights(self, outcomes: Sequence[Outcome]) -> dict[object, float]:
+        weights: dict[object, float] = {}
+        for outcome in outcomes:
+            key = self._set_of(outcome)
+            if key is None:
+                continue
+            if self.by == "reward":
+                reward = outcome.reward if outcome.reward is not None else 0.0
+                weights[key] = max(reward, weights.get(key, reward))
+            else:
+                weights[key] = float(len(outcome.generated or ()))
+        return weights
+
+    def select(self, outcomes: Sequence[Outcome], subset: Sequence[int]) -> float:
+        weights = self._weights(outcomes)
+        counts: dict[object, int] = {}
+        for i in subset:
+            key = self._set_of(outcomes[i])
+            if key is not None:
+                counts[key] = counts.get(key, 0) + 1
+
+        def rank(i: int) -> tuple[float, ...]:
+            key = self._set_of(outcomes[i])
+            if key is None:
+                return (False, 0.0, 0.0, -i)
+            return (True, counts[key] * weights[key], weights[key], -i)
+
+        return float(outcomes[max(subset, key=rank)].passed)
+
+    def expected(self, outcomes: Sequence[Outcome], size: int) -> float:
+        n = len(outcomes)
+        sets: dict[object, list[int]] = {}
+        loose: list[int] = []
+        for i, outcome in enumerate(outcomes):
+            key = self._set_of(outcome)
+            if key is None:
+                loose.append(i)
+            else:
+                sets.setdefault(key, []).append(i)
+        weights = self._weights(outcomes)
+        # Sets whose weight differs from a set's own weight never tie with it on position: the ways to fill the rest
+        # of a subset from them depend only on the set and its count, so they are worked out once per pair.
+        untied: dict[tuple[object, int], list[int]] = {}
+        favourable = 0
+        for i, outcome in enumerate(outcomes):
+            if not outcome.passed:
+                continue
+            key = self._set_of(outcome)
+            if key is None:
+                # Picked only when the subset holds no candidate in a set and no earlier loose candidate.
+                favourable += math.comb(sum(1 for j in loose if j > i), size - 1)
+                continue
+            own, weight = sets[key], weights[key]
+            later_own = sum(1 for j in own if j > i)  # members before i must be absent: i is its set's first
+            for count in range(1, min(later_own + 1, size) + 1):
+                rest = size - count
+                cached = untied.get((key, count))
+                if cached is None:
+                    cached = [math.comb(len(loose), j) for j in range(min(len(loose), rest) + 1)]
+                    for other, members in sets.items():
+                        if other != key and weights[other] != weight:
+                            cached = _multiply(cached, self._allowed(len(members), weights[other], count, weight,
+                                                                     rest), rest)
+                    untied[(key, count)] = cached
+                poly = cached
+                for other, members in sets.items():
+                    if other != key and weights[other] == weight:
+                        after = sum(1 for j in members if j > i)
+                        poly = _multiply(poly, self._allowed(len(members), weight, count, weight, rest, after),
+                                         rest)
+                if rest < len(poly):
+                    favourable += math.comb(later_own, count - 1) * poly[rest]
+        return favourable / math.comb(n, size)
+
+    @staticmethod
+    def _allowed(members: int, other_weight: float, count: int, weight: float, rest: int,
+                 after: int | None = None) -> list[int]:
+        """Ways to take j = 0.. members of another set without it beating the chosen set (`count` members of
+        `weight`); `after`: with equal weights, how many of its members come after the chosen candidate."""
+        allowed = [1]
+        for j in range(1, min(members, rest) + 1):
+            mine, theirs = count * weight, j * other_weight
+            if theirs < mine or (theirs == mine and other_weight < weight):
+                allowed.append(math.comb(members, j))
+            elif theirs == mine and other_weight == weight and after is not None:
+                allowed.append(math.comb(after, j))  # a tie on everything: it loses only if all come after
+            else:
+                allowed.append(0)
+        return allowed
+
+
 def _multiply(left: list[int], right: list[int], degree: int) -> list[int]:
     product = [0] * min(len(left) + len(right) - 1, degree + 1)
     for a, x in enumerate(left):
@@ -189,6 +304,10 @@ STRATEGIES: tuple[Strategy, ...] = (
     _OrderStrategy("first", "the first sample", order="first"),
     _Random("random", "a sample at random (expected pass@1)"),
     _Vote("vote", "the largest group of equivalent programs, ties by reward"),
+    _WeightedVote("reward-weighted-vote", "the program whose candidates' rewards sum highest", needs_reward=True,
+                  by="reward"),
+    _WeightedVote("generated-tests", "CodeT: most candidates x generated tests they all pass",
+                  needs_generated_tests=True, by="generated"),
     _OrderStrategy("public-tests", "most public tests passed, ties by input order", needs_public_tests=True,
                    order="public"),
     _OrderStrategy("public-tests+reward-model", "most public tests passed, ties by reward", needs_reward=True,

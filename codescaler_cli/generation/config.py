@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
+from ..stopping import DEFAULT_WAVE, StoppingRule
 from .base import DEFAULT_GENERATOR_MODEL, Generator, SamplingSettings
 
 ENDPOINTS = ("chat", "completions")
@@ -24,11 +25,11 @@ class GeneratorConfig:
     """
 
     model: str | None = field(default=None, metadata=_help(
-        f"Generator: hub id or local directory for in-process vLLM (default {DEFAULT_GENERATOR_MODEL}); on servers, "
-        "the served model's name (default: the one the server serves)."))
+        f"Generator: hub id or local directory (default {DEFAULT_GENERATOR_MODEL}); with servers, the served name "
+        "(default: theirs)."))
     urls: list[str] = field(default_factory=list, metadata=_help(
-        "Sample from OpenAI-compatible servers (http://host:8000 or http://host:8000/v1) instead of in-process vLLM; "
-        "several share the requests."))
+        "Sample from OpenAI-compatible servers (http://host:8000/v1) instead of in-process vLLM; repeat for "
+        "several."))
     endpoint: str = field(default="chat", metadata=_help(
         "Server endpoint: chat (the server applies the chat template) or completions (codescaler renders the "
         "prompt with the served model's tokenizer)."))
@@ -53,20 +54,39 @@ class GeneratorConfig:
     top_p: float = field(default=0.95, metadata=_help("Nucleus sampling."))
     max_tokens: int = field(default=4096, metadata=_help("Longest response, in tokens."))
     seed: int | None = field(default=None, metadata=_help(
-        "Same seed, same candidates. Default: a random seed, recorded in the output."))
+        "Same seed, same candidates. Default: random, and recorded."))
     system: str | None = field(default=None, metadata=_help("A system message for the generator."))
     template: str | None = field(default=None, metadata=_help(
         "A prompt template with {question} (and optionally {starter_code}) instead of the LiveCodeBench-style "
         "prompt."))
+    wave: int = field(default=DEFAULT_WAVE, metadata=_help(
+        "Samples drawn between two checks of the --stop-* rules (eval: the replay's waves)."))
+    stop_score: float | None = field(default=None, metadata=_help(
+        "Adaptive sampling: stop a problem once its best valid candidate's raw reward-model score reaches this "
+        "(serve: a request's `stop_score` wins)."))
+    stop_margin: float | None = field(default=None, metadata=_help(
+        "Adaptive sampling: stop a problem once its best program's score leads the next distinct program's by at "
+        "least this (serve: a request's `stop_margin` wins)."))
+    stop_agreement: int | None = field(default=None, metadata=_help(
+        "Adaptive sampling: stop a problem once this many of its samples are the same program (serve: a request's "
+        "`stop_agreement` wins)."))
 
     @property
     def sampling(self) -> SamplingSettings:
         return SamplingSettings(n=self.n, temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens)
 
+    @property
+    def stopping(self) -> StoppingRule:
+        """The adaptive-sampling rule (not adaptive when no --stop-* threshold is set)."""
+        return StoppingRule(wave=self.wave, score=self.stop_score, margin=self.stop_margin,
+                            agreement=self.stop_agreement)
+
     def fingerprint(self) -> dict[str, Any]:
         """What the samples depend on, for the settings check of a resumed run: the model and how it runs, the
-        sampling settings, the base seed, the system message and the prompt template (by its hash)."""
+        sampling settings, the base seed, the system message, the prompt template (by its hash) and, for an
+        adaptive run, its waves and stopping rules (None when not adaptive, as runs before them recorded)."""
         template = self.template
+        stopping = self.stopping
         return {
             "generator_model": self.model or (None if self.urls else DEFAULT_GENERATOR_MODEL),
             "generator_revision": self.revision, "generator_dtype": self.dtype,
@@ -75,16 +95,31 @@ class GeneratorConfig:
             "generator_max_tokens": self.max_tokens, "generator_seed": self.seed, "generator_system": self.system,
             "generator_template": hashlib.sha256(template.encode("utf-8", "surrogatepass")).hexdigest()[:16]
             if template is not None else None,
+            "generator_wave": stopping.wave if stopping.adaptive else None,
+            "generator_stop_score": stopping.score, "generator_stop_margin": stopping.margin,
+            "generator_stop_agreement": stopping.agreement,
         }
 
     def validate(self) -> None:
         if self.endpoint not in ENDPOINTS:
             raise UsageError(f"unknown endpoint '{self.endpoint}'", f"use one of: {', '.join(ENDPOINTS)}")
+        self.stopping.validate()
+
+
+def check_generator(config: GeneratorConfig) -> None:
+    """Fail in seconds, before anything loads, when the generator cannot work: its options, and an in-process
+    model's kind (a reward model passed as the generator names the swap) read from its config."""
+    config.validate()
+    if not config.urls:
+        from ..backends.loading import GENERATOR, check_model
+
+        check_model(config.model or DEFAULT_GENERATOR_MODEL, config.revision, GENERATOR)
 
 
 def open_generator(config: GeneratorConfig) -> Generator:
-    """Start the engine or connect to the servers (heavy imports happen here)."""
-    config.validate()
+    """Start the engine or connect to the servers (heavy imports happen here). An in-process model's kind is checked
+    from its config first: a reward model passed as the generator fails in seconds, before the engine starts."""
+    check_generator(config)
     if config.urls:
         from .openai_server import OpenAIGenerator
 

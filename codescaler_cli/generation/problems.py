@@ -80,21 +80,36 @@ def sample_candidates(problems: Sequence[Problem], generator: Generator, setting
                       seed: int | None = None, template: str | None = None, system: str | None = None,
                       progress: ProgressCallback | None = None) -> list[Candidate]:
     """Sample `settings.n` responses per problem; one candidate per sample (with `error` where it failed)."""
-    _, seeds = problem_seeds(len(problems), settings.n, seed)
-    prompts = [build_prompt(p.question, p.starter_code, template) for p in problems]
-    requests = [GenerationRequest(chat_messages(prompt, system), settings.n, problem_seed)
+    base, _ = problem_seeds(len(problems), settings.n, seed)
+    return sample_wave(list(enumerate(problems)), generator, settings, seed=base, first=0, count=settings.n,
+                       template=template, system=system, progress=progress)
+
+
+def sample_wave(problems: Sequence[tuple[int, Problem]], generator: Generator, settings: SamplingSettings, *,
+                seed: int, first: int, count: int, template: str | None = None, system: str | None = None,
+                progress: ProgressCallback | None = None) -> list[Candidate]:
+    """Samples `first` .. `first + count - 1` of each (position, problem): those a run of `settings.n` samples per
+    problem with base seed `seed` draws for the problem at that position (its seed is `seed + position * n`,
+    sample j's `+ j`), so waves of an adaptive run draw exactly a prefix of the full run's samples.
+
+    A candidate's `index` is `position * n + sample`, as in the full run: ties within a problem break alike.
+    """
+    prompts = [build_prompt(p.question, p.starter_code, template) for _, p in problems]
+    seeds = [seed + position * settings.n for position, _ in problems]
+    requests = [GenerationRequest(chat_messages(prompt, system), count, problem_seed + first)
                 for prompt, problem_seed in zip(prompts, seeds)]
     outputs = generator.generate(requests, settings, progress)
     candidates: list[Candidate] = []
-    for problem, prompt, problem_seed, samples in zip(problems, prompts, seeds, outputs):
-        for index, sample in enumerate(samples):
+    for (position, problem), prompt, problem_seed, samples in zip(problems, prompts, seeds, outputs):
+        for offset, sample in enumerate(samples):
+            number = first + offset
             record: dict[str, Any] = dict(problem.record or {})
             record.update({"id": problem.id, "question": problem.question, "prompt": prompt,
-                           "response": sample.text, "sample": index, "seed": problem_seed + index,
-                           "finish_reason": sample.finish_reason})
-            candidate = Candidate(record=record, source=problem.source, line=problem.line, index=len(candidates),
-                                  question=problem.question, response=sample.text or "", given_code=None,
-                                  group_key=("id", problem.id))
+                           "response": sample.text, "sample": number, "seed": problem_seed + number,
+                           "finish_reason": sample.finish_reason, "completion_tokens": sample.tokens})
+            candidate = Candidate(record=record, source=problem.source, line=problem.line,
+                                  index=position * settings.n + number, question=problem.question,
+                                  response=sample.text or "", given_code=None, group_key=("id", problem.id))
             if sample.error is not None:
                 candidate.error = sample.error
             candidates.append(candidate)

@@ -1,7 +1,9 @@
 """Sampling with an in-process `vllm.LLM` engine; prompts too long for the model fail alone, not the batch.
 
 Progress is codescaler's own: vLLM's "Rendering prompts" and "Processed prompts" bars are replaced by a relay that
-advances the caller's `progress(k)` callback as each problem's k samples finish.
+advances the caller's `progress(k)` callback as samples finish. Each sample is its own engine request (sample j
+with seed s + j, exactly what vLLM's n-sample request runs as its j-th child), so the count and the tokens/s move
+with every sample rather than with every problem's last one.
 """
 
 from __future__ import annotations
@@ -122,25 +124,27 @@ class VllmGenerator:
                  progress: ProgressCallback | None = None) -> list[list[Sample]]:
         started = time.perf_counter()
         results: list[list[Sample]] = [[] for _ in requests]
-        prompts, params, positions = [], [], []
+        prompts, params, positions = [], [], []  # one engine request per sample: (request position, sample)
+        skipped = 0
         for position, request in enumerate(requests):
             ids = self.prompt_ids(request.messages)
             room = self.max_model_len - len(ids)
             if room < 1:
                 results[position] = failed_samples(
                     request.n, f"prompt is {len(ids)} tokens; the generator's max_model_len is {self.max_model_len}")
+                skipped += request.n
                 continue
-            prompts.append({"prompt_token_ids": ids})
-            params.append(self._vllm.SamplingParams(n=request.n, seed=request.seed, temperature=settings.temperature,
-                                                    top_p=settings.top_p, max_tokens=min(settings.max_tokens, room)))
-            positions.append(position)
+            results[position] = [Sample(text=None) for _ in range(request.n)]
+            for index in range(request.n):
+                prompts.append({"prompt_token_ids": ids})
+                params.append(self._vllm.SamplingParams(
+                    n=1, seed=None if request.seed is None else request.seed + index,
+                    temperature=settings.temperature, top_p=settings.top_p, max_tokens=min(settings.max_tokens, room)))
+                positions.append((position, index))
             self.stats.prompt_tokens += len(ids)
         # Requests that fail before sampling count as done at once, so the bar still reaches N x problems.
-        if progress is not None:
-            sampled = set(positions)
-            skipped = sum(request.n for position, request in enumerate(requests) if position not in sampled)
-            if skipped:
-                progress(skipped)
+        if progress is not None and skipped:
+            progress(skipped)
         report_tokens(progress, 0)  # tokens/s counts from here
         for wave in self._waves(prompts, params):
             # vLLM's own bar only when asked for (debugging); otherwise finished samples go to `progress`.
@@ -148,12 +152,13 @@ class VllmGenerator:
             outputs = self.llm.generate([prompts[i] for i in wave], [params[i] for i in wave],
                                         use_tqdm=relay if relay is not None else self.show_progress)
             for index, output in zip(wave, outputs):
-                samples = [Sample(text=o.text, finish_reason=o.finish_reason, tokens=len(o.token_ids))
-                           for o in output.outputs]
-                results[positions[index]] = samples
-                self.stats.completion_tokens += sum(s.tokens for s in samples)
+                position, sample = positions[index]
+                finished = output.outputs[0]
+                results[position][sample] = Sample(text=finished.text, finish_reason=finished.finish_reason,
+                                                   tokens=len(finished.token_ids))
+                self.stats.completion_tokens += len(finished.token_ids)
             if progress is not None and relay is None:
-                progress(sum(params[i].n for i in wave))
+                progress(len(wave))
         for request, samples in zip(requests, results):
             self.stats.failures += sum(s.error is not None for s in samples)
             self.stats.samples += len(samples)

@@ -218,7 +218,7 @@ def _question(extra_info: Any, key: str = "question") -> str:
     if isinstance(extra_info, dict) and isinstance(extra_info.get(key), str):
         return extra_info[key]
     raise ValueError(f"codescaler needs the problem statement in extra_info['{key}']: add it when preparing the "
-                     "dataset (see the README, `codescaler serve`)")
+                     "dataset (see \"Reward functions for RL trainers\" in docs/serve.md)")
 
 
 # -- verl -----------------------------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ system message or several turns are refused with a message naming the row.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InputError, UsageError
-from ..records import STDIN_NAME, iter_lines, parse_record
+from ..records import STDIN_NAME, iter_lines, json_array_elements, parse_record
 
 FORMATS = ("codescaler", "trl", "rewardbench", "rm-bench")
 SPLITS = ("train", "test")
@@ -153,60 +152,15 @@ def _jsonl_text_rows(source: str, text: str) -> Iterator[Row]:
             yield Row(parse_record(source, line, chunk), source, line, number)
 
 
-def _reject_constant(token: str) -> Any:
-    raise ValueError(f"{token} is not valid JSON")
-
-
 def _json_array_rows(source: str, text: str) -> list[Row]:
     """The elements of a top-level JSON array, each with the line it starts on (for messages about it)."""
-    decoder = json.JSONDecoder(parse_constant=_reject_constant)
     rows: list[Row] = []
-    position = _skip_space(text, text.index("[") + 1)
-    line, counted = 1, 0  # line number of `counted`, advanced as the parse moves on
-
-    def line_at(offset: int) -> int:
-        nonlocal line, counted
-        line += text.count("\n", counted, offset)
-        counted = offset
-        return line
-
-    if position < len(text) and text[position] == "]":
-        position += 1
-    else:
-        while True:
-            start_line = line_at(position)
-            try:
-                value, end = decoder.raw_decode(text, position)
-            except json.JSONDecodeError as exc:
-                raise InputError(source, exc.lineno, f"malformed JSON at column {exc.colno}: {exc.msg}",
-                                 "the file must be one JSON array of objects, or one JSON object per line") from None
-            except ValueError as exc:
-                raise InputError(source, start_line, f"malformed JSON: {exc}") from None
-            except RecursionError:
-                raise InputError(source, start_line, "JSON nested too deeply to read") from None
-            if not isinstance(value, dict):
-                raise InputError(source, start_line, f"array element {len(rows) + 1} is not a JSON object",
-                                 "each element must be one row like {\"prompt\": ..., \"chosen\": ..., ...}")
-            rows.append(Row(value, source, start_line, len(rows) + 1))
-            position = _skip_space(text, end)
-            if position < len(text) and text[position] == ",":
-                position = _skip_space(text, position + 1)
-                continue
-            if position < len(text) and text[position] == "]":
-                position += 1
-                break
-            raise InputError(source, line_at(min(position, len(text))), "malformed JSON: expected ',' or ']' after "
-                             "an array element", "the file must be one JSON array of objects")
-    if text[position:].strip():
-        raise InputError(source, line_at(_skip_space(text, position)), "extra data after the JSON array",
-                         "the file must hold one JSON array (or one JSON object per line)")
+    for line, value, _ in json_array_elements(source, text):
+        if not isinstance(value, dict):
+            raise InputError(source, line, f"array element {len(rows) + 1} is not a JSON object",
+                             "each element must be one row like {\"prompt\": ..., \"chosen\": ..., ...}")
+        rows.append(Row(value, source, line, len(rows) + 1))
     return rows
-
-
-def _skip_space(text: str, position: int) -> int:
-    while position < len(text) and text[position] in " \t\r\n":
-        position += 1
-    return position
 
 
 def _parquet_rows(path: Path) -> list[Row]:

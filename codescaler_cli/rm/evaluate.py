@@ -21,7 +21,7 @@ from ..extraction import extract_candidate
 from ..pipeline import DEFAULT_CHUNK_REQUESTS, behind_cache, encodable, lazy_scorer
 from ..records import Candidate
 from ..runs.cache import cache_of
-from ..runs.reporter import SILENT, Reporter
+from ..runs.reporter import SILENT, Reporter, loading_text
 from ..scoring.base import ProgressCallback, Scorer, ScoreRequest
 from ..scoring.config import ScorerConfig
 from .data import RM_BENCH_DOMAINS, PreferenceData, PreferenceItem, read_preference_data
@@ -150,7 +150,9 @@ def evaluate_reward_model(data: PreferenceData | str | Path, scorer: Scorer | Sc
         slots.append((sides[0], sides[1]))
     requests = [ScoreRequest(question=encodable(question), code=encodable(code)) for question, code in texts]
     with cache_of(cache, reporter) as opened_cache:
-        scores, truncated, failed = _score(requests, scorer, opened_cache, reporter.phase("Scoring", len(requests)))
+        waiting = loading_text(scorer) if isinstance(scorer, ScorerConfig) else None
+        scores, truncated, failed = _score(requests, scorer, opened_cache,
+                                           reporter.phase("Scoring", len(requests), waiting=waiting))
 
     scored_items = []
     for item, (chosen, rejected) in zip(data.items, slots):

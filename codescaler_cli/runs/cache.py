@@ -458,4 +458,6 @@ def scorer_identity(config: Any) -> list[Any]:
     name."""
     servers = config.urls
     where: Any = ["servers", *sorted(normalise_base_url(url) for url in servers)] if servers else config.dtype
-    return [model_fingerprint(config.model, config.revision), where, config.max_length]
+    # No model on servers: the one they serve, which the servers' addresses stand for.
+    model = model_fingerprint(config.model, config.revision) if config.model is not None else None
+    return [model, where, config.max_length]

@@ -6,11 +6,17 @@ each problem is appended to the output as soon as it is ranked. Problem i's samp
 `seed + i * n` whatever run draws them, and rounds start at the same problems in every run, so a resumed run
 (which takes the saved samples and the finished problems as they are) writes exactly what an uninterrupted one
 writes. The samples file goes once every problem is in the output.
+
+An adaptive run (a `--stop-*` rule) samples all problems in waves and writes each problem once its rule stops it
+(in problem order); its records say how many samples the problem drew, so a resumed run finds the finished
+problems by that count. It keeps no samples file: an interrupted problem is drawn again (from `--cache` when
+there is one), with the same seeds, so the same samples.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -18,18 +24,22 @@ from typing import IO, Any
 from ..errors import write_error
 from ..extraction import extract_candidate
 from ..generation import Problem, problem_seeds
-from ..generation.config import GeneratorConfig
+from ..backends.loading import REWARD, check_model
+from ..generation.config import GeneratorConfig, check_generator
 from ..pipeline import BestOfNRun, iter_best_of_n
 from ..records import Candidate, dumps, group_candidates, group_hash
-from ..scoring import ScorerConfig
+from ..scoring import DEFAULT_REWARD_MODEL, ScorerConfig
 from .cache import Cache, cache_of
 from .output import RunOutput
-from .reporter import SILENT, ItemTally, Reporter
+from .reporter import SILENT, ItemTally, Reporter, loading_text
 from .resume import read_sample_groups, repair_output, samples_path
 from .signals import uninterrupted
 
-# Samples drawn per generator call: large batches, and an interrupt during sampling loses at most one round.
+# Samples drawn per generator call: large batches, and an interrupt during sampling loses at most one round. On a
+# CPU, where a round of 1024 samples of a real model takes hours (and the engine runs in waves of one scheduler step
+# anyway), rounds are small: an interrupt keeps every problem sampled but the last few.
 ROUND_SAMPLES = 1024
+CPU_ROUND_SAMPLES = 16
 
 
 def generate_solutions(problems: Sequence[Problem], generator: GeneratorConfig, scorer: ScorerConfig, *,
@@ -66,18 +76,29 @@ def _generate(problems: Sequence[Problem], generator: GeneratorConfig, scorer: S
     with output:
         seed = generator.seed if generator.seed is not None else output.recorded_setting("generator_seed")
         config = dataclasses.replace(generator, seed=problem_seeds(len(problems), generator.n, seed)[0])
-        saved = _SavedSamples(output, problems, config.n)
-        done = output.start(config.fingerprint() | scorer.fingerprint(), hashes=saved.hashes,
-                            sizes=[config.n] * len(problems), key_of=_problem_hash)
-        sampled = saved.load() if output.resume else []
+        saved = _SavedSamples(output, problems, config.n, round_samples=_round_samples(config))
+        adaptive = config.stopping.adaptive
+        sizes = _written_sizes(output, problems, config.n) if adaptive else [config.n] * len(problems)
+        done = output.start(config.fingerprint() | scorer.fingerprint(), hashes=saved.hashes, sizes=sizes,
+                            key_of=_problem_hash)
+        sampled = saved.load() if output.resume and not adaptive else []
         if output.resume:
-            reporter.info(output.describe_resume() + f"; samples of {len(sampled)} are saved")
+            reporter.info(output.describe_resume() + ("" if adaptive else f"; samples of {len(sampled)} are saved"))
         if done.groups == len(problems):
             saved.discard()
             return run
+        # Both models' kinds, from their configs, in seconds: the reward model's first (its other checks come first
+        # too), then the generator's; after the settings of a resumed run, before anything loads.
+        if not scorer.urls:
+            check_model(scorer.model or DEFAULT_REWARD_MODEL, scorer.revision, REWARD)
+        check_generator(generator)
         tally = ItemTally(reporter, scorer.max_length, sample_name)
-        advance_sampling = reporter.phase("Sampling", (len(problems) - len(sampled)) * config.n)
-        advance_scoring = reporter.phase("Scoring")
+        # Adaptive: the problems not yet written, each up to N (a problem that stops early advances by what it saved).
+        # What each phase shows while its model loads; the scoring phase shows once sampling is done.
+        first = done.groups if adaptive else len(sampled)
+        advance_sampling = reporter.phase("Sampling", (len(problems) - first) * config.n,
+                                          waiting=None if config.urls else "Loading the generator")
+        advance_scoring = reporter.phase("Scoring", waiting=loading_text(scorer))
         try:
             for ranked in iter_best_of_n(problems, config, scorer, run=run, cache=cache, sampled=sampled,
                                          done_problems=done.groups, round_problems=saved.round_problems,
@@ -94,6 +115,39 @@ def _generate(problems: Sequence[Problem], generator: GeneratorConfig, scorer: S
     return run
 
 
+def _written_sizes(output: RunOutput, problems: Sequence[Problem], n: int) -> list[int]:
+    """Records per problem of an adaptive run's output: a problem's `samples_drawn` where the file already holds its
+    first record (a resumed run), else N. Read leniently: `output.start` checks and repairs the file after this."""
+    sizes = [n] * len(problems)
+    if not output.resume or output.path is None or not output.path.exists():
+        return sizes
+    position = offset = 0
+    with open(output.path, "rb") as handle:
+        for raw in handle:
+            if position >= len(problems) or not raw.endswith(b"\n"):
+                break
+            try:
+                record = json.loads(raw)
+                drawn = record["samples_drawn"]
+            except (ValueError, KeyError, TypeError):
+                break
+            if offset == 0 and isinstance(drawn, int) and not isinstance(drawn, bool) and 1 <= drawn <= n:
+                sizes[position] = drawn
+            offset += 1
+            if offset >= sizes[position]:
+                position, offset = position + 1, 0
+    return sizes
+
+
+def _round_samples(generator: GeneratorConfig) -> int:
+    """Samples per round: small for an in-process engine on CPU, large elsewhere."""
+    if generator.urls:
+        return ROUND_SAMPLES
+    from ..backends.vllm import cuda_available
+
+    return ROUND_SAMPLES if cuda_available() else CPU_ROUND_SAMPLES
+
+
 def sample_name(candidate: Candidate) -> str:
     """How messages name a sample: its problem and its number."""
     return f"problem {candidate.record.get('id')!r} sample {candidate.record.get('sample')}"
@@ -106,13 +160,14 @@ def _problem_hash(record: dict[str, Any]) -> int:
 class _SavedSamples:
     """The samples drawn but not yet scored into the output, kept beside it in whole rounds of problems."""
 
-    def __init__(self, output: RunOutput, problems: Sequence[Problem], n: int) -> None:
+    def __init__(self, output: RunOutput, problems: Sequence[Problem], n: int, *,
+                 round_samples: int = ROUND_SAMPLES) -> None:
         self.output = output
         self.problems = problems
         self.path = samples_path(output.path) if output.path is not None else None
         self.hashes = [group_hash(("id", problem.id)) for problem in problems]
         self.sizes = [n] * len(problems)
-        self.round_problems = max(1, ROUND_SAMPLES // n)
+        self.round_problems = max(1, round_samples // n)
         self._file: IO[str] | None = None
 
     def load(self) -> list[list[Candidate]]:

@@ -16,9 +16,10 @@ from ..extraction import extract_all
 from ..pipeline import DEFAULT_CHUNK_REQUESTS, lazy_scorer, score_groups, unique_programs
 from ..records import Candidate, CandidateSource, InputScan, group_hash, record_group_key
 from ..scoring import ScorerConfig, ScoringStats
+from ..selection import select_ranks
 from .cache import Cache, cache_of
 from .output import RunOutput
-from .reporter import SILENT, ItemTally, Reporter
+from .reporter import SILENT, ItemTally, Reporter, StartOnly, loading_text
 
 
 @dataclass
@@ -58,7 +59,7 @@ def chunk_size(config: ScorerConfig) -> int:
 
 def rank_candidates(source: CandidateSource, scorer: ScorerConfig, *, output: RunOutput | None = None,
                     cache: Cache | Path | None = None, on_ranked: Callable[[list[Candidate]], None] | None = None,
-                    reporter: Reporter = SILENT) -> RankSummary:
+                    reporter: Reporter = SILENT, select: str = "reward-model") -> RankSummary:
     """Score and rank every problem of `source`, writing each to `output` (and `on_ranked`) as it is ranked.
 
         from codescaler_cli.records import CandidateSource
@@ -70,11 +71,12 @@ def rank_candidates(source: CandidateSource, scorer: ScorerConfig, *, output: Ru
 
     The reward model loads on the first text not in `cache` (a Cache, or its directory). Records of a failed text
     carry an `error`; candidates cut at the model's max length, and a summary, are told through `reporter`.
+    `select` orders each problem by another strategy than the reward model's score (`selection.SELECTIONS`).
     """
     scan = source.scan()  # every record validated before any model loads or any output is touched
     output = output if output is not None else RunOutput(None, command="rank")
     with cache_of(cache, reporter) as opened:
-        summary = _rank(source, scan, scorer, output, opened, on_ranked, reporter)
+        summary = _rank(source, scan, scorer, output, opened, on_ranked, reporter, select)
         if summary.problems:
             reporter.info(summary.describe(opened))
         if summary.problems and opened is not None:
@@ -85,10 +87,12 @@ def rank_candidates(source: CandidateSource, scorer: ScorerConfig, *, output: Ru
 
 
 def _rank(source: CandidateSource, scan: InputScan, scorer: ScorerConfig, output: RunOutput, cache: Cache | None,
-          on_ranked: Callable[[list[Candidate]], None] | None, reporter: Reporter) -> RankSummary:
+          on_ranked: Callable[[list[Candidate]], None] | None, reporter: Reporter, select: str) -> RankSummary:
     summary = RankSummary()
+    # The default is recorded as None, as runs before --select recorded nothing: they stay resumable.
+    selection = {"select": None if select == "reward-model" else select}
     with output:
-        done = output.start(scorer.fingerprint() | source.fields.fingerprint(), hashes=scan.group_hashes,
+        done = output.start(scorer.fingerprint() | source.fields.fingerprint() | selection, hashes=scan.group_hashes,
                             sizes=scan.group_sizes,
                             key_of=lambda record: group_hash(record_group_key(record, source.fields)))
         if output.resume:
@@ -98,9 +102,12 @@ def _rank(source: CandidateSource, scan: InputScan, scorer: ScorerConfig, output
         active, lazy = lazy_scorer(scorer, cache)
         tally = ItemTally(reporter, scorer.max_length, lambda candidate: candidate.location)
         try:
-            advance = reporter.phase("Scoring", scan.records - done.records)
+            advance = reporter.phase("Scoring", scan.records - done.records, waiting=loading_text(scorer))
             groups = (extract_all(group) for group in source.groups())
-            for ranked in score_groups(groups, active, chunk_requests=chunk_size(scorer), skip_groups=done.groups):
+            # Counted by problems written; the scorer only says when its model is loaded.
+            for ranked in score_groups(groups, active, progress=StartOnly(advance), chunk_requests=chunk_size(scorer),
+                                       skip_groups=done.groups):
+                ranked = select_ranks(ranked, select)
                 tally.add(ranked)
                 output.write([[c.scored_record() for c in ranked]],
                              also=(lambda: on_ranked(ranked)) if on_ranked is not None else None)

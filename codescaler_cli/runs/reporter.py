@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..records import Candidate
+from ..scoring.base import report_started
+from ..scoring.config import ScorerConfig
 
 ProgressCallback = Callable[[int], None]
 
@@ -26,8 +28,11 @@ class Reporter:
     def warn(self, message: str) -> None:
         """Something the person should act on, though the run goes on."""
 
-    def phase(self, description: str, total: int | None = None) -> ProgressCallback:
-        """Start a progress phase ("Sampling", "Scoring", ...); returns `advance(n)`. None: the total comes later."""
+    def phase(self, description: str, total: int | None = None, *, waiting: str | None = None) -> ProgressCallback:
+        """Start a progress phase ("Sampling", "Scoring", ...); returns `advance(n)`. None: the total comes later
+        (`set_total`), and the phase shows from then on. `waiting` is what the phase shows until its work starts
+        (its first count, or `advance.start()`, which a lazily loaded model calls once it is loaded): a model
+        loading shows as "Loading the reward model", not as "Scoring 0/9"."""
         return _ignore
 
     def set_total(self, description: str, total: int) -> None:
@@ -35,6 +40,25 @@ class Reporter:
 
 
 SILENT = Reporter()
+
+
+def loading_text(scorer: ScorerConfig) -> str:
+    """What a scoring phase shows until the reward model is loaded (or the servers checked)."""
+    return "Checking the reward servers" if scorer.urls else "Loading the reward model"
+
+
+class StartOnly:
+    """A progress callback that counts nothing and passes on the start only: for a scorer whose phase is counted
+    elsewhere (by problems written), so that its model's loading still shows as loading."""
+
+    def __init__(self, advance: ProgressCallback) -> None:
+        self._advance = advance
+
+    def __call__(self, count: int) -> None:
+        pass
+
+    def start(self) -> None:
+        report_started(self._advance)
 
 
 class ItemTally:

@@ -17,6 +17,15 @@ DEFAULT_MAX_LENGTH = 4096
 
 ProgressCallback = Callable[[int], None]
 
+
+def report_started(progress: ProgressCallback | None) -> None:
+    """Tell a progress callback that its phase's work has started (the model it waited for is loaded), if it
+    listens (`progress.start()`)."""
+    start = getattr(progress, "start", None)
+    if start is not None:
+        start()
+
+
 # The kind of a failed score (`ScoreResult.error_kind`) when the backend could not be used at all (a server down,
 # or answering 5xx or nonsense after its retries), rather than refusing this one text: nothing here is the text's
 # fault, and a run whose every text fails this way stops instead of writing the rest as errors.

@@ -27,10 +27,11 @@ class ScorerConfig:
     Each field's `metadata["help"]` says what it does (the CLI's option help is that text).
     """
 
-    model: str = field(default=DEFAULT_REWARD_MODEL, metadata=_help(
-        "Reward model: Hugging Face hub id or local directory."))
+    model: str | None = field(default=None, metadata=_help(
+        f"Reward model: hub id or local directory (default {DEFAULT_REWARD_MODEL}; with --reward-url, the one the "
+        "servers name)."))
     kind: str = field(default="transformers", metadata=_help(
-        "Reward backend: transformers, or vLLM's pooling runner in-process."))
+        "Reward backend here: transformers, or vLLM's pooling runner."))
     revision: str | None = field(default=None, metadata=_help("Reward model revision (branch, tag or commit)."))
     device: str = field(default="auto", metadata=_help(
         "Where the transformers reward model runs (auto: CUDA when available)."))
@@ -40,8 +41,7 @@ class ScorerConfig:
     max_batch_tokens: int = field(default=16384, metadata=_help(
         "Token budget of one scoring batch (padded tokens); halved automatically on CUDA out-of-memory."))
     urls: list[str] = field(default_factory=list, metadata=_help(
-        "Score on servers (vLLM servers started with --runner pooling, or codescaler serve) instead of a model "
-        "loaded here; several share the load."))
+        "Score on servers (vLLM with --runner pooling, or codescaler serve) instead of here; repeat for several."))
     api_key: str | None = field(default=None, metadata=_help("Bearer token for the reward servers."))
     concurrency: int = field(default=4, metadata=_help("Requests in flight per reward server."))
     timeout: float = field(default=600.0, metadata=_help(
@@ -52,6 +52,11 @@ class ScorerConfig:
     gpu_memory_utilization: float | None = field(default=None, metadata=_help(
         "Share of GPU memory the reward model's vLLM engine may use. Default: vLLM's 0.9 on GPUs; on CPU, what "
         "the machine can give."))
+
+    def __post_init__(self) -> None:
+        # Unnamed, a model loaded here is the default one; on servers it is the one they serve (see `served_reward`).
+        if self.model is None and not self.urls:
+            self.model = DEFAULT_REWARD_MODEL
 
     def fingerprint(self) -> dict[str, Any]:
         """What a score depends on besides its text, for the settings check of a resumed run: the model, its
@@ -80,44 +85,52 @@ class ScorerConfig:
 def check_scorer(config: ScorerConfig) -> None:
     """Fail now, not after an hour of sampling, when the reward side cannot work.
 
-    Checks what is cheap: the options, the servers answering (remote), vLLM importable (`--scorer vllm`), and the
-    model's config (a one-label sequence classifier) and tokenizer (with a chat template) readable. Weights are
-    not loaded. Raises UsageError, ModelLoadError or BackendError.
+    Checks what is cheap: the options, the model's kind from its config (a one-label sequence classifier, not a
+    generator: in seconds, before anything loads), the servers answering (remote), vLLM importable (`--scorer
+    vllm`), and the tokenizer (with a chat template) readable. Weights are not loaded. Raises UsageError,
+    ModelLoadError or BackendError.
     """
+    from ..backends.loading import REWARD, check_model, load_error
+    from ..errors import ModelLoadError
+
     config.validate()
+    model = config.model
     if config.urls:
         from ..backends.http import EndpointPool
+        from .remote import served_reward
 
         pool = EndpointPool(config.urls, api_key=config.api_key, timeout=config.timeout, max_retries=0)
         try:
-            pool.check_servers("reward")
+            _, model = served_reward(pool.check_servers("reward"), config.model)
         finally:
             pool.close()
-    elif config.kind == "vllm":
-        from ..backends.vllm import import_vllm
+    else:
+        assert model is not None
+        check_model(model, config.revision, REWARD)
+        if config.kind == "vllm":
+            from ..backends.vllm import import_vllm
 
-        import_vllm()
-    from transformers import AutoConfig, AutoTokenizer
-
-    from ..errors import ModelLoadError
-    from ..backends.loading import check_reward_config, load_error
+            import_vllm()
+    from transformers import AutoTokenizer
 
     try:
-        if not config.urls:
-            check_reward_config(config.model, AutoConfig.from_pretrained(config.model, revision=config.revision))
-        tokenizer = AutoTokenizer.from_pretrained(config.model, revision=config.revision)
-    except ModelLoadError:
-        raise
+        tokenizer = AutoTokenizer.from_pretrained(model, revision=config.revision)
     except Exception as exc:
-        raise load_error("reward model", config.model, exc) from exc
+        raise load_error("reward model", model, exc) from exc
     if not getattr(tokenizer, "chat_template", None):
-        raise ModelLoadError(f"reward model '{config.model}' has no chat template",
+        raise ModelLoadError(f"reward model '{model}' has no chat template",
                              "use a reward model whose tokenizer defines chat_template")
 
 
 def open_scorer(config: ScorerConfig) -> Scorer:
-    """Load the configured backend (heavy imports happen here, not at module import)."""
+    """Load the configured backend (heavy imports happen here, not at module import). The model's kind is checked
+    from its config first, so a generator passed as the reward model fails in seconds, before any engine starts."""
     config.validate()
+    if not config.urls:
+        from ..backends.loading import REWARD, check_model
+
+        assert config.model is not None
+        check_model(config.model, config.revision, REWARD)
     if config.urls:
         from .remote import RemoteScorer
 

@@ -11,11 +11,12 @@ import math
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from ..backends.http import RETRY_STATUS, EndpointPool, RequestFailed, served_model
-from ..backends.loading import load_error
-from ..errors import BackendError
+from ..backends.http import RETRY_STATUS, EndpointPool, RequestFailed, served_models
+from ..backends.loading import REWARD, check_model, load_error
+from ..errors import BackendError, CodescalerError, UsageError
 from .base import DEFAULT_MAX_LENGTH, SERVER_UNAVAILABLE, ProgressCallback, ScoreRequest, ScoreResult, ScoringStats
 from .texts import RewardTexts
 
@@ -26,7 +27,7 @@ DEFAULT_REQUEST_SIZE = 16
 class RemoteScorer:
     """Scores (question, code) pairs on one or more vLLM pooling servers."""
 
-    def __init__(self, urls: Sequence[str], model: str, *, revision: str | None = None,
+    def __init__(self, urls: Sequence[str], model: str | None, *, revision: str | None = None,
                  max_length: int = DEFAULT_MAX_LENGTH, api_key: str | None = None, concurrency: int = 4,
                  timeout: float = 600.0, max_retries: int = 4, request_size: int = DEFAULT_REQUEST_SIZE,
                  backoff: float = 0.5) -> None:
@@ -36,13 +37,18 @@ class RemoteScorer:
         self.request_size = max(1, request_size)
         self.pool = EndpointPool(urls, api_key=api_key, timeout=timeout, max_retries=max_retries,
                                  concurrency=concurrency, backoff=backoff)
-        answers = self.pool.check_servers("reward")
-        # The name the servers serve the model under (often the path they were started with).
-        self.served_name = served_model(next(iter(answers.values()))) or model
+        # The name the servers serve the model under (often the path they were started with), and the model whose
+        # tokenizer renders the texts: -r, or else the one the servers name.
+        named = model is None
+        self.served_name, model = served_reward(self.pool.check_servers("reward"), model)
         try:
             tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
         except Exception as exc:
-            raise load_error("reward model tokenizer", model, exc) from exc
+            error = load_error("reward model tokenizer", model, exc)
+            if named:
+                error.add_hint(f"'{model}' is the model the servers name: pass the same model with -r (its hub "
+                               "id, or a local copy) for its tokenizer")
+            raise error from exc
         self.texts = RewardTexts(tokenizer, max_length)
         self._lock = threading.Lock()
 
@@ -88,6 +94,48 @@ class RemoteScorer:
 
     def close(self) -> None:
         self.pool.close()
+
+
+def served_reward(answers: dict[str, Any], model: str | None) -> tuple[str | None, str]:
+    """(the name to send in requests, the model whose tokenizer renders the texts) from the reward servers'
+    /v1/models answers (`answers`, by URL) and -r (`model`, None when not given).
+
+    Without -r the servers say which model they serve: vLLM and `codescaler serve` both name it, with its `root`
+    (the path or hub id it was loaded from). Never the default hub model in its place: a server that names none,
+    several (`serve` with a generator lists both; the reward model is the one whose config says so), or a path
+    that is not on this machine is a UsageError that says to pass -r.
+    """
+    url, answer = next(iter(answers.items()))
+    served = served_models(answer)  # id -> root
+    if model is not None:
+        named = next((name for name, root in served.items() if model in (name, root)), None)
+        return named or next(iter(served), None), model
+    entries = list(served.items())
+    if len(entries) > 1:
+        entries = [(name, root) for name, root in entries if _is_reward_model(root)]
+    pass_r = ("pass the reward model with -r (its hub id or a local directory): its tokenizer renders the texts "
+              "sent to the server")
+    if not entries:
+        listed = ", ".join(served) or "none"
+        raise UsageError(f"reward server {url} does not say which reward model it serves (its /v1/models lists: "
+                         f"{listed})", pass_r)
+    if len(entries) > 1:
+        raise UsageError(f"reward server {url} serves several reward models ({', '.join(n for n, _ in entries)})",
+                         pass_r)
+    name, root = entries[0]
+    local = Path(root).expanduser()
+    if (root.startswith(("/", "./", "../", "~")) or root.count("/") > 1) and not local.is_dir():
+        raise UsageError(f"reward server {url} serves '{root}', a directory on its machine that is not on this one",
+                         pass_r)
+    return name, root
+
+
+def _is_reward_model(model: str) -> bool:
+    try:
+        check_model(model, None, REWARD)
+    except CodescalerError:
+        return False
+    return True
 
 
 def _refused(failure: BaseException) -> bool:

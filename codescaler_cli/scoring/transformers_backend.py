@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..backends.loading import check_reward_config, is_out_of_memory, load_error, resolve_device, resolve_dtype
+from ..backends.loading import REWARD, check_model, is_out_of_memory, load_error, resolve_device, resolve_dtype
 from ..errors import ModelLoadError
 from .base import (
     DEFAULT_MAX_LENGTH,
@@ -49,7 +49,7 @@ class TransformersScorer:
                  max_length: int = DEFAULT_MAX_LENGTH, max_batch_tokens: int = 16384, max_batch_size: int = 64,
                  reuse_prefix: bool = True) -> None:
         import torch
-        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
         # Our own progress bar is on stderr; transformers' weight-loading bars would interleave with it.
@@ -61,10 +61,9 @@ class TransformersScorer:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.stats = ScoringStats()
+        # Check before loading weights: a causal LM would load with a fresh random head and a noisy report.
+        check_model(model, revision, REWARD)
         try:
-            config = AutoConfig.from_pretrained(model, revision=revision)
-            # Check before loading weights: a causal LM would load with a fresh random head and a noisy report.
-            check_reward_config(model, config)
             self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
             self.model = AutoModelForSequenceClassification.from_pretrained(model, revision=revision,
                                                                             dtype=self.dtype)

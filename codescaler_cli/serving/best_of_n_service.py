@@ -4,19 +4,27 @@ rank them with the reward model and answer with the best one(s), as a JSON body 
 The reward side is the server's one batching queue (`RewardService`), so OpenAI requests and RL reward requests
 are scored together; the generator side is a `CandidateSampler`. A stream starts only once the winner is known
 (it cannot be known earlier), so a failure is still an ordinary HTTP error rather than an error inside a 200 stream.
+
+With a stopping rule (the server's `--stop-*` options, or the request's `stop_*` fields) the candidates are sampled
+in waves, each scored as it arrives, and sampling stops once the rule holds (see `stopping.py`); candidate j keeps
+the seed `seed + j` it has in a request of all `best_of`, so what is drawn is a prefix of that request's samples.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Union
 
+from ..generation.base import Sample
 from ..records import Candidate
+from ..selection import apply_score, assign_ranks
+from ..stopping import StoppingRule, estimated_tokens_saved
 from . import openai_protocol as op
 from .inputs import question_from_prompt
 from .metrics import Metrics
@@ -38,6 +46,7 @@ class BestOfNSettings:
     max_best_of: int = 64
     max_requests: int = 64  # best-of-N requests in flight at most (sampling or scoring); more get 503
     retry_after: int = 1
+    stopping: StoppingRule = field(default_factory=StoppingRule)  # adaptive sampling unless a request says otherwise
 
 
 @dataclass
@@ -128,21 +137,60 @@ class BestOfNService:
         finally:
             self.in_flight -= 1
 
+    def stopping_of(self, request: op.ChatCompletionRequest | op.CompletionRequest) -> StoppingRule:
+        """The server's stopping rule with the request's own fields in its place (a field given as null turns that
+        rule off)."""
+        given = {rule_field: getattr(request, name) for name, rule_field in op.STOPPING_FIELDS.items()
+                 if name in request.model_fields_set}
+        if given.get("wave", 0) is None:
+            given.pop("wave")
+        return dataclasses.replace(self.settings.stopping, **given)
+
     async def _run(self, request: op.ChatCompletionRequest | op.CompletionRequest, *, question: str,
                    sampling: SamplingRequest, endpoint: str) -> _Outcome:
-        sampled = await self.sampler.sample(sampling)
+        stopping = self.stopping_of(request)
+        samples: list[Sample] = []
+        statuses: list[int | None] = []
+        prompt_tokens, generation_seconds, scoring_seconds = 0, 0.0, 0.0
+        candidates: list[Candidate] = []
+        programs: dict[str, Candidate] = {}  # each program's first candidate: its score is the program's
+        stopped_by = None
+        for first, size in stopping.waves(sampling.n):
+            wave = await self.sampler.sample(dataclasses.replace(sampling, n=size, seed=sampling.seed + first))
+            samples.extend(wave.samples)
+            statuses.extend(wave.statuses)
+            prompt_tokens = max(prompt_tokens, wave.prompt_tokens)
+            generation_seconds += wave.seconds
+            if all(sample.error is not None for sample in samples):
+                break  # nothing sampled yet: the generator is down or refuses the request, so no more waves
+            fresh = [Candidate(record={}, source="request", line=first + k, index=first + k, question=question,
+                               response=sample.text, given_code=None, group_key=("request", 0))
+                     for k, sample in enumerate(wave.samples) if sample.error is None]
+            started = time.perf_counter()
+            scored = await self.rewards.rank_group(fresh)
+            scoring_seconds += time.perf_counter() - started
+            for candidate in sorted(scored, key=lambda c: c.index):
+                if not candidate.valid:
+                    continue
+                earlier = programs.setdefault(candidate.dedup_key, candidate)
+                if earlier is not candidate:  # a program seen in an earlier wave keeps the score it got there
+                    apply_score(candidate, earlier.score)
+                    candidate.truncated, candidate.error = earlier.truncated, earlier.error
+            candidates.extend(scored)
+            # Never stop before there are `n` candidates to return.
+            if stopping.adaptive and len(samples) >= request.n:
+                stopped_by = stopping.check((c.dedup_key if c.valid else None, c.score) for c in candidates)
+                if stopped_by is not None:
+                    break
+        sampled = Sampled(samples=samples, statuses=statuses, prompt_tokens=prompt_tokens,
+                          seconds=generation_seconds)
         if self.metrics is not None:
             self.metrics.generation_seconds.labels(endpoint).observe(sampled.seconds)
             self.metrics.candidates.labels("sampled").inc(len(sampled.samples) - sampled.failed)
             self.metrics.candidates.labels("failed").inc(sampled.failed)
         if sampled.failed == len(sampled.samples):
             raise self._generator_error(sampled)
-        candidates = [Candidate(record={}, source="request", line=index, index=index, question=question,
-                                response=sample.text, given_code=None, group_key=("request", 0))
-                      for index, sample in enumerate(sampled.samples) if sample.error is None]
-        started = time.perf_counter()
-        ranked = await self.rewards.rank_group(candidates)
-        scoring_seconds = time.perf_counter() - started
+        ranked = assign_ranks(candidates)
         by_index = {candidate.index: candidate for candidate in ranked}
         infos = []
         for index, sample in enumerate(sampled.samples):
@@ -160,12 +208,16 @@ class BestOfNService:
         completion_tokens = sum(sample.tokens for sample in sampled.samples)
         usage = op.UsageInfo(prompt_tokens=sampled.prompt_tokens, completion_tokens=completion_tokens,
                              total_tokens=sampled.prompt_tokens + completion_tokens)
+        drawn_tokens = [sample.tokens for sample in sampled.samples if sample.error is None]
         info = op.CodescalerInfo(best_of=sampling.n, seed=sampling.seed, reward_model=self.rewards.settings.served_name,
                                  sampled=len(sampled.samples) - sampled.failed, failed=sampled.failed,
                                  chosen=[c.index for c in chosen],
                                  question=question if request.return_candidates else None, candidates=infos,
                                  generation_seconds=round(sampled.seconds, 6),
-                                 scoring_seconds=round(scoring_seconds, 6))
+                                 scoring_seconds=round(scoring_seconds, 6), samples_drawn=len(sampled.samples),
+                                 stopped_by=stopped_by, samples_saved=sampling.n - len(sampled.samples),
+                                 tokens_saved=estimated_tokens_saved(sampling.n - len(sampled.samples),
+                                                                     drawn_tokens))
         return _Outcome(chosen=chosen, sampled=sampled, info=info, usage=usage)
 
     @staticmethod

@@ -3,7 +3,9 @@
 Shapes follow OpenAI's API (and vLLM's `entrypoints/openai/protocol.py`): `chat.completion`,
 `chat.completion.chunk`, `text_completion`, `usage`. The extras CodeScaler adds are request fields `best_of` and
 `return_candidates` (top-level, which is where the `openai` client's `extra_body` puts them, or inside a literal
-`extra_body` object some clients send) and a `codescaler` object in each answer. Unknown request fields are
+`extra_body` object some clients send), the adaptive-sampling fields `wave`, `stop_score`, `stop_margin` and
+`stop_agreement` (see `stopping.py`; given, even as null, they replace the server's), and a `codescaler` object in
+each answer. Unknown request fields are
 ignored, as OpenAI-compatible servers do.
 """
 
@@ -14,7 +16,10 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Fields a request may carry inside a literal `extra_body` object (clients that forward it unmerged).
-EXTRA_BODY_FIELDS = ("best_of", "return_candidates", "seed", "stop", "top_p", "temperature", "max_tokens")
+EXTRA_BODY_FIELDS = ("best_of", "return_candidates", "seed", "stop", "top_p", "temperature", "max_tokens", "wave",
+                     "stop_score", "stop_margin", "stop_agreement")
+# The request fields of adaptive sampling, named as StoppingRule's fields they replace.
+STOPPING_FIELDS = {"wave": "wave", "stop_score": "score", "stop_margin": "margin", "stop_agreement": "agreement"}
 
 
 class _OpenAIRequest(BaseModel):
@@ -34,6 +39,13 @@ class _OpenAIRequest(BaseModel):
     stream: bool = False
     stream_options: Optional["StreamOptions"] = None
     user: Optional[str] = None
+    wave: Optional[int] = Field(default=None, ge=1, description="Adaptive sampling: samples per wave.")
+    stop_score: Optional[float] = Field(default=None, description=(
+        "Adaptive sampling: stop once the best valid candidate's raw score reaches this (null: rule off)."))
+    stop_margin: Optional[float] = Field(default=None, ge=0.0, description=(
+        "Adaptive sampling: stop once the best program leads the next distinct one by this much (null: off)."))
+    stop_agreement: Optional[int] = Field(default=None, ge=1, description=(
+        "Adaptive sampling: stop once this many samples are the same program (null: off)."))
 
     @model_validator(mode="before")
     @classmethod
@@ -118,6 +130,12 @@ class CodescalerInfo(BaseModel):
     candidates: list[CandidateInfo] = Field(description="Every sample, in sample order.")
     generation_seconds: float
     scoring_seconds: float
+    samples_drawn: int = Field(default=0, description="Samples drawn: best_of, or fewer when a stop rule held.")
+    stopped_by: Optional[str] = Field(default=None, description=(
+        "The adaptive-sampling rule that stopped sampling early (score, margin or agreement); null: none did."))
+    samples_saved: int = Field(default=0, description="best_of minus the samples drawn.")
+    tokens_saved: int = Field(default=0, description=(
+        "Generated tokens the samples not drawn would have cost, estimated from the drawn samples' mean length."))
 
 
 class ChatResponseMessage(BaseModel):

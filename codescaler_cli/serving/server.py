@@ -1,8 +1,10 @@
-"""Running `codescaler serve`: load the model, bind the socket, serve until SIGTERM, then drain and exit.
+"""Running `codescaler serve`: check the models and the port, load the models, serve until SIGTERM, then drain and
+exit.
 
-The model loads before the port is bound, so a bad model fails fast with the CLI's one-line error and nothing
-ever listens half-ready. On SIGTERM (or Ctrl-C) uvicorn stops accepting connections and waits for requests in
-flight; the batcher finishes every queued job before the scorer is released.
+What fails in a second fails before anything loads: a model of the wrong kind (read from its config) and a port
+that is taken (the socket is bound first). It listens only once the models are loaded, so nothing ever answers
+half-ready. On SIGTERM (or Ctrl-C) uvicorn stops accepting connections and waits for requests in flight; the
+batcher finishes every queued job before the scorer is released.
 """
 
 from __future__ import annotations
@@ -14,20 +16,30 @@ import sys
 import threading
 from typing import Any
 
-from ..backends.loading import MEMORY, ClassifiedLoadError
+from ..backends.loading import GENERATOR, MEMORY, REWARD, ClassifiedLoadError, check_model
 from ..errors import BackendError, CodescalerError
+from ..scoring.base import DEFAULT_REWARD_MODEL
 from .batcher import Batcher
 from .config import ServeConfig
 from .service import RewardService, ServeSettings
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """Listen on host:port, or fail with a one-line cause (port taken, address not local, ...)."""
+    """Take host:port, or fail with a one-line cause (port taken, address not local, ...).
+
+    Bound, not listening: the port is ours while the models load, but a client connecting meanwhile is refused
+    rather than left waiting; uvicorn listens once the server starts.
+    """
+    sock = None
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        family = infos[0][0]
-        return socket.create_server((host, port), family=family, backlog=2048)
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, protocol)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as create_server does on POSIX
+        sock.bind(address)
+        return sock
     except OSError as exc:
+        if sock is not None:
+            sock.close()
         raise BackendError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                            "pick another --port, or stop the process using it (e.g. ss -ltnp)") from None
 
@@ -96,20 +108,24 @@ def run_server(config: ServeConfig) -> None:
     from .scorer import open_serving_scorer, tokenizer_of
 
     config.validate()
-    # The generator first: a server that is down or a wrong model name fails in seconds, before the reward model
-    # loads.
-    sampler = open_sampler(config) if config.has_generator else None
+    # What fails in seconds, before minutes of loading: the models' kinds, then the port.
+    check_model(config.scorer.model or DEFAULT_REWARD_MODEL, config.scorer.revision, REWARD)
+    if config.has_generator and not config.generator.urls:
+        assert config.generator.model is not None
+        check_model(config.generator.model, config.generator.revision, GENERATOR)
+    sock = bind(config.host, config.port)
+    sampler = scorer = None
     try:
-        scorer = open_serving_scorer(config.scorer, reuse_prefix=config.reuse_prefix)
-    except BaseException as exc:
-        if sampler is not None:
-            sampler.close()
+        # The generator first: a server that is down or a wrong model name fails in seconds, before the reward
+        # model loads.
+        sampler = open_sampler(config) if config.has_generator else None
+        try:
+            scorer = open_serving_scorer(config.scorer, reuse_prefix=config.reuse_prefix)
+        except BaseException as exc:
             point_at_the_engine(exc, config)
-        raise
-    try:
-        sock = bind(config.host, config.port)
+            raise
     except BaseException:
-        scorer.close()
+        sock.close()
         if sampler is not None:
             sampler.close()
         raise
@@ -133,7 +149,8 @@ def run_server(config: ServeConfig) -> None:
 
         best_of_n = BestOfNService(service, sampler, BestOfNSettings(
             default_best_of=config.generator.n, max_best_of=config.max_best_of,
-            max_requests=config.max_best_of_requests, retry_after=settings.retry_after), metrics)
+            max_requests=config.max_best_of_requests, retry_after=settings.retry_after,
+            stopping=config.generator.stopping), metrics)
         metrics.best_of_in_flight.set_function(lambda: best_of_n.in_flight if best_of_n is not None else 0)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in str(host) else host
@@ -142,7 +159,9 @@ def run_server(config: ServeConfig) -> None:
         print(f"codescaler serve: {settings.served_name} ({config.scorer.kind}) on http://{shown}:{port}"
               f"{' (API key required)' if config.api_key else ''}", file=sys.stderr, flush=True)
         if sampler is not None:
-            print(f"codescaler serve: best-of-{config.generator.n} over generator '{sampler.card.name}' "
+            rule = config.generator.stopping
+            adaptive = f" (adaptive: {rule.flags()})" if rule.adaptive else ""
+            print(f"codescaler serve: best-of-{config.generator.n}{adaptive} over generator '{sampler.card.name}' "
                   f"({sampler.card.where}) at http://{shown}:{port}/v1 (chat/completions, completions)",
                   file=sys.stderr, flush=True)
 
