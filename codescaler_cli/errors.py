@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Mapping
@@ -84,6 +85,25 @@ class ModelLoadError(CodescalerError):
 
 class BackendError(CodescalerError):
     """A backend (vLLM engine, HTTP server) failed in a way that stops the whole run. Exit status 1."""
+
+
+class StorageError(CodescalerError):
+    """A file or database could not be written or read back: a full disk, an I/O error, a corrupt cache. Exit
+    status 1 (a long run's hint says how to continue it)."""
+
+
+# What says the path itself cannot be written (a read-only filesystem, no permission, no such directory): the
+# person picks another, as for any bad argument. Anything else (a full disk, a quota, an I/O error) is a failure.
+_UNWRITABLE_PATH = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.EISDIR}
+
+
+def write_error(what: str, exc: OSError) -> CodescalerError:
+    """A failed write of `what` ("--output out.jsonl") as the error a person can act on: UsageError (exit 2) when
+    the path cannot be written, StorageError (exit 1) when the disk failed it (full, over quota, I/O error)."""
+    detail = exc.strerror or str(exc)
+    if exc.errno in _UNWRITABLE_PATH:
+        return UsageError(f"cannot write {what}: {detail}", "check that the directory exists and is writable")
+    return StorageError(f"cannot write {what}: {detail}", "free some space on that filesystem (or write elsewhere)")
 
 
 class DataLoadError(CodescalerError):

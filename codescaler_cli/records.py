@@ -25,6 +25,10 @@ from .errors import InputError
 
 STDIN_NAME = "<stdin>"
 
+# Deepest nesting a JSON document may have (serde_json's default limit): far beyond any real record, and shallow
+# enough that every record read can be written back out (Python's JSON encoder recurses once per level).
+MAX_NESTING = 128
+
 
 @dataclass(frozen=True)
 class FieldNames:
@@ -158,6 +162,70 @@ def _decode_lines(source: str, stream: IO[bytes]) -> Iterator[tuple[str, int, st
         yield source, number, text
 
 
+@dataclass(frozen=True)
+class JsonProblem:
+    """What makes a parsed JSON document unusable: `kind` "nesting", "number" (NaN or infinite) or "text" (a string
+    over the limit, `length` its characters), at `path` (keys and indices from the top)."""
+
+    kind: str
+    path: tuple[str | int, ...]
+    length: int = 0
+    value: Any = None
+
+    def where(self) -> str:
+        """The path as a field name, `candidates[0].meta`; a nesting problem names the field the nesting is in."""
+        path = self.path
+        if self.kind == "nesting":
+            keys = [i for i, part in enumerate(path) if isinstance(part, str)]
+            path = path[: keys[-1] + 1] if keys else path[:1]
+        shown, more = path[:8], len(path) > 8
+        text = ""
+        for part in shown:
+            text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        return text + ("…" if more else "")
+
+    def describe(self) -> str:
+        if self.kind == "nesting":
+            return f"is nested more than {MAX_NESTING} levels deep"
+        if self.kind == "number":
+            spelled = "NaN" if self.value != self.value else "Infinity" if self.value > 0 else "-Infinity"
+            return f"is {spelled}, which is not a JSON number"
+        return f"is {self.length:,} characters long"
+
+
+def json_problem(document: Any, *, max_text_chars: int | None = None, numbers: bool = False) -> JsonProblem | None:
+    """The first part of a parsed JSON document that cannot be handled, or None: nesting beyond MAX_NESTING, and
+    with `numbers` NaN or infinity (Python's json reads them; JSON has no such numbers), and strings longer than
+    `max_text_chars`. Iterative, so no document can exhaust the stack."""
+    if not isinstance(document, (dict, list)):
+        return None
+    # Paths are linked (parent, key) pairs, so walking a large document copies none; they are spelled out only
+    # for the problem found.
+    stack: list[tuple[Any, Any, int]] = [(document, None, 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return JsonProblem("nesting", _spelled(path))
+        for key, item in (node.items() if isinstance(node, dict) else enumerate(node)):
+            kind = type(item)
+            if kind is dict or kind is list:
+                stack.append((item, (path, key), depth + 1))
+            elif kind is str:
+                if max_text_chars is not None and len(item) > max_text_chars:
+                    return JsonProblem("text", _spelled((path, key)), length=len(item))
+            elif kind is float and numbers and not math.isfinite(item):
+                return JsonProblem("number", _spelled((path, key)), value=item)
+    return None
+
+
+def _spelled(path: Any) -> tuple[str | int, ...]:
+    parts: list[str | int] = []
+    while path is not None:
+        path, key = path
+        parts.append(key)
+    return tuple(reversed(parts))
+
+
 def json_array_elements(source: str, text: str) -> Iterator[tuple[int, Any, str]]:
     """(the line it starts on, its value, its text) for each element of the JSON array `text` holds; InputError,
     naming the line, where the document is not one JSON array."""
@@ -222,6 +290,11 @@ def parse_record(source: str, line: int, text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InputError(source, line, f"expected a JSON object, got {_type_name(value)}",
                          "each line must be one JSON object like {\"question\": ..., \"response\": ...}")
+    # Checked now, before any work: a record that could not be written back out would fail the run at its end.
+    problem = json_problem(value)
+    if problem is not None:
+        raise InputError(source, line, f"field '{problem.where()}' {problem.describe()}",
+                         "flatten the record; candidates need only a few flat fields")
     return value
 
 

@@ -229,3 +229,71 @@ def test_json_arrays_are_read_and_a_broken_one_suggests_jq(tmp_path: Path, rewar
     listed = tmp_path / "listed.json"
     listed.write_text('[\n  {"response": "x = 1"},\n  [1, 2]\n]\n', encoding="utf-8")
     _assert_input_error(runner.invoke(app, ["extract", str(listed)]), f"{listed}:3", "expected a JSON object")
+
+
+def _assert_too_deep(result, where: str) -> None:  # type: ignore[no-untyped-def]
+    """Exit 2 naming the line, the field (its path from the top of the record, shortened) and the limit. (Depths
+    the JSON reader itself cannot read, near a thousand levels depending on the stack in use, are refused as
+    "nested too deeply to read": test_deeply_nested_json_is_bad_input.)"""
+    _assert_input_error(result, where, "field 'meta.k[0].k[0]")
+    assert "…' is nested more than 128 levels deep" in result.stderr, result.stderr
+
+
+def _nested(depth: int) -> str:
+    """JSON text nested `depth` levels (spelled out: Python's encoder cannot write it, which is the bug)."""
+    opening = "".join("[" if level % 2 else '{"k": ' for level in range(depth))
+    closing = "".join("]" if level % 2 else "}" for level in reversed(range(depth)))
+    return opening + '"leaf"' + closing
+
+
+def _with_deep_meta(record: dict, depth: int) -> str:
+    """`record` with a pass-through field nested `depth` levels: json.loads reads it (the C parser goes deeper than
+    Python's encoder), so only a check up front stops it from failing the run when its output is written."""
+    return json.dumps(record)[:-1] + ', "meta": ' + _nested(depth) + "}"
+
+
+@pytest.mark.parametrize("depth", [200, 600])
+@pytest.mark.parametrize("command", ["rank", "extract", "eval"])
+def test_a_pass_through_field_nested_hundreds_of_levels_is_bad_input_naming_it(tmp_path: Path, command: str,
+                                                                              depth: int) -> None:
+    path = tmp_path / "deep.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + _with_deep_meta({**GOOD, "id": 2}, depth) + "\n", encoding="utf-8")
+    if command == "eval":
+        problems = tmp_path / "problems.jsonl"
+        problems.write_text("".join(json.dumps({"id": i, "question": "Echo.", "tests": [
+            {"input": "x\n", "output": "x\n"}]}) + "\n" for i in (1, 2)), encoding="utf-8")
+        args = ["eval", str(path), "--problems", str(problems), "--isolation", "fallback", "-q"]
+    else:
+        args = [command, str(path)] + (["-r", MISSING_MODEL] if command == "rank" else [])
+    _assert_too_deep(runner.invoke(app, args), f"{path}:2")
+
+
+def test_a_deep_record_fails_a_resumed_run_up_front_and_resume_finishes_once_it_is_fixed(
+        tmp_path: Path, reward_dir: Path) -> None:
+    """Before the check, the run died with "internal error: RecursionError" after ranking the problems before the
+    deep record, and every --resume died again at the same record."""
+    records = [{**GOOD, "id": problem, "response": f"```python\ndef add(a, b):\n    return a + b + {v}\n```"}
+               for problem in range(4) for v in range(2)]
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text("".join((_with_deep_meta(r, 600) if i == 5 else json.dumps(r)) + "\n"
+                            for i, r in enumerate(records)), encoding="utf-8")
+    output = tmp_path / "ranked.jsonl"
+
+    def rank(path: Path, *extra: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(app, ["rank", str(path), "-r", str(reward_dir), "--max-length", "128", "-o",
+                                   str(output), "-q", *extra])
+
+    fresh = rank(deep)
+    _assert_too_deep(fresh, f"{deep}:6")
+    assert not output.exists()  # refused before any work: nothing to resume from a run that could never end
+    assert rank(clean).exit_code == 0
+    reference = output.read_text(encoding="utf-8")
+    output.write_text("".join(reference.splitlines(keepends=True)[:4]), encoding="utf-8")  # problems 0 and 1 done
+    stuck = rank(deep, "--resume")
+    _assert_too_deep(stuck, f"{deep}:6")
+    deep.write_text(clean.read_text(encoding="utf-8"), encoding="utf-8")  # the record flattened
+    resumed = rank(deep, "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert output.read_text(encoding="utf-8") == reference

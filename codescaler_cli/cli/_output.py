@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 
+from ..errors import StorageError
 from ..records import Candidate, dumps, json_array
 from ..runs.reporter import Reporter
 from ..selection import top_k as keep_top_k
@@ -46,17 +47,27 @@ def stdout_is_terminal() -> bool:
 
 def write_stdout(text: str) -> None:
     """All of `text` to stdout, now. A signal arriving while a pipe is full can cut a buffered write short (CPython's
-    BufferedWriter returns the short count and TextIOWrapper drops the rest), so the bytes go out in a loop."""
-    buffer = getattr(sys.stdout, "buffer", None)
-    if buffer is None:  # a text-only stream (no pipe under it)
-        sys.stdout.write(text)
+    BufferedWriter returns the short count and TextIOWrapper drops the rest), so the bytes go out in a loop.
+
+    stdout on a full disk (or any device that fails) is a StorageError, not a crash; a reader that went away is
+    the BrokenPipeError callers handle."""
+    try:
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is None:  # a text-only stream (no pipe under it)
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
         sys.stdout.flush()
-        return
-    sys.stdout.flush()
-    data = memoryview(text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict"))
-    while data:
-        data = data[buffer.write(data):]
-    buffer.flush()
+        data = memoryview(text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict"))
+        while data:
+            data = data[buffer.write(data):]
+        buffer.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        silence_stdout()  # what stays buffered must not fail again when Python exits
+        raise StorageError(f"cannot write to standard output: {exc.strerror or exc}",
+                           "free some space where stdout goes, or write the records with -o FILE") from None
 
 
 def info(message: str) -> None:

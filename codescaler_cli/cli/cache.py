@@ -52,11 +52,21 @@ def info(directory: CacheDirArgument = None,
 def clear(directory: CacheDirArgument = None,
           only: Annotated[Optional[str], typer.Option("--only", help="Clear only 'scores' or only 'samples'.",
                                                       show_default=False)] = None) -> None:
-    """Delete the cached scores and samples (the directory and its database stay)."""
+    """Delete the cached scores and samples (the directory and its database stay; a corrupt database goes)."""
+    from ..runs.cache import CacheCorrupt, remove_cache
+
     if only not in (None, "scores", "samples"):
         raise UsageError(f"--only {only}: expected 'scores' or 'samples'")
-    with _open_existing(directory) as cache:
-        before = cache.info()
-        cache.clear(only or "all")
+    try:
+        with _open_existing(directory) as cache:
+            before = cache.info()
+            cache.clear(only or "all")
+    except CacheCorrupt as exc:
+        # Nothing in a damaged database can be trusted, whatever --only asked: the file goes (the next run that
+        # uses the directory starts a new one).
+        assert directory is not None
+        freed = remove_cache(directory)
+        print(f"{exc.message}: removed it ({freed / 1e6:.1f} MB)", file=sys.stderr)
+        return
     removed = [f"{before[kind]:,} {kind}" for kind in ("scores", "samples") if only in (None, kind)]
     print(f"cleared {' and '.join(removed)} from {before['path']}", file=sys.stderr)

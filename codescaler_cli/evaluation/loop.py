@@ -55,7 +55,7 @@ def run_evaluation(config: EvalConfig, candidates_file: str | Path | None = None
     """What `codescaler eval` runs: the problems of `config`; the candidates read from `candidates_file` ('-':
     `stdin`), or sampled, scored and ranked with `generator` and `scorer` (best-of-N); then `evaluate`. `cache`
     (a Cache, or its directory) serves the samples and scores it holds."""
-    with cache_of(cache) as opened:
+    with cache_of(cache, reporter) as opened:
         return _run_evaluation(config, candidates_file, generator, scorer, output, opened, stdin, reporter)
 
 

@@ -149,7 +149,7 @@ def evaluate_reward_model(data: PreferenceData | str | Path, scorer: Scorer | Sc
             sides.append(side)
         slots.append((sides[0], sides[1]))
     requests = [ScoreRequest(question=encodable(question), code=encodable(code)) for question, code in texts]
-    with cache_of(cache) as opened_cache:
+    with cache_of(cache, reporter) as opened_cache:
         waiting = loading_text(scorer) if isinstance(scorer, ScorerConfig) else None
         scores, truncated, failed = _score(requests, scorer, opened_cache,
                                            reporter.phase("Scoring", len(requests), waiting=waiting))

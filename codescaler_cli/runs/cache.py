@@ -9,6 +9,10 @@ The scorer and generator wrappers here open the real backend only on a miss: re-
 no model at all. Failed items (an `error`, a non-finite score) are never cached. SQLite in WAL mode with a busy
 timeout lets several runs on one machine share a cache; every write is one short transaction, and opening
 retries the locks SQLite does not wait for, so runs started together never fail on them.
+
+A cache is a convenience, never a reason for a run to fail: one that cannot be opened or written (a full disk, a
+read-only directory) or that turns out corrupt is a warning, and the run goes on without it (without writing to
+it, when only writing fails). `codescaler cache clear` removes a corrupt cache file.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.http import normalise_base_url
-from ..errors import UsageError
+from ..errors import StorageError
 from ..generation.base import GenerationRequest, GenerationStats, Generator, ProgressCallback, Sample, SamplingSettings
 from ..scoring.base import ScoreRequest, ScoreResult, Scorer, ScoringStats
+from .reporter import SILENT, Reporter
 
 CACHE_FILE = "codescaler-cache.sqlite3"
 SCHEMA_VERSION = 1
@@ -41,23 +46,68 @@ _LOOKUP_BATCH = 500  # keys per SELECT ... IN (...): well under SQLite's paramet
 OPEN_TIMEOUT = 60.0
 
 
+# SQLite's primary result codes for a file that is not (or no longer) a sound database.
+_CORRUPT = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
 def cache_file(directory: Path) -> Path:
     return Path(directory) / CACHE_FILE
 
 
-class Cache:
-    """The cache database in `directory` (created when missing), with hit and miss counts for this process."""
+class CacheCorrupt(StorageError):
+    """The cache file is damaged (or not a cache at all): `codescaler cache clear` removes it."""
 
-    def __init__(self, directory: Path | str) -> None:
+
+def corrupt(exc: BaseException) -> bool:
+    """Whether a database error says the file is corrupt or not a database."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _CORRUPT
+    return "malformed" in str(exc) or "not a database" in str(exc)
+
+
+def storage_error(directory: Path, exc: BaseException, doing: str) -> StorageError:
+    """A failed database operation as the error a person can act on: a corrupt file (named, with the command that
+    removes it), or one that cannot be used (a full disk, no permission, a lock held too long)."""
+    path = cache_file(directory)
+    if corrupt(exc):
+        return CacheCorrupt(f"the cache {path} is corrupt ({exc})",
+                            f"`codescaler cache clear {directory}` removes it")
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return StorageError(f"cannot {doing} the cache {path}: {detail}",
+                        "free some space, or give --cache a writable directory (or unset CODESCALER_CACHE)")
+
+
+class Cache:
+    """The cache database in `directory` (created when missing), with hit and miss counts for this process.
+
+    Opening raises StorageError (CacheCorrupt for a damaged file). During a run, a failed read or write is told
+    through `reporter` once and the cache steps aside: reads answer nothing after a corrupt or unreadable file,
+    writes are dropped after any failure; the run's own results are never lost to its cache.
+    """
+
+    def __init__(self, directory: Path | str, *, reporter: Reporter = SILENT) -> None:
         self.directory = Path(directory)
+        self.reporter = reporter
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._db = _open_database(cache_file(self.directory))
+            self._db: sqlite3.Connection | None = _open_database(cache_file(self.directory))
         except (OSError, sqlite3.Error) as exc:
-            raise UsageError(f"cannot open the cache in {self.directory}: {exc}",
-                             "give --cache a writable directory (or unset CODESCALER_CACHE)") from None
+            raise storage_error(self.directory, exc, "open") from None
+        self.readable = self.writable = True
         self.score_hits = self.score_misses = 0
         self.sample_hits = self.sample_misses = 0
+
+    def _step_aside(self, exc: sqlite3.Error, doing: str) -> None:
+        """After a failed read or write: warn once, stop writing, and stop reading when the file is damaged."""
+        if self.writable or (self.readable and doing == "read"):
+            error = storage_error(self.directory, exc, doing)
+            continuing = ("this run goes on without it" if isinstance(error, CacheCorrupt) or doing == "read"
+                          else "this run goes on, without caching what it computes")
+            self.reporter.warn(f"{error.message}; {continuing} ({error.hint})")
+        self.writable = False
+        if doing == "read" or corrupt(exc):
+            self.readable = False
 
     def __enter__(self) -> Cache:
         return self
@@ -67,62 +117,91 @@ class Cache:
 
     # -- scores ----------------------------------------------------------------------------------------------------
 
+    def _lookup(self, query: str, keys: Sequence[bytes]) -> Iterator[tuple[Any, ...]]:
+        """Rows of `query` (SELECT ... WHERE key IN ({marks})) for `keys`, in batches; none once reads failed."""
+        if not self.readable or self._db is None:
+            return
+        try:
+            for start in range(0, len(keys), _LOOKUP_BATCH):
+                batch = list(keys[start:start + _LOOKUP_BATCH])
+                yield from self._db.execute(query.format(marks=",".join("?" * len(batch))), batch).fetchall()
+        except sqlite3.Error as exc:
+            self._step_aside(exc, "read")
+
+    def _store(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        if not self.writable or self._db is None:
+            return
+        try:
+            with self._db:
+                self._db.executemany(statement, rows)
+        except sqlite3.Error as exc:
+            self._step_aside(exc, "write to")
+
     def get_scores(self, keys: Sequence[bytes]) -> dict[bytes, tuple[float, bool]]:
-        found: dict[bytes, tuple[float, bool]] = {}
-        for start in range(0, len(keys), _LOOKUP_BATCH):
-            batch = list(keys[start:start + _LOOKUP_BATCH])
-            marks = ",".join("?" * len(batch))
-            for key, score, truncated in self._db.execute(
-                    f"SELECT key, score, truncated FROM scores WHERE key IN ({marks})", batch):
-                found[bytes(key)] = (float(score), bool(truncated))
-        return found
+        return {bytes(key): (float(score), bool(truncated)) for key, score, truncated in
+                self._lookup("SELECT key, score, truncated FROM scores WHERE key IN ({marks})", keys)}
 
     def put_scores(self, items: Sequence[tuple[bytes, float, bool]]) -> None:
         now = time.time()
-        with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?)",
-                                 [(key, score, int(truncated), now) for key, score, truncated in items])
+        self._store("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?)",
+                    [(key, score, int(truncated), now) for key, score, truncated in items])
 
     # -- samples ---------------------------------------------------------------------------------------------------
 
     def get_samples(self, keys: Sequence[bytes]) -> dict[bytes, Sample]:
-        found: dict[bytes, Sample] = {}
-        for start in range(0, len(keys), _LOOKUP_BATCH):
-            batch = list(keys[start:start + _LOOKUP_BATCH])
-            marks = ",".join("?" * len(batch))
-            for key, text, finish_reason, tokens in self._db.execute(
-                    f"SELECT key, text, finish_reason, tokens FROM samples WHERE key IN ({marks})", batch):
-                found[bytes(key)] = Sample(text=bytes(text).decode("utf-8", "surrogatepass"),
-                                           finish_reason=finish_reason, tokens=int(tokens))
-        return found
+        return {bytes(key): Sample(text=bytes(text).decode("utf-8", "surrogatepass"), finish_reason=finish_reason,
+                                   tokens=int(tokens)) for key, text, finish_reason, tokens in
+                self._lookup("SELECT key, text, finish_reason, tokens FROM samples WHERE key IN ({marks})", keys)}
 
     def put_samples(self, items: Sequence[tuple[bytes, Sample]]) -> None:
         now = time.time()
-        with self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?)",
-                [(key, (sample.text or "").encode("utf-8", "surrogatepass"), sample.finish_reason, sample.tokens,
-                  now) for key, sample in items])
+        self._store("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?)",
+                    [(key, (sample.text or "").encode("utf-8", "surrogatepass"), sample.finish_reason,
+                      sample.tokens, now) for key, sample in items])
 
     # -- maintenance -----------------------------------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        scores = self._db.execute("SELECT count(*) FROM scores").fetchone()[0]
-        samples = self._db.execute("SELECT count(*) FROM samples").fetchone()[0]
-        size = sum(os.path.getsize(path) for path in self.directory.glob(CACHE_FILE + "*") if path.is_file())
+        """How many scores and samples the cache holds, and its size on disk; StorageError when it cannot say."""
+        assert self._db is not None
+        try:
+            scores = self._db.execute("SELECT count(*) FROM scores").fetchone()[0]
+            samples = self._db.execute("SELECT count(*) FROM samples").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise storage_error(self.directory, exc, "read") from None
         return {"path": str(cache_file(self.directory)), "scores": int(scores), "samples": int(samples),
-                "bytes": int(size)}
+                "bytes": cache_size(self.directory)}
 
     def clear(self, what: str = "all") -> None:
-        with self._db:
-            if what in ("all", "scores"):
-                self._db.execute("DELETE FROM scores")
-            if what in ("all", "samples"):
-                self._db.execute("DELETE FROM samples")
-        self._db.execute("VACUUM")
+        """Delete the scores, the samples or both, and give the space back; StorageError when that fails."""
+        assert self._db is not None
+        try:
+            with self._db:
+                if what in ("all", "scores"):
+                    self._db.execute("DELETE FROM scores")
+                if what in ("all", "samples"):
+                    self._db.execute("DELETE FROM samples")
+            self._db.execute("VACUUM")
+        except sqlite3.Error as exc:
+            raise storage_error(self.directory, exc, "clear") from None
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def cache_size(directory: Path) -> int:
+    """Bytes the cache's files (the database, its write-ahead log and index) take on disk."""
+    return sum(os.path.getsize(path) for path in Path(directory).glob(CACHE_FILE + "*") if path.is_file())
+
+
+def remove_cache(directory: Path) -> int:
+    """Delete the cache's files (a corrupt cache: nothing in it can be trusted); the bytes they took."""
+    size = cache_size(directory)
+    for path in Path(directory).glob(CACHE_FILE + "*"):
+        path.unlink(missing_ok=True)
+    return size
 
 
 def _open_database(path: Path) -> sqlite3.Connection:
@@ -171,12 +250,19 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
 
 
 @contextmanager
-def cache_of(cache: Cache | Path | str | None) -> Iterator[Cache | None]:
-    """The cache a run uses: one passed in (its owner closes it), or one opened in a directory for this run."""
+def cache_of(cache: Cache | Path | str | None, reporter: Reporter = SILENT) -> Iterator[Cache | None]:
+    """The cache a run uses: one passed in (its owner closes it), or one opened in a directory for this run, which
+    tells `reporter` when it fails. A cache that cannot be opened is a warning: the run goes on without one."""
     if cache is None or isinstance(cache, Cache):
         yield cache
         return
-    with Cache(cache) as opened:
+    try:
+        opened = Cache(cache, reporter=reporter)
+    except StorageError as exc:
+        reporter.warn(f"{exc.message}; this run goes on without it ({exc.hint})")
+        yield None
+        return
+    with opened:
         yield opened
 
 

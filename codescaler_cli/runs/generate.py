@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import write_error
 from ..extraction import extract_candidate
 from ..generation import Problem, problem_seeds
 from ..backends.loading import REWARD, check_model
@@ -58,7 +59,7 @@ def generate_solutions(problems: Sequence[Problem], generator: GeneratorConfig, 
     summary, are told through `reporter`.
     """
     output = output if output is not None else RunOutput(None, command="generate")
-    with cache_of(cache) as opened:
+    with cache_of(cache, reporter) as opened:
         run = _generate(problems, generator, scorer, output, opened, on_ranked, reporter)
         if opened is not None and opened is not cache:  # a cache passed in is its owner's to report
             reporter.info(f"cache: samples {opened.sample_hits} hits, {opened.sample_misses} misses; scores "
@@ -191,16 +192,22 @@ class _SavedSamples:
         groups = group_candidates(candidates)
         text = "".join(dumps(_sample_record(c)) + "\n" for group in groups for c in group)
         with uninterrupted():
-            if self._file is None:
-                self._file = open(self.path, "a", encoding="utf-8")
-            self._file.write(text)
-            self._file.flush()
+            try:
+                if self._file is None:
+                    self._file = open(self.path, "a", encoding="utf-8")
+                self._file.write(text)
+                self._file.flush()
+            except OSError as exc:
+                raise write_error(f"{self.path} (the samples drawn, kept for --resume)", exc) from None
             self.output.samples_saved += len(groups)
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError:
+                pass  # every write was flushed and checked; a failing close has nothing left to lose
 
     def discard(self) -> None:
         self.close()

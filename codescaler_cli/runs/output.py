@@ -6,7 +6,8 @@ that fails while loading its models costs nothing. A resumed run first checks it
 ones, then repairs the file (see `resume`). Every write is whole problems, held against SIGINT/SIGTERM, so the
 file always ends with a complete problem. Used as a context manager by the runs: on the way out, an error or an
 interrupt gets the hint (how many problems are complete, the command that continues the run), which the CLI's
-error layer prints.
+error layer prints. A file that cannot be written is bad usage (exit 2: a read-only or missing directory) or a
+storage failure (exit 1: a full disk), never a crash; what reached the file stays, and --resume continues it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import CodescalerError, UsageError
+from ..errors import CodescalerError, UsageError, write_error
 from ..records import dumps
 from .resume import (
     Progress,
@@ -111,8 +112,7 @@ class RunOutput:
                 with open(self.path, "a", encoding="utf-8"):
                     pass
             except OSError as exc:
-                raise UsageError(f"cannot write --output {self.path}: {exc.strerror or exc}",
-                                 "check that the directory exists and is writable") from None
+                raise write_error(f"--output {self.path}", exc) from None
         self._started = True
         return self.done
 
@@ -129,8 +129,7 @@ class RunOutput:
         try:
             self._file = open(self.path, "a" if self.resume else "w", encoding="utf-8")
         except OSError as exc:
-            raise UsageError(f"cannot write --output {self.path}: {exc.strerror or exc}",
-                             "check that the directory exists and is writable") from None
+            raise write_error(f"--output {self.path}", exc) from None
         if self._settings is not None:
             write_settings(self.path, self.command, self._settings, state=self._state)
         else:
@@ -149,8 +148,12 @@ class RunOutput:
             if self.path is not None:
                 self.open()
                 assert self._file is not None
-                self._file.write(text)
-                self._file.flush()
+                try:
+                    self._file.write(text)
+                    self._file.flush()
+                except OSError as exc:
+                    # Part of the text may have reached the file: --resume cuts a partial line or problem off.
+                    raise write_error(f"--output {self.path}", exc) from None
                 if state is not None:
                     self.save_state(state)
             self.written += len(problems)
@@ -195,14 +198,25 @@ class RunOutput:
         if succeeded and self._started:
             self.open()  # a run that wrote nothing still leaves its (empty) file and settings
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError as exc:
+                if succeeded:  # a failing run has its own error to tell; this one would only hide it
+                    raise write_error(f"--output {self.path}", exc) from None
 
     def __enter__(self) -> RunOutput:
         return self
 
     def __exit__(self, exc_type: object, exc: BaseException | None, traceback: object) -> None:
-        self.close(succeeded=exc is None)
+        try:
+            self.close(succeeded=exc is None)
+        except CodescalerError as failure:
+            self._add_hint(failure)
+            raise
+        self._add_hint(exc)
+
+    def _add_hint(self, exc: BaseException | None) -> None:
         if not self._started or self._settings is None:  # not begun, or not a run --resume can continue
             return
         if isinstance(exc, Interrupted) or (isinstance(exc, CodescalerError) and self.path is not None):

@@ -75,7 +75,7 @@ def rank_candidates(source: CandidateSource, scorer: ScorerConfig, *, output: Ru
     """
     scan = source.scan()  # every record validated before any model loads or any output is touched
     output = output if output is not None else RunOutput(None, command="rank")
-    with cache_of(cache) as opened:
+    with cache_of(cache, reporter) as opened:
         summary = _rank(source, scan, scorer, output, opened, on_ranked, reporter, select)
         if summary.problems:
             reporter.info(summary.describe(opened))

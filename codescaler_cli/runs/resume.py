@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, SettingsChanged, UsageError
+from ..errors import InputError, SettingsChanged, UsageError, write_error
 
 # 2: settings named by the configs' fingerprints (1 named them by command-line flags).
 SETTINGS_FORMAT = 2
@@ -49,9 +49,11 @@ def write_settings(output: Path, command: str, settings: dict[str, Any], *,
         partial.write_text(json.dumps(document, indent=2, ensure_ascii=True) + "\n", encoding="utf-8")
         partial.replace(path)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise UsageError(f"cannot write {path} (the run's settings, kept for --resume): {exc.strerror or exc}",
-                         "check that the output directory is writable") from None
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:
+            pass  # the error that matters is the write's
+        raise write_error(f"{path} (the run's settings, kept for --resume)", exc) from None
 
 
 def read_settings(output: Path) -> dict[str, Any] | None:
@@ -156,10 +158,13 @@ def repair_output(path: Path, group_hashes: Sequence[int], group_sizes: Sequence
                 good_offset = offset
     progress.dropped_records = in_group
     if os.path.getsize(path) > good_offset:
-        with open(path, "r+b") as handle:
-            handle.truncate(good_offset)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with open(path, "r+b") as handle:
+                handle.truncate(good_offset)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise write_error(f"{path} (cutting off its unfinished problem to resume)", exc) from None
     return progress
 
 

@@ -2,7 +2,9 @@
 
 Thin on purpose: request parsing is pydantic (`protocol`, `openai_protocol`), the work is `service.RewardService`
 and, with a generator, `best_of_n_service.BestOfNService` (OpenAI's chat and completions), batching is
-`batcher.Batcher`. Every error answer has OpenAI's shape `{"error": {"message", "type", "param", "code"}}`.
+`batcher.Batcher`, request bodies are read within the server's limits by `bodies.LimitedRoute`. Every error answer
+has OpenAI's shape `{"error": {"message", "type", "param", "code"}}`, and /openapi.json documents those (400 for
+a request the server will not run, never FastAPI's 422).
 """
 
 from __future__ import annotations
@@ -16,16 +18,32 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import openai_protocol, protocol
 from .best_of_n_service import BestOfNService
+from .bodies import BodyLimits, limited_route
 from .metrics import Metrics
 from .service import RequestError, RewardService
 
 # Paths anyone may call without the API key (load balancers and orchestrators probe it).
 PUBLIC_PATHS = frozenset({"/health"})
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": protocol.ErrorResponse, "description": description}
+
+
+# What the POST endpoints may answer besides 200, as /openapi.json documents it.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("The request is malformed or names something invalid; `param` names the field."),
+    401: _error("Missing or wrong API key (servers started with --api-key)."),
+    404: _error("The model named is not served here (or no generator serves this endpoint)."),
+    413: _error("The body is over --max-request-bytes, or a text in it over --max-text-chars (`param` names it)."),
+    503: _error("The queue is full or the server is shutting down; retry after the Retry-After header's seconds."),
+}
 
 
 class SafeJSONResponse(JSONResponse):
@@ -59,7 +77,7 @@ def _param(location: tuple[Any, ...]) -> str | None:
     return text or None
 
 
-def create_app(service: RewardService, metrics: Metrics, *, api_key: str | None = None,
+def create_app(service: RewardService, metrics: Metrics, *, limits: BodyLimits, api_key: str | None = None,
                on_shutdown: Callable[[], None] | None = None,
                on_startup: Callable[[], None] | None = None,
                best_of_n: BestOfNService | None = None) -> FastAPI:
@@ -72,6 +90,22 @@ def create_app(service: RewardService, metrics: Metrics, *, api_key: str | None 
             on_shutdown()
 
     app = FastAPI(title="codescaler serve", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.router.route_class = limited_route(limits)
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema, without the 422 answers this server never gives (its validation errors are 400s)."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            schemas = schema.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.middleware("http")
     async def authenticate_and_measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -107,8 +141,6 @@ def create_app(service: RewardService, metrics: Metrics, *, api_key: str | None 
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         param = _param(tuple(first.get("loc", ())))
-        if first.get("type") == "json_invalid":
-            return error_response(400, f"the body is not valid JSON: {first.get('msg')}", type="invalid_request_error")
         message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
         return error_response(400, message, type="invalid_request_error", param=param)
 
@@ -136,27 +168,27 @@ def create_app(service: RewardService, metrics: Metrics, *, api_key: str | None 
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    @app.post("/v1/rank")
+    @app.post("/v1/rank", responses=ERROR_RESPONSES)
     async def rank(request: protocol.RankRequest) -> Response:
         metrics.items.labels("/v1/rank").inc(len(request.candidates))
         return _answer(await service.rank(request))
 
-    @app.post("/v1/score")
+    @app.post("/v1/score", responses=ERROR_RESPONSES)
     async def score(request: protocol.ScoreRequest) -> Response:
         metrics.items.labels("/v1/score").inc(len(request.pairs))
         return _answer(await service.score(request))
 
-    @app.post("/v1/rewards")
+    @app.post("/v1/rewards", responses=ERROR_RESPONSES)
     async def rewards(request: protocol.RewardsRequest) -> Response:
         metrics.items.labels("/v1/rewards").inc(len(request.items))
         return _answer(await service.rewards(request))
 
-    @app.post("/get_reward")
+    @app.post("/get_reward", responses=ERROR_RESPONSES)
     async def get_reward(request: protocol.GetRewardRequest) -> Response:
         metrics.items.labels("/get_reward").inc(len(request.query))
         return _answer(await service.get_reward(request))
 
-    @app.post("/classify")
+    @app.post("/classify", responses=ERROR_RESPONSES)
     async def classify(request: protocol.ClassifyRequest) -> Response:
         metrics.items.labels("/classify").inc(len(request.input) if isinstance(request.input, list) else 1)
         return _answer(await service.classify(request))
@@ -175,11 +207,11 @@ def create_app(service: RewardService, metrics: Metrics, *, api_key: str | None 
         return StreamingResponse(result, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    @app.post("/v1/chat/completions", response_model=None)
+    @app.post("/v1/chat/completions", response_model=None, responses=ERROR_RESPONSES)
     async def chat_completions(request: openai_protocol.ChatCompletionRequest, http: Request) -> Response:
         return answer(await best_of_n_service().chat(request, http.state.received))
 
-    @app.post("/v1/completions", response_model=None)
+    @app.post("/v1/completions", response_model=None, responses=ERROR_RESPONSES)
     async def completions(request: openai_protocol.CompletionRequest, http: Request) -> Response:
         return answer(await best_of_n_service().completions(request, http.state.received))
 

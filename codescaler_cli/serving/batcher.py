@@ -22,7 +22,7 @@ from ..extraction import extract_candidate
 from ..pipeline import score_groups
 from ..records import Candidate
 from ..scoring.base import ScoreRequest, ScoreResult
-from .scorer import score_token_ids, tokenizer_of
+from .scorer import score_token_ids
 
 # Rough tokens per character for sizing batches before anything is tokenized (BPE on code and English).
 CHARS_PER_TOKEN = 4
@@ -235,9 +235,12 @@ class Batcher:
 
     def _run_ids(self, jobs: list[Job]) -> list[list[ScoreResult]]:
         inputs: list[list[int]] = []
+        texts = self.scorer.texts
         for job in jobs:
             for item in job.ids:
-                inputs.append(tokenizer_of(self.scorer)(item)["input_ids"] if isinstance(item, str) else item)
+                # A text is cut to what its first max_length tokens can cover before tokenizing (then flagged
+                # truncated as any over-long ids are).
+                inputs.append(texts.tokenizer(texts.bounded(item))["input_ids"] if isinstance(item, str) else item)
         results = score_token_ids(self.scorer, inputs) if inputs else []
         return _split(results, [len(job.ids) for job in jobs])
 

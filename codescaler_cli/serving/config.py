@@ -13,6 +13,12 @@ from .inputs import PROMPT_FORMATS
 
 LOG_LEVELS = ("warning", "info", "debug")
 
+# A request body at most (32 MiB: a batch of hundreds of long RL rollouts), and a text in it at most (4 million
+# characters: four times the longest response `rank` extracts, MAX_CANDIDATE_CHARS, and hundreds of times what the
+# reward model reads). Larger ones are answered 413 before any work.
+DEFAULT_MAX_REQUEST_BYTES = 32 << 20
+DEFAULT_MAX_TEXT_CHARS = 4_000_000
+
 
 def _help(text: str) -> dict[str, str]:
     return {"help": text}
@@ -36,6 +42,10 @@ class ServeConfig:
     max_batch_requests: int = field(default=256, metadata=_help("Requests per batch at most (1 turns batching off)."))
     max_queue: int = field(default=1024, metadata=_help(
         "Requests waiting at most; more are answered 503 with Retry-After."))
+    max_request_bytes: int = field(default=DEFAULT_MAX_REQUEST_BYTES, metadata=_help(
+        "Largest request body in bytes; a larger one is answered 413 before it is read."))
+    max_text_chars: int = field(default=DEFAULT_MAX_TEXT_CHARS, metadata=_help(
+        "Longest text (any string in a request) in characters; a longer one is answered 413 naming the field."))
     extraction: str = field(default="syntax", metadata=_help(
         "syntax: rank's extraction; upstream: training's rule (exactly one fenced block that ast.parse accepts)."))
     raw: bool = field(default=False, metadata=_help(

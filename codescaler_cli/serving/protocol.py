@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic_core import PydanticCustomError
 
 
 class _Request(BaseModel):
@@ -127,8 +128,45 @@ class GetRewardResponse(BaseModel):
 
 class ClassifyRequest(_Request):
     model: Optional[str] = None
-    input: Union[list[list[int]], list[int], list[str], str]
+    input: Union[list[list[StrictInt]], list[StrictInt], list[str], str] = Field(
+        description="A text, texts, one text's token ids, or several texts' token ids.")
     use_activation: Optional[bool] = None
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _one_kind_of_input(cls, value: Any) -> Any:
+        """One of the four shapes, token ids strictly integers (JSON's true and 1.0 are not ids), with an error
+        that names the offending item rather than every shape the union tried."""
+        if isinstance(value, str):
+            return value
+        if not isinstance(value, list):
+            raise _input_error("must be a text, a list of texts, or token ids (a list of integers, or a list of "
+                               "such lists)")
+        kinds = set(map(type, value))  # at C speed: a request may hold millions of ids
+        if kinds <= {str}:
+            return value
+        if kinds & {str, list} and kinds != {list}:
+            raise _input_error("mixes texts, token ids and lists of token ids: send one kind")
+        nested = kinds == {list}
+        for i, row in enumerate(value if nested else [value]):
+            if set(map(type, row)) <= {int}:
+                continue
+            j, token = next((j, token) for j, token in enumerate(row) if type(token) is not int)
+            at = f"[{i}][{j}]" if nested else f"[{j}]"
+            raise _input_error(f"item {at} is {_json_kind(token)}, not a token id (an integer)")
+        return value
+
+
+def _input_error(message: str) -> PydanticCustomError:
+    return PydanticCustomError("classify_input", message)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, float):
+        return f"the number {value!r}"
+    return "null" if value is None else f"a {type(value).__name__}"
 
 
 class ClassifyItem(BaseModel):

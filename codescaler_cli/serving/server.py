@@ -101,6 +101,7 @@ def run_server(config: ServeConfig) -> None:
                               "pip install 'codescaler[serve]'") from None
 
     from .app import create_app
+    from .bodies import BodyLimits
 
     _Server = _server_class()
     from .metrics import Metrics
@@ -172,7 +173,7 @@ def run_server(config: ServeConfig) -> None:
         print("codescaler serve: stopped", file=sys.stderr, flush=True)
 
     app = create_app(service, metrics, api_key=config.api_key, on_startup=started, on_shutdown=stopping,
-                     best_of_n=best_of_n)
+                     best_of_n=best_of_n, limits=BodyLimits(config.max_request_bytes, config.max_text_chars))
     server = _Server(uvicorn.Config(app, log_level=config.log_level, access_log=False,
                                            timeout_graceful_shutdown=config.graceful_timeout,
                                            timeout_keep_alive=30))
