@@ -187,8 +187,10 @@ def test_python_api_evaluates_and_reports(tmp_path: Path) -> None:
     report = evaluate(candidates, EvalConfig(isolation="fallback", jobs=1, test_timeout=3))
     accuracy = {row.name: row.accuracy for row in report.strategies}
     # The reward model prefers the hard-coded answer, which passes the public test but not the hidden one.
+    # Reward-weighted vote: the hard-coded answer's 3.0 outweighs the two equivalent programs' 1.0 + 1.0.
     assert accuracy == {"reward-model": 0.0, "first": 0.0, "random": pytest.approx(2 / 3), "vote": 1.0,
-                        "public-tests": 0.0, "public-tests+reward-model": 0.0, "oracle": 1.0}
+                        "reward-weighted-vote": 0.0, "public-tests": 0.0, "public-tests+reward-model": 0.0,
+                        "oracle": 1.0}
     assert report.isolation == "fallback" and report.curve_sizes == [1, 2, 3]
     assert report.curves["oracle"] == [pytest.approx(2 / 3), 1.0, 1.0]
     records = [c.record() for c in candidates]

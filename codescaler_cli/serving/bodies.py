@@ -94,7 +94,7 @@ def parse_body(body: bytes, limits: BodyLimits, model: type[BaseModel] | None) -
     try:
         document = json.loads(body)
     except RecursionError:
-        raise RequestError(f"the body is nested too deeply to read (more than {MAX_NESTING} levels)") from None
+        raise RequestError(f"the body is nested too deeply to read (up to {MAX_NESTING} levels are accepted)") from None
     except json.JSONDecodeError as exc:
         raise RequestError(f"the body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except UnicodeDecodeError as exc:
