@@ -122,16 +122,23 @@ def iter_lines(path: str | Path | None, stdin: IO[bytes] | None = None) -> Itera
         yield from _decode_lines(STDIN_NAME, stream)
         return
     source = str(path)
+    with open_input(path, "a JSONL file") as handle:
+        yield from _decode_lines(source, handle)
+
+
+def open_input(path: str | Path, kind: str,
+               hint: str = "check the path, or pass '-' to read standard input") -> IO[bytes]:
+    """An input file opened for reading bytes; InputError naming the file when it cannot be (`kind`: what it should
+    be, for the message about a directory)."""
+    source = str(path)
     try:
-        handle = open(path, "rb")
+        return open(path, "rb")
     except FileNotFoundError:
-        raise InputError(source, None, "no such file", "check the path, or pass '-' to read standard input") from None
+        raise InputError(source, None, "no such file", hint) from None
     except IsADirectoryError:
-        raise InputError(source, None, "is a directory, not a JSONL file") from None
+        raise InputError(source, None, f"is a directory, not {kind}") from None
     except PermissionError:
         raise InputError(source, None, "permission denied") from None
-    with handle:
-        yield from _decode_lines(source, handle)
 
 
 def _decode_lines(source: str, stream: IO[bytes]) -> Iterator[tuple[str, int, str]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InputError
-from ..records import STDIN_NAME
+from ..records import STDIN_NAME, open_input
 
 PARQUET_MAGIC = b"PAR1"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -34,17 +34,8 @@ def iter_records(path: str | Path | None, stdin: IO[bytes] | None = None) -> Ite
         stream = stdin if stdin is not None else sys.stdin.buffer
         yield from _rows(STDIN_NAME, io.BufferedReader(stream) if not hasattr(stream, "peek") else stream)
         return
-    source = str(path)
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        raise InputError(source, None, "no such file", "check the path, or pass '-' to read standard input") from None
-    except IsADirectoryError:
-        raise InputError(source, None, "is a directory, not a problems file") from None
-    except PermissionError:
-        raise InputError(source, None, "permission denied") from None
-    with handle:
-        yield from _rows(source, handle)
+    with open_input(path, "a problems file") as handle:
+        yield from _rows(str(path), handle)
 
 
 def count_records(path: Path) -> int:

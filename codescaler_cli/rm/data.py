@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InputError, UsageError
-from ..records import STDIN_NAME, iter_lines, json_array_elements, parse_record
+from ..records import STDIN_NAME, iter_lines, json_array_elements, open_input, parse_record
 
 FORMATS = ("codescaler", "trl", "rewardbench", "rm-bench")
 SPLITS = ("train", "test")
@@ -96,15 +96,8 @@ def read_rows(path: str | Path | None, stdin: IO[bytes] | None = None) -> list[R
         source = STDIN_NAME
     else:
         source = str(path)
-        try:
-            with open(path, "rb") as handle:
-                head = handle.read(4)
-        except FileNotFoundError:
-            raise InputError(source, None, "no such file", "check the path") from None
-        except IsADirectoryError:
-            raise InputError(source, None, "is a directory, not a data file") from None
-        except PermissionError:
-            raise InputError(source, None, "permission denied") from None
+        with open_input(path, "a data file", "check the path") as handle:
+            head = handle.read(4)
         if head == _PARQUET_MAGIC:
             return _parquet_rows(Path(path))
         if not _starts_json_array(Path(path)):
