@@ -21,34 +21,29 @@ def _no_placeholder(param: Any) -> None:
         param.metavar = ""
 
 
-class Command(TyperCommand):
-    """A Typer command whose flags, -h/--help included, show no `<bool>`."""
+class _FlagsWithoutPlaceholders:
+    """Mixed into a click command: its flags, -h/--help included, show no `<bool>`."""
+
+    params: list[Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
         for param in self.params:
             _no_placeholder(param)
 
     def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
+        option = super().get_help_option(ctx)  # type: ignore[misc]
         if option is not None:
             _no_placeholder(option)
         return option
 
 
-class Group(TyperGroup):
+class Command(_FlagsWithoutPlaceholders, TyperCommand):
+    """A Typer command whose flags show no `<bool>`."""
+
+
+class Group(_FlagsWithoutPlaceholders, TyperGroup):
     """The app (and `cache`): its own options and -h/--help without `<bool>`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for param in self.params:
-            _no_placeholder(param)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            _no_placeholder(option)
-        return option
 
 
 def _show_all(ctx: typer.Context, value: bool) -> None:
