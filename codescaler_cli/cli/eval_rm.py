@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from enum import Enum
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import UsageError
+from ..evaluation.report import write_json
 from ..rm.data import read_preference_data
 from ..rm.evaluate import RMReport, evaluate_reward_model
 from ..scoring import ScorerConfig
@@ -97,24 +97,12 @@ def eval_rm(
     with run_output:
         run_output.write([[item.record() for item in result.items]])
     if json_file is not None:
-        _write_json(report, json_file)
+        write_json(report, json_file)
     if json_file != "-":
         _print_table(report, terminal=stdout_is_terminal())
     if report.errors:
         warn(f"{report.errors} of {report.responses} responses could not be scored; they count as lost")
         raise typer.Exit(1)
-
-
-def _write_json(report: RMReport, path: str) -> None:
-    text = json.dumps(report.to_json(), indent=2) + "\n"
-    if path == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write --json {path}: {exc.strerror or exc}") from None
 
 
 def _print_table(report: RMReport, *, terminal: bool) -> None:

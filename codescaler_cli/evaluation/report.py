@@ -319,7 +319,8 @@ def print_table(report: Report, *, terminal: bool) -> None:
 # JSON and plot
 
 
-def write_json(report: Report, path: str | Path) -> None:
+def write_json(report: Report | Any, path: str | Path) -> None:
+    """Any report's `to_json()` (eval's, eval-rm's) to --json's file, or to stdout for '-'."""
     text = json.dumps(report.to_json(), indent=2) + "\n"
     if str(path) == "-":
         import sys
