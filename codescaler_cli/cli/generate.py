@@ -140,7 +140,7 @@ def _read_problems(question: str | None, problems_file: str | None, benchmark: B
     if problems_file is not None:
         if problems_file == "-" and stdin_is_terminal():
             raise UsageError("--problems - reads standard input, but nothing is piped")
-        return benchmark.select(read_problems(problems_file, stdin=getattr(sys.stdin, "buffer", None)))
+        return benchmark.select(lambda: read_problems(problems_file, stdin=getattr(sys.stdin, "buffer", None)))
     if benchmark.selecting:
         raise UsageError("--limit, --sample and the LiveCodeBench window select among problems: use them with "
                          "--benchmark NAME or --problems FILE")

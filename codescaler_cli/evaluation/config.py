@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -88,12 +88,13 @@ class BenchmarkConfig:
                              "widen --since/--until, or pick another --release")
         return problems
 
-    def select(self, problems: list[AnyProblem]) -> list[AnyProblem]:
-        """--limit / --sample applied to problems read from a file (a LiveCodeBench window needs the benchmark)."""
+    def select(self, read: Callable[[], list[AnyProblem]]) -> list[AnyProblem]:
+        """The problems `read` returns (a --problems file's), with --limit / --sample applied; a LiveCodeBench window
+        needs the benchmark, and is refused before anything is read."""
         if self.selection.windowed:
             raise UsageError("--release, --since and --until select LiveCodeBench problems by contest date: use "
                              "them with --benchmark livecodebench", "with --problems FILE use --limit or --sample")
-        return select_problems(problems, self.selection)
+        return select_problems(read(), self.selection)
 
     def generation_problems(self) -> list[Problem]:
         """The benchmark's selected problems as generate samples them: each its statement and starter code, under
@@ -167,8 +168,9 @@ class EvalConfig(BenchmarkConfig):
                              "e.g. codescaler eval samples.jsonl --benchmark humaneval")
         if self.benchmark is not None:
             return self.load_benchmark()
-        assert self.problems_file is not None
-        return self.select(read_problems_file(self.problems_file))
+        problems_file = self.problems_file
+        assert problems_file is not None
+        return self.select(lambda: read_problems_file(problems_file))
 
     def open_sandbox(self, problems: Sequence[EvalProblem] = ()) -> Sandbox:
         """The sandbox the tests of `problems` run in, with the modules their grading rules' programs import
