@@ -26,7 +26,7 @@ import typer
 
 from ..backends.loading import DEVICES, DTYPES
 from ..evaluation.benchmarks import LCB_RELEASES
-from ..evaluation.config import EvalConfig
+from ..evaluation.config import BenchmarkConfig, EvalConfig
 from ..evaluation.sandbox import ISOLATIONS
 from ..extraction import EXTRACTION_MODES
 from ..generation.config import ENDPOINTS, GeneratorConfig
@@ -243,15 +243,23 @@ GENERATOR_GROUP = _Group("generator", GeneratorConfig, "generator_config", (
 
 SANDBOX, SELECTION, COST = "Sandbox", "Benchmark selection", "Cost and selection"
 Release = _choices("Release", LCB_RELEASES)
-EVAL_GROUP = _Group("", EvalConfig, "eval_config", (
-    _Option("benchmark", ("--benchmark", "-b"), INPUT, metavar="NAME"),
-    _Option("problems_file", ("--problems", "-p"), INPUT, type=Optional[Path], extra=(("dir_okay", False),)),
+# The benchmark and its selection (BenchmarkConfig's fields), which eval and generate share.
+BENCHMARK_OPTION = _Option("benchmark", ("--benchmark", "-b"), INPUT, metavar="NAME")
+SELECTION_OPTIONS = (
     _Option("release", ("--release",), SELECTION, type=Optional[Release], extra=_ANY_CASE),
     _Option("since", ("--since",), SELECTION, metavar="YYYY-MM-DD"),
     _Option("until", ("--until",), SELECTION, metavar="YYYY-MM-DD", expert=True),
     _Option("limit", ("--limit",), SELECTION, extra=(("min", 1),), metavar="N"),
     _Option("sample", ("--sample",), SELECTION, extra=(("min", 1),), metavar="N", expert=True),
     _Option("sample_seed", ("--sample-seed",), SELECTION, metavar="SEED", expert=True),
+)
+# generate's --help has room for --limit only: its other selection options are shown by --help-all.
+BENCHMARK_GROUP = _Group("", BenchmarkConfig, "benchmark_config", (BENCHMARK_OPTION, *(
+    option if option.field == "limit" else replace(option, expert=True) for option in SELECTION_OPTIONS)))
+EVAL_GROUP = _Group("", EvalConfig, "eval_config", (
+    BENCHMARK_OPTION,
+    _Option("problems_file", ("--problems", "-p"), INPUT, type=Optional[Path], extra=(("dir_okay", False),)),
+    *SELECTION_OPTIONS,
     _Option("jobs", ("--jobs", "-j"), SANDBOX, extra=(("min", 1),), metavar="N"),
     _Option("test_timeout", ("--test-timeout",), SANDBOX, extra=(("min", 0.1),), metavar="SECONDS", expert=True),
     _Option("memory_mb", ("--memory",), SANDBOX, extra=(("min", 64),), metavar="MIB", expert=True),
@@ -291,6 +299,7 @@ SERVE_GROUP = _Group("", ServeConfig, "serve_config", (
             expert=True),
 ))
 eval_options = functools.partial(EVAL_GROUP.decorator, prefixed=False)
+benchmark_options = functools.partial(BENCHMARK_GROUP.decorator, prefixed=False)
 serve_options = functools.partial(SERVE_GROUP.decorator, prefixed=False)
 
 # What only generator servers read, what only an in-process engine reads, and what any generator reads.

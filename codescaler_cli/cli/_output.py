@@ -45,6 +45,17 @@ def stdout_is_terminal() -> bool:
         return False
 
 
+def print_code(code: str) -> None:
+    """A program on stdout: highlighted on a terminal, as it is in a pipe."""
+    if stdout_is_terminal():
+        from rich.console import Console
+        from rich.syntax import Syntax
+
+        Console().print(Syntax(code, "python", line_numbers=False, word_wrap=True))
+    else:
+        write_stdout(code + "\n")
+
+
 def write_stdout(text: str) -> None:
     """All of `text` to stdout, now. A signal arriving while a pipe is full can cut a buffered write short (CPython's
     BufferedWriter returns the short count and TextIOWrapper drops the rest), so the bytes go out in a loop.

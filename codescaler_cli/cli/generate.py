@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import UsageError
+from ..evaluation.config import BenchmarkConfig
 from ..generation import Problem, read_problems
 from ..generation.config import GeneratorConfig
 from ..runs import RunOutput, generate_solutions
@@ -25,6 +26,7 @@ from ._options import (
     RankedOutputFile,
     Quiet,
     Resume,
+    benchmark_options,
     generator_options,
     resume_command,
     scorer_options,
@@ -32,10 +34,11 @@ from ._options import (
     warn_ignored_generator_options,
     warn_ignored_scorer_options,
 )
-from ._output import OutputFormat, RecordWriter, exit_on_failures, info, reporting, stdout_is_terminal, write_stdout
+from ._output import OutputFormat, RecordWriter, exit_on_failures, info, print_code, reporting
 
 
 @handle_errors
+@benchmark_options()
 @scorer_options(prefixed=True)
 @generator_options()
 def generate(
@@ -45,15 +48,17 @@ def generate(
     problems_file: Annotated[Optional[str], typer.Option(
         "--problems", "-p", help="JSONL of problems ({\"id\", \"question\", \"starter_code\"?}); '-' for stdin.",
         show_default=False, metavar="FILE|-", rich_help_panel=INPUT)] = None,
+    benchmark_config: BenchmarkConfig = BenchmarkConfig(),
     generator_config: GeneratorConfig = GeneratorConfig(),
     scorer_config: ScorerConfig = ScorerConfig(),
     top_k: Annotated[Optional[int], typer.Option(
         "--top-k", "-k", min=1, help="Records per problem on stdout (jsonl/json/table). Default: all for one "
-        "question, 1 with --problems. --output keeps all.", show_default=False, rich_help_panel=OUTPUT)] = None,
+        "question, 1 with --problems or --benchmark. --output keeps all.", show_default=False,
+        rich_help_panel=OUTPUT)] = None,
     output: RankedOutputFile = None,
     output_format: Annotated[GenerateFormat, typer.Option(
         "--format", "-f", help="stdout: code (the best program), jsonl, json or table. auto: code for one question, "
-        "jsonl with --problems.", case_sensitive=False, rich_help_panel=OUTPUT)] = GenerateFormat.auto,
+        "jsonl with --problems or --benchmark.", case_sensitive=False, rich_help_panel=OUTPUT)] = GenerateFormat.auto,
     quiet: Quiet = False,
     resume: Resume = False,
     cache_dir: CacheDir = None,
@@ -66,7 +71,8 @@ def generate(
 
     The generator runs in-process with vLLM (or on servers with --base-url); the responses are extracted, scored by
     the reward model and ranked. One question: the best code on stdout, a summary on stderr. --problems: the top
-    record per problem as JSONL. A problem left without valid code exits 1, once everything is written. --output
+    record per problem as JSONL (--benchmark NAME: a built-in benchmark's problems, which `codescaler eval
+    --benchmark NAME` grades). A problem left without valid code exits 1, once everything is written. --output
     keeps every candidate, and an interrupted run continues with --resume, drawing the same samples.
 
     More examples:
@@ -75,14 +81,16 @@ def generate(
 
         codescaler generate "Write add(a, b)" --base-url http://127.0.0.1:8000/v1
 
+        codescaler generate --benchmark humaneval --limit 5 -n 4 -o all.jsonl
+
         codescaler generate --problems examples/problems.jsonl -n 16 --wave 4 --stop-agreement 3 -o all.jsonl
 
     With a --stop-* rule, samples are drawn in waves of --wave and a problem stops as soon as the rule holds (its
     records say how many samples it drew and which rule stopped it); `codescaler eval --calibrate` picks a rule.
     """
-    fmt = output_format
+    fmt, many = output_format, problems_file is not None or benchmark_config.benchmark is not None
     if fmt is GenerateFormat.auto:
-        fmt = GenerateFormat.jsonl if problems_file is not None else GenerateFormat.code
+        fmt = GenerateFormat.jsonl if many else GenerateFormat.code
     scorer_config.validate()
     if fmt is GenerateFormat.code:
         warn_ignored(ctx, ["top_k"], "with --format code (it prints the best program only)")
@@ -90,22 +98,23 @@ def generate(
     if not generator_config.stopping.adaptive:
         warn_ignored(ctx, ["generator_wave"], "without a --stop-score, --stop-margin or --stop-agreement rule")
     warn_ignored_scorer_options(ctx, scorer_config)
-    problems = _read_problems(question, problems_file)
+    problems = _read_problems(question, problems_file, benchmark_config)
     if fmt is GenerateFormat.code and len(problems) > 1:
         raise UsageError("--format code prints one program; with several problems use jsonl, json or table")
     run_output = RunOutput(output, command="generate", resume=resume, continue_with=resume_command())
     with RecordWriter(OutputFormat(fmt.value) if fmt is not GenerateFormat.code else OutputFormat.jsonl,
                       columns="rank", keep_going=output is not None, enabled=fmt is not GenerateFormat.code) \
             as writer, reporting(quiet=quiet) as reporter:
-        keep = top_k if top_k is not None else (1 if problems_file is not None else None)
+        keep = top_k if top_k is not None else (1 if many else None)
         run = generate_solutions(problems, generator_config, scorer_config, output=run_output, reporter=reporter,
+                                 settings=benchmark_config.selection_fingerprint(),
                                  cache=None if no_cache else cache_dir, on_ranked=lambda ranked: writer.write_ranked(
                                      ranked, keep, problem=str(ranked[0].record.get("id"))))
     if not run.groups:
         return
     best = run.best[0]
     if fmt is GenerateFormat.code and best.valid:
-        _print_code(best.code)
+        print_code(best.code)
     failed = [c for c in run.candidates if c.error is not None]
     exit_on_failures([f"{sample_name(c)}: {c.error}" for c in failed[:5]], len(failed), len(run.candidates),
                      "samples failed")
@@ -123,13 +132,18 @@ def generate(
     raise typer.Exit(1)
 
 
-def _read_problems(question: str | None, problems_file: str | None) -> list[Problem]:
-    if question is not None and problems_file is not None:
-        raise UsageError("give either a QUESTION or --problems, not both")
+def _read_problems(question: str | None, problems_file: str | None, benchmark: BenchmarkConfig) -> list[Problem]:
+    if [question, problems_file, benchmark.benchmark].count(None) < 2:
+        raise UsageError("give one of a QUESTION, --problems FILE or --benchmark NAME, not several")
+    if benchmark.benchmark is not None:
+        return benchmark.generation_problems()
     if problems_file is not None:
         if problems_file == "-" and stdin_is_terminal():
             raise UsageError("--problems - reads standard input, but nothing is piped")
-        return read_problems(problems_file, stdin=getattr(sys.stdin, "buffer", None))
+        return benchmark.select(lambda: read_problems(problems_file, stdin=getattr(sys.stdin, "buffer", None)))
+    if benchmark.selecting:
+        raise UsageError("--limit, --sample and the LiveCodeBench window select among problems: use them with "
+                         "--benchmark NAME or --problems FILE")
     if question is None:
         if stdin_is_terminal():
             raise UsageError("no problem given", 'pass it as an argument: codescaler generate "Write add(a, b)", '
@@ -138,13 +152,3 @@ def _read_problems(question: str | None, problems_file: str | None) -> list[Prob
     if not question.strip():
         raise UsageError("the problem text is empty")
     return [Problem(id=0, question=question, record={})]
-
-
-def _print_code(code: str) -> None:
-    if stdout_is_terminal():
-        from rich.console import Console
-        from rich.syntax import Syntax
-
-        Console().print(Syntax(code, "python", line_numbers=False, word_wrap=True))
-    else:
-        write_stdout(code + "\n")

@@ -16,7 +16,7 @@ how a test runs (`execution`, on top of `sandbox`; `runner` runs many), and what
 from __future__ import annotations
 
 from .candidates import EvalCandidate, from_candidates, has_scores, read_eval_candidates
-from .config import EvalConfig
+from .config import BenchmarkConfig, EvalConfig
 from .execution import STATUSES, TestsResult, build_program, run_tests
 from .loop import evaluate, problem_chunks, problem_groups, run_evaluation, score_candidates
 from .benchmarks import BENCHMARKS, BenchmarkSelection, list_benchmarks, load_benchmark
@@ -28,7 +28,7 @@ from .sandbox import ISOLATIONS, Limits, Program, RunResult, Sandbox
 from .strategies import STRATEGIES, Outcome, Strategy, pass_at_k
 
 __all__ = [
-    "BENCHMARKS", "BenchmarkSelection", "EvalCandidate", "EvalConfig", "EvalProblem",
+    "BENCHMARKS", "BenchmarkConfig", "BenchmarkSelection", "EvalCandidate", "EvalConfig", "EvalProblem",
     "GRADING_RULES", "GradingRule", "ISOLATIONS", "Limits", "Outcome", "Program", "ProgressCallback", "Report",
     "RunResult", "STATUSES", "STRATEGIES", "Sandbox", "Strategy", "StrategyRow", "Test", "TestsResult", "Timings",
     "build_program", "evaluate", "from_candidates", "has_scores", "list_benchmarks", "load_benchmark", "pass_at_k",

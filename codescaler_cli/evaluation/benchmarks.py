@@ -18,12 +18,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import UsageError
 from .formats import Row, count_records, iter_records
 from .hub_data import HubFiles, cached_files, fetch_files
 from .problems import EvalProblem, problem_from_record
+
+AnyProblem = TypeVar("AnyProblem")  # eval's problems or generate's
 
 # LiveCodeBench's releases: release_vN holds test.jsonl .. testN.jsonl (its loading script's ALLOWED_FILES), and the
 # problem counts its README gives for them.
@@ -245,9 +247,9 @@ def load_selection(benchmark: Benchmark, selection: BenchmarkSelection) -> list[
     return problems
 
 
-def select_problems(problems: list[EvalProblem], selection: BenchmarkSelection) -> list[EvalProblem]:
-    """`--limit` / `--sample` applied to problems already read (a --problems file): the same draw as for a
-    benchmark's rows."""
+def select_problems(problems: list[AnyProblem], selection: BenchmarkSelection) -> list[AnyProblem]:
+    """`--limit` / `--sample` applied to problems already read (a --problems file, for eval or generate): the same
+    draw as for a benchmark's rows."""
     if selection.limit is not None:
         return problems[:selection.limit]
     if selection.sample is None:

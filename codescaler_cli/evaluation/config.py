@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import UsageError
+from ..generation import Problem
 from ..stopping import DEFAULT_WAVE
 from .adaptive import DEFAULT_ORDERS
-from .benchmarks import BENCHMARKS, BenchmarkSelection, get_benchmark, load_selection, parse_day, select_problems
-from .problems import EvalProblem, read_problems_file
+from .benchmarks import (
+    BENCHMARKS,
+    AnyProblem,
+    BenchmarkSelection,
+    get_benchmark,
+    load_selection,
+    parse_day,
+    select_problems,
+)
+from .problems import EvalProblem, generation_problem, read_problems_file
 from .report import CostSettings
 from .sandbox import ISOLATIONS, Limits, Sandbox
 
@@ -24,16 +33,14 @@ def _help(text: str) -> dict[str, str]:
 
 
 @dataclass
-class EvalConfig:
-    """The problems (a built-in `benchmark` or a `problems_file`) and the sandbox the candidates' tests run in.
-    Each field's `metadata["help"]` says what it does (the CLI's option help is that text)."""
+class BenchmarkConfig:
+    """A built-in `benchmark` and which of its problems to use (a LiveCodeBench window, the first `limit` or a
+    `sample`): the problem selection `eval` and `generate` share. Each field's `metadata["help"]` is its option's
+    help."""
 
     benchmark: str | None = field(default=None, metadata=_help(
         f"A built-in benchmark ({', '.join(BENCHMARKS[:2])}, livecodebench, ...: `codescaler benchmarks`), graded "
         "as its own harness grades."))
-    problems_file: Path | None = field(default=None, metadata=_help(
-        "Problems with tests as their benchmark publishes them (HumanEval, MBPP, LiveCodeBench, ...; JSONL, JSON, "
-        ".gz or parquet)."))
     release: str | None = field(default=None, metadata=_help(
         "LiveCodeBench release: every problem released up to it."))
     since: str | None = field(default=None, metadata=_help(
@@ -44,6 +51,71 @@ class EvalConfig:
     sample: int | None = field(default=None, metadata=_help(
         "N problems drawn at random (with --sample-seed), kept in the benchmark's order."))
     sample_seed: int = field(default=0, metadata=_help("Seed of --sample's draw."))
+
+    @property
+    def selection(self) -> BenchmarkSelection:
+        """Which of the problems to use (a LiveCodeBench window, --limit or --sample)."""
+        return BenchmarkSelection(release=self.release, since=parse_day(self.since, "--since"),
+                                  until=parse_day(self.until, "--until"), limit=self.limit, sample=self.sample,
+                                  seed=self.sample_seed)
+
+    @property
+    def selecting(self) -> bool:
+        """Whether the selection leaves problems out: candidates of other problems are then skipped, not errors."""
+        selection = self.selection
+        return selection != BenchmarkSelection(seed=selection.seed)
+
+    def describe_selection(self) -> list[str]:
+        """The benchmark and its selection as options, e.g. `--benchmark livecodebench --release v6 --limit 20`
+        (without a benchmark: the selection only)."""
+        parts = [f"--benchmark {get_benchmark(self.benchmark).name}"] if self.benchmark is not None else []
+        for flag, value in (("--release", self.release), ("--since", self.since), ("--until", self.until),
+                            ("--limit", self.limit), ("--sample", self.sample)):
+            if value is not None:
+                parts.append(f"{flag} {value}")
+        if self.sample is not None:
+            parts.append(f"--sample-seed {self.sample_seed}")
+        return parts
+
+    def load_benchmark(self) -> list[EvalProblem]:
+        """The benchmark's problems (fetched into, or read from, the Hugging Face cache), selected."""
+        if self.benchmark is None:
+            raise UsageError("no --benchmark NAME given", "e.g. --benchmark humaneval (codescaler benchmarks lists "
+                             "them)")
+        problems = load_selection(get_benchmark(self.benchmark), self.selection)
+        if not problems:
+            raise UsageError(f"no problems of {' '.join(self.describe_selection())} match the selection",
+                             "widen --since/--until, or pick another --release")
+        return problems
+
+    def select(self, read: Callable[[], list[AnyProblem]]) -> list[AnyProblem]:
+        """The problems `read` returns (a --problems file's), with --limit / --sample applied; a LiveCodeBench window
+        needs the benchmark, and is refused before anything is read."""
+        if self.selection.windowed:
+            raise UsageError("--release, --since and --until select LiveCodeBench problems by contest date: use "
+                             "them with --benchmark livecodebench", "with --problems FILE use --limit or --sample")
+        return select_problems(read(), self.selection)
+
+    def generation_problems(self) -> list[Problem]:
+        """The benchmark's selected problems as generate samples them: each its statement and starter code, under
+        the benchmark's id (what `eval --benchmark` matches candidates by)."""
+        return [generation_problem(problem) for problem in self.load_benchmark()]
+
+    def selection_fingerprint(self) -> dict[str, Any]:
+        """The benchmark and selection, for the settings check of a resumed run."""
+        return {"benchmark": get_benchmark(self.benchmark).name if self.benchmark is not None else None,
+                "release": self.release, "since": self.since, "until": self.until, "limit": self.limit,
+                "sample": self.sample, "sample_seed": self.sample_seed if self.sample is not None else None}
+
+
+@dataclass
+class EvalConfig(BenchmarkConfig):
+    """The problems (a built-in `benchmark`, selected, or a `problems_file`) and the sandbox the candidates' tests
+    run in. Each field's `metadata["help"]` says what it does (the CLI's option help is that text)."""
+
+    problems_file: Path | None = field(default=None, metadata=_help(
+        "Problems with tests as their benchmark publishes them (HumanEval, MBPP, LiveCodeBench, ...; JSONL, JSON, "
+        ".gz or parquet)."))
     isolation: str = field(default="auto", metadata=_help(
         "auto: bubblewrap when it works here, else the weaker fallback; bwrap; fallback."))
     jobs: int | None = field(default=None, metadata=_help("Programs run in parallel. Default: the number of cores."))
@@ -83,30 +155,10 @@ class EvalConfig:
     def limits(self) -> Limits:
         return Limits(memory_bytes=self.memory_mb * 1024 * 1024)
 
-    @property
-    def selection(self) -> BenchmarkSelection:
-        """Which of the problems to use (a LiveCodeBench window, --limit or --sample)."""
-        return BenchmarkSelection(release=self.release, since=parse_day(self.since, "--since"),
-                                  until=parse_day(self.until, "--until"), limit=self.limit, sample=self.sample,
-                                  seed=self.sample_seed)
-
-    @property
-    def selecting(self) -> bool:
-        """Whether the selection leaves problems out: candidates of other problems are then skipped, not errors."""
-        selection = self.selection
-        return selection != BenchmarkSelection(seed=selection.seed)
-
     def describe_problems(self) -> str:
         """The problems as options, e.g. `--benchmark livecodebench --release v6 --limit 20`."""
-        parts = [f"--benchmark {get_benchmark(self.benchmark).name}" if self.benchmark is not None
-                 else f"--problems {self.problems_file}"]
-        for flag, value in (("--release", self.release), ("--since", self.since), ("--until", self.until),
-                            ("--limit", self.limit), ("--sample", self.sample)):
-            if value is not None:
-                parts.append(f"{flag} {value}")
-        if self.sample is not None:
-            parts.append(f"--sample-seed {self.sample_seed}")
-        return " ".join(parts)
+        parts = self.describe_selection()
+        return " ".join(parts if self.benchmark is not None else [f"--problems {self.problems_file}", *parts])
 
     def load_problems(self) -> list[EvalProblem]:
         """The problems of the benchmark (fetched into, or read from, the Hugging Face cache) or of the file,
@@ -114,18 +166,11 @@ class EvalConfig:
         if (self.benchmark is None) == (self.problems_file is None):
             raise UsageError("give exactly one of --benchmark NAME or --problems FILE",
                              "e.g. codescaler eval samples.jsonl --benchmark humaneval")
-        selection = self.selection
         if self.benchmark is not None:
-            problems = load_selection(get_benchmark(self.benchmark), selection)
-            if not problems:
-                raise UsageError(f"no problems of {self.describe_problems()} match the selection",
-                                 "widen --since/--until, or pick another --release")
-            return problems
-        if selection.windowed:
-            raise UsageError("--release, --since and --until select LiveCodeBench problems by contest date: use "
-                             "them with --benchmark livecodebench", "with --problems FILE use --limit or --sample")
-        assert self.problems_file is not None
-        return select_problems(read_problems_file(self.problems_file), selection)
+            return self.load_benchmark()
+        problems_file = self.problems_file
+        assert problems_file is not None
+        return self.select(lambda: read_problems_file(problems_file))
 
     def open_sandbox(self, problems: Sequence[EvalProblem] = ()) -> Sandbox:
         """The sandbox the tests of `problems` run in, with the modules their grading rules' programs import
@@ -147,10 +192,7 @@ class EvalConfig:
                     problems_digest = file_sha256(handle)
             except OSError:
                 pass
-        settings: dict[str, Any] = {
-            "benchmark": get_benchmark(self.benchmark).name if self.benchmark is not None else None,
-            "release": self.release, "since": self.since, "until": self.until, "limit": self.limit,
-            "sample": self.sample, "sample_seed": self.sample_seed if self.sample is not None else None,
+        settings: dict[str, Any] = self.selection_fingerprint() | {
             "problems_file": str(Path(self.problems_file).resolve()) if self.problems_file is not None else None,
             "problems_sha256": problems_digest, "test_timeout": self.test_timeout, "memory_mb": self.memory_mb,
             "isolation": sandbox.isolation,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InputError, UsageError
-from ..generation import Generator, Problem
+from ..generation import Generator
 from ..generation.config import GeneratorConfig
 from ..pipeline import lazy_scorer, score_groups
 from ..records import group_candidates, group_hash
@@ -38,7 +38,7 @@ from .candidates import EvalCandidate, from_candidates, has_scores, read_eval_ca
 from .config import EvalConfig, file_sha256
 from .execution import STATUSES
 from .generated_tests import run_generated_tests, write_tests
-from .problems import EvalProblem
+from .problems import EvalProblem, generation_problem
 from .report import GeneratedTestsTiming, Report, summarize
 from .runner import Timings, run_chunk
 from .sandbox import Sandbox
@@ -332,9 +332,7 @@ def _generate(problems: list[EvalProblem], generator: GeneratorConfig, scorer: S
     """Best-of-N's candidates for the problems (sampled, scored, ranked), and the seconds scoring took."""
     from ..runs.generate import generate_solutions
 
-    items = [Problem(id=p.id, question=p.question, starter_code=p.starter_code or None, record={},
-                     source=p.source, line=p.line or 0) for p in problems]
-    run = generate_solutions(items, generator, scorer, cache=cache, reporter=reporter)
+    run = generate_solutions([generation_problem(p) for p in problems], generator, scorer, cache=cache, reporter=reporter)
     failed = [c for c in run.candidates if c.error is not None]
     if failed:
         reporter.warn(f"{len(failed)} samples failed ({failed[0].error}); they count as wrong answers")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InputError
+from ..generation.problems import Problem
 from .formats import iter_records
 from .grading import GRADING_RULES, GradingRule
 
@@ -86,6 +87,12 @@ class EvalProblem:
     def grading(self) -> GradingRule:
         """The rule its verdicts follow: the harness's import header, comparisons and time limit per test."""
         return GRADING_RULES[self.grader]
+
+
+def generation_problem(problem: EvalProblem) -> Problem:
+    """The problem as generate samples it: its statement and starter code, under its id."""
+    return Problem(id=problem.id, question=problem.question, starter_code=problem.starter_code or None, record={},
+                   source=problem.source, line=problem.line or 0)
 
 
 def problem_key(problem_id: Any) -> str:

@@ -45,7 +45,7 @@ CPU_ROUND_SAMPLES = 16
 def generate_solutions(problems: Sequence[Problem], generator: GeneratorConfig, scorer: ScorerConfig, *,
                        output: RunOutput | None = None, cache: Cache | Path | None = None,
                        on_ranked: Callable[[list[Candidate]], None] | None = None,
-                       reporter: Reporter = SILENT) -> BestOfNRun:
+                       reporter: Reporter = SILENT, settings: dict[str, Any] | None = None) -> BestOfNRun:
     """Sample `generator.n` solutions per problem, extract, score and rank them, writing each problem's ranked
     candidates to `output` (and handing them to `on_ranked`) as it is ranked; returns what the run did.
 
@@ -56,11 +56,12 @@ def generate_solutions(problems: Sequence[Problem], generator: GeneratorConfig, 
 
     A resumed `output` reuses the base seed it recorded when `generator.seed` is None. `cache` (a Cache, or its
     directory) serves the samples and scores it holds. Candidates cut at the reward model's max length, and a
-    summary, are told through `reporter`.
+    summary, are told through `reporter`. `settings`: what else the problems depend on (a benchmark's selection,
+    `BenchmarkConfig.selection_fingerprint()`), recorded with the models' settings so --resume checks it.
     """
     output = output if output is not None else RunOutput(None, command="generate")
     with cache_of(cache, reporter) as opened:
-        run = _generate(problems, generator, scorer, output, opened, on_ranked, reporter)
+        run = _generate(problems, generator, scorer, output, opened, on_ranked, reporter, settings or {})
         if opened is not None and opened is not cache:  # a cache passed in is its owner's to report
             reporter.info(f"cache: samples {opened.sample_hits} hits, {opened.sample_misses} misses; scores "
                           f"{opened.score_hits} hits, {opened.score_misses} misses ({opened.directory})")
@@ -71,7 +72,7 @@ def generate_solutions(problems: Sequence[Problem], generator: GeneratorConfig, 
 
 def _generate(problems: Sequence[Problem], generator: GeneratorConfig, scorer: ScorerConfig, output: RunOutput,
               cache: Cache | None, on_ranked: Callable[[list[Candidate]], None] | None,
-              reporter: Reporter) -> BestOfNRun:
+              reporter: Reporter, settings: dict[str, Any]) -> BestOfNRun:
     run = BestOfNRun()
     with output:
         seed = generator.seed if generator.seed is not None else output.recorded_setting("generator_seed")
@@ -79,7 +80,7 @@ def _generate(problems: Sequence[Problem], generator: GeneratorConfig, scorer: S
         saved = _SavedSamples(output, problems, config.n, round_samples=_round_samples(config))
         adaptive = config.stopping.adaptive
         sizes = _written_sizes(output, problems, config.n) if adaptive else [config.n] * len(problems)
-        done = output.start(config.fingerprint() | scorer.fingerprint(), hashes=saved.hashes, sizes=sizes,
+        done = output.start(config.fingerprint() | scorer.fingerprint() | settings, hashes=saved.hashes, sizes=sizes,
                             key_of=_problem_hash)
         sampled = saved.load() if output.resume and not adaptive else []
         if output.resume:
