@@ -394,3 +394,12 @@ def test_a_judge_server_that_died_is_replaced() -> None:
         public, everything = verdicts(box, MBPP_PROBLEM, "def similar_elements(a, b):\n"
                                                          "    return tuple(sorted(set(a) & set(b)))\n")
         assert (public.status, everything.status) == ("passed", "passed")
+
+
+def test_a_value_that_cannot_be_shown_is_a_wrong_answer(sandbox: Sandbox) -> None:
+    # 10**5000 is over Python's limit for converting an int to decimal text: json.dumps and repr() both raise.
+    # It is not the expected 3, so the test fails, as under LiveCodeBench (its `==` decides, not the rendering).
+    (result,) = run_test_sets(sandbox, FUNCTIONAL_PROBLEM, "def add(a, b):\n    return 10 ** 5000\n",
+                              [FUNCTIONAL_PROBLEM.tests], test_timeout=5)
+    assert result.status == "failed" and result.passed == 0, result
+    assert "int that cannot be shown" in result.detail, result

@@ -361,10 +361,15 @@ def compare_lcb_output(printed: str, expected: str, options: Dict[str, Any]) -> 
 
 
 def _preview(value: Any) -> str:
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
+    """A returned value, shown for a failed test's detail. Showing it never decides the verdict: a value neither
+    JSON nor repr() can render (an int over Python's digit limit for str(), a repr that raises) is shown by its
+    type."""
+    for render in (json.dumps, repr):
+        try:
+            return render(value)
+        except Exception:
+            continue
+    return f"<a {type(value).__name__} that cannot be shown>"
 
 
 # How a test's result (a functional call's value, a stdin program's output) is compared with its expected output,
