@@ -513,7 +513,8 @@ class Sandbox:
                 judge_host_side.close()
                 judge_program_side.close()
             host = wire.Channel(host_side.fileno(), deadline=time.monotonic() + budget)
-            host.send(spec)
+            # The judge takes at most the CPU seconds we wait for it (RLIMIT_CPU): none outlives its verdict.
+            host.send({**spec, "cpu_seconds": int(budget) + 2})
             while True:
                 event = host.receive()
                 events.append((time.perf_counter() - started, event))
