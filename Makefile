@@ -52,8 +52,9 @@ tiny-models: $(VENV)/.installed
 
 # `codescaler eval` sandboxes programs with bubblewrap, under the system's python3, which must have the packages
 # benchmarks' candidates import (numpy: LiveCodeBench and EvalPlus have it; numpy and pandas: DeepCoder's and the
-# CodeScaler paper's import header). As root (CI) install what is missing.
-SANDBOX_DEBIAN_PACKAGES := bubblewrap python3 python3-numpy python3-pandas
+# CodeScaler paper's import header); libseccomp2 for the seccomp filter it passes to bwrap (via pyseccomp). As root
+# (CI) install what is missing.
+SANDBOX_DEBIAN_PACKAGES := bubblewrap libseccomp2 python3 python3-numpy python3-pandas
 bubblewrap:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		missing=""; \

@@ -251,6 +251,10 @@ def _notes(report: dict[str, Any]) -> list[str]:
     if not report["sandbox"]["works"]:
         notes.append("bubblewrap is not usable, so `eval` runs candidates in a weaker fallback sandbox: "
                      "apt-get install bubblewrap (" + report["sandbox"]["detail"] + ")")
+    if "NOT blocked" in report["sandbox"].get("syscalls", ""):
+        notes.append("programs of `eval` can use the kernel keyrings, which one program of a zygote slot could use "
+                     "to pass data to the next: pip install pyseccomp and apt-get install libseccomp2 ("
+                     + report["sandbox"]["syscalls"] + ")")
     if report["sandbox"].get("cgroups_unavailable"):
         notes.append("memory and process limits of `eval` apply to each process, not to a program as a whole: "
                      + report["sandbox"]["cgroups_unavailable"])
@@ -326,7 +330,7 @@ def format_environment(report: dict[str, Any]) -> str:
         rows.extend([("sandbox", f"{sandbox['isolation']}: {sandbox['view']}"),
                      ("sandbox python", sandbox["interpreter"]), ("sandbox memory", sandbox["memory"]),
                      ("sandbox processes", sandbox["processes"]), ("sandbox files", sandbox["filesystem"]),
-                     ("sandbox start-up", sandbox["startup"])])
+                     ("sandbox start-up", sandbox["startup"]), ("sandbox syscalls", sandbox["syscalls"])])
     rows.append(("hf cache", f"{hub.get('cache')}" + (" (offline: HF_HUB_OFFLINE)" if hub["offline"] else "")))
     for role, model in report["models"].items():
         state = f"cached at {model['where']}" if model.get("available") else model.get("detail", "not available")

@@ -6,7 +6,9 @@ limits together. Without per-program limits these programs took several times th
 
 from __future__ import annotations
 
+import errno
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
@@ -219,3 +221,28 @@ def test_groups_left_by_a_killed_run_are_removed_by_the_next() -> None:
         for directory in (stale / "codescaler-1-abc123-0", stale, alive):
             if directory.exists():
                 directory.rmdir()
+
+
+KEYCTL_ERRNO = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+result = libc.syscall(250, 0, -4, 0)  # keyctl(KEYCTL_GET_KEYRING_ID, the user keyring), x86_64
+print(result, ctypes.get_errno())
+"""
+
+
+def test_programs_started_on_their_own_get_no_kernel_keyrings() -> None:
+    with Sandbox(isolation="bwrap", jobs=1) as box:
+        assert "no kernel keyrings" in box.describe()
+        result = box.run(Program({"main.py": KEYCTL_ERRNO}))
+        assert result.stdout.split() == ["-1", str(errno.EPERM)], (result.stdout, result.stderr)
+
+
+def test_without_libseccomp_eval_runs_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyseccomp", None)  # fault injection: the binding cannot be imported
+    with Sandbox(isolation="bwrap", jobs=1) as box:
+        assert "kernel keyrings NOT blocked (libseccomp cannot be used" in box.describe()
+        assert "NOT blocked" in box.mechanisms().syscalls
+        result = box.run(Program({"main.py": "print('ok')"}))
+        assert result.stdout.strip() == "ok", result

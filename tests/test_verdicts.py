@@ -10,6 +10,8 @@ process cannot reach."""
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 
@@ -394,3 +396,76 @@ def test_a_judge_server_that_died_is_replaced() -> None:
         public, everything = verdicts(box, MBPP_PROBLEM, "def similar_elements(a, b):\n"
                                                          "    return tuple(sorted(set(a) & set(b)))\n")
         assert (public.status, everything.status) == ("passed", "passed")
+
+
+def test_a_value_that_cannot_be_shown_is_a_wrong_answer(sandbox: Sandbox) -> None:
+    # 10**5000 is over Python's limit for converting an int to decimal text: json.dumps and repr() both raise.
+    # It is not the expected 3, so the test fails, as under LiveCodeBench (its `==` decides, not the rendering).
+    (result,) = run_test_sets(sandbox, FUNCTIONAL_PROBLEM, "def add(a, b):\n    return 10 ** 5000\n",
+                              [FUNCTIONAL_PROBLEM.tests], test_timeout=5)
+    assert result.status == "failed" and result.passed == 0, result
+    assert "int that cannot be shown" in result.detail, result
+
+
+# A forged load error whose description costs the judge unbounded CPU to decode: 50,000 bases to try, each with a
+# 100,000-element tuple of arguments. The judge must give up within its timer, and never outlive the verdict.
+FORGED_LOAD_ERROR = """
+import json, os
+fd = [f for f in range(3, 64) if os.path.exists("/proc/self/fd/%d" % f)
+      and os.readlink("/proc/self/fd/%d" % f).startswith("socket:")][0]
+args = {"$tuple": [list(range(100000))]}
+msg = {"load_error": {"type": "X", "builtin": ["UnicodeDecodeError"] * 50000 + ["ValueError"], "args": args,
+                      "message": "m"}}
+data = json.dumps(msg).encode()
+os.write(fd, len(data).to_bytes(4, "big") + data)
+os._exit(0)
+"""
+
+
+def forked_judges(box: Sandbox) -> list[int]:
+    """The judges the judge server forked that are still alive: the server's descendants that are judge.py
+    processes whose parent is one too (the server's own parent is bwrap, or us)."""
+    parents: dict[int, int] = {}
+    judges: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2:].split()
+        if fields[0] in (b"Z", b"X"):  # exited: it spins no more
+            continue
+        parents[int(entry)] = int(fields[1])
+        if b"judge.py" in command and not command.split(b"\0")[0].endswith(b"bwrap"):
+            judges.add(int(entry))
+
+    def below_server(pid: int) -> bool:
+        return parents.get(pid) in judges
+
+    def descends_from(pid: int, root: int) -> bool:
+        while pid in parents and pid != root:
+            pid = parents[pid]
+        return pid == root
+
+    root = box._judge.process.pid  # type: ignore[union-attr]
+    return [pid for pid in judges if below_server(pid) and descends_from(pid, root)]
+
+
+def test_a_forged_load_error_cannot_keep_the_judge_busy(sandbox: Sandbox) -> None:
+    started = time.monotonic()
+    for result in verdicts(sandbox, FUNCTIONAL_PROBLEM, FORGED_LOAD_ERROR):
+        assert result.status in ("timeout", "error"), result
+    # The verdict is in: every judge of that program ends, on its own, within the test's timer (not the hour the
+    # decoding would take). Waited for, with a generous bound.
+    while forked_judges(sandbox):
+        assert time.monotonic() - started < 60, f"judges still running: {forked_judges(sandbox)}"
+        time.sleep(0.1)
+    # And the next honest program is judged as ever.
+    (result,) = run_test_sets(sandbox, FUNCTIONAL_PROBLEM, "def add(a, b):\n    return a + b\n",
+                              [FUNCTIONAL_PROBLEM.tests], test_timeout=5)
+    assert result.status == "passed", result

@@ -152,3 +152,46 @@ def test_a_zygote_that_is_gone_is_replaced() -> None:
             slot.process.wait()
         assert candidate_pid(box) == 2
         assert not box.zygote_problem and box.mechanisms().startup.startswith("a zygote")
+
+
+# The kernel's keyrings belong to a uid in a user namespace, not to a sandbox: keys one program of a slot stored in
+# its user (-4), user-session (-5) or persistent keyring would be there for the next program of the slot.
+KEYRINGS = """
+import ctypes, errno
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+ADD_KEY, KEYCTL = 248, 250  # x86_64
+KEYCTL_GET_PERSISTENT, KEYCTL_SEARCH, KEYCTL_READ = 22, 10, 11
+"""
+KEY_WRITER = KEYRINGS + """
+for ring in (-4, -5):
+    _libc.syscall(ADD_KEY, b"user", b"leak%d" % -ring, b"secret-from-A", 13, ring)
+persistent = _libc.syscall(KEYCTL, KEYCTL_GET_PERSISTENT, -1, -4)
+if persistent > 0:
+    _libc.syscall(ADD_KEY, b"user", b"leak-persistent", b"secret-from-A", 13, persistent)
+def leftovers():
+    return []
+def pid():
+    return 3
+"""
+KEY_READER = KEYRINGS + """
+def leftovers():
+    found = []
+    persistent = _libc.syscall(KEYCTL, KEYCTL_GET_PERSISTENT, -1, -4)
+    for ring, name in ((-4, b"leak4"), (-5, b"leak5"), (persistent, b"leak-persistent")):
+        key = _libc.syscall(KEYCTL, KEYCTL_SEARCH, ring, b"user", name, 0)
+        if key > 0:
+            data = ctypes.create_string_buffer(64)
+            found.append((name, data.raw[:max(_libc.syscall(KEYCTL, KEYCTL_READ, key, data, 64), 0)]))
+    return found
+def pid():
+    # Any keyring call fails with EPERM: the seccomp filter answers, not a missing key.
+    result = _libc.syscall(KEYCTL, KEYCTL_SEARCH, -4, b"user", b"leak4", 0)
+    return 3 if (result, ctypes.get_errno()) == (-1, errno.EPERM) else -ctypes.get_errno()
+"""
+
+
+def test_no_kernel_keyring_reaches_the_next_program(one_slot: Sandbox) -> None:
+    assert verdict(one_slot, KEY_WRITER).passed == 2
+    after = verdict(one_slot, KEY_READER)
+    assert (after.status, after.passed) == ("passed", 2), after.detail

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import itertools
 import json
 import marshal
@@ -81,6 +82,10 @@ _JUDGE_TMP_BYTES = 16 * 1024**2
 _ZYGOTE_MEMORY = 512 * 1024**2
 # Seconds a zygote may take to start, to fork, or to clean up after a program, before its slot is replaced.
 _ZYGOTE_SECONDS = 30.0
+# System calls that fail with EPERM in the sandbox (a seccomp filter, under bwrap): the kernel's keyrings are per
+# uid and user namespace, not per sandbox, so keys one program of a zygote's slot stores (in its user, user-session
+# or persistent keyring) would be there for the next. No program, judge or zygote needs them.
+_DENIED_SYSCALLS = ("add_key", "request_key", "keyctl")
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,7 @@ class Mechanisms:
     filesystem: str
     interpreter: str
     startup: str
+    syscalls: str = ""
     cgroups_unavailable: str = ""
 
     def as_dict(self) -> dict[str, str]:
@@ -216,8 +222,11 @@ class Sandbox:
         self._busy_slots: set[_Slot] = set()
         self._slot_lock = threading.Lock()
         self.zygote_problem = ""  # why candidate processes are started on their own, when they are
+        self._syscall_filter: bytes | None = None
+        self.syscall_filter_unavailable = ""  # why programs may use the kernel keyrings under bwrap, when they may
         try:
             self._cgroups, self.cgroups_unavailable = open_cgroups()
+            self._syscall_filter, self.syscall_filter_unavailable = _syscall_filter()
             self.isolation, self.interpreter = self._choose(isolation, python)
             self.python = self.interpreter.executable
             self._compile_harness()
@@ -513,7 +522,8 @@ class Sandbox:
                 judge_host_side.close()
                 judge_program_side.close()
             host = wire.Channel(host_side.fileno(), deadline=time.monotonic() + budget)
-            host.send(spec)
+            # The judge takes at most the CPU seconds we wait for it (RLIMIT_CPU): none outlives its verdict.
+            host.send({**spec, "cpu_seconds": int(budget) + 2})
             while True:
                 event = host.receive()
                 events.append((time.perf_counter() - started, event))
@@ -543,13 +553,15 @@ class Sandbox:
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": "/tmp" if bwrap else workdir,
                "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8", "PYTHONHASHSEED": "0",
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        # bwrap reads the filter from a descriptor of its own (it reads it to the end).
+        seccomp = [_memory_file("seccomp", self._syscall_filter)] if bwrap and self._syscall_filter else []
         if bwrap:
             command = self._bwrap_command(command, limits, files or {}, die_with_parent=die_with_parent,
-                                          extra=bwrap_options)
+                                          extra=[*bwrap_options, *(["--seccomp", str(seccomp[0])] if seccomp else [])])
         try:
             process = subprocess.Popen(
                 command, cwd=self._root if bwrap else work, env=env, stdin=stdin, stdout=stdout, stderr=stderr,
-                start_new_session=True, close_fds=True, pass_fds=[*keep, *(files or {}).values()],
+                start_new_session=True, close_fds=True, pass_fds=[*keep, *(files or {}).values(), *seccomp],
                 # Runs in the child after fork and before exec: nothing but syscalls.
                 preexec_fn=_child_setup(limits if rlimits else None, processes, group,
                                         uid if drop_privileges else None))
@@ -557,6 +569,9 @@ class Sandbox:
             if group is not None:
                 group.remove()
             raise
+        finally:
+            for fd in seccomp:
+                os.close(fd)
         if group is not None:
             group.close_join()
         with self._running_lock:
@@ -736,14 +751,24 @@ class Sandbox:
                 (f" ({self.zygote_problem})" if self.zygote_problem else "")
         return Mechanisms(isolation=self.isolation, view=view, memory=memory, processes=processes,
                           filesystem=filesystem, interpreter=self.interpreter.describe(), startup=startup,
+                          syscalls=self._describe_syscalls(),
                           cgroups_unavailable=self.cgroups_unavailable if self._cgroups is None else "")
+
+    def _describe_syscalls(self) -> str:
+        if self.isolation != "bwrap":
+            return "all (no seccomp filter without bwrap)"
+        if self._syscall_filter is None:
+            return f"all: the kernel keyrings are NOT blocked ({self.syscall_filter_unavailable})"
+        return f"a seccomp filter makes {', '.join(_DENIED_SYSCALLS)} fail (EPERM): no shared kernel keyrings"
 
     def describe(self) -> str:
         """One line saying which isolation and limits programs get, and under which interpreter."""
         per_program = "per program (cgroups)" if self._cgroups is not None else "per process (rlimits)"
         if self.isolation == "bwrap":
-            return (f"bwrap: minimal read-only view of the host, own sized tmpfs directories, no network, own PIDs; "
-                    f"memory and process limits {per_program}; python {self.interpreter.describe()}; "
+            keyrings = "no kernel keyrings (seccomp)" if self._syscall_filter is not None else \
+                f"kernel keyrings NOT blocked ({self.syscall_filter_unavailable})"
+            return (f"bwrap: minimal read-only view of the host, own sized tmpfs directories, no network, own PIDs, "
+                    f"{keyrings}; memory and process limits {per_program}; python {self.interpreter.describe()}; "
                     f"{self.jobs} parallel")
         why = f" ({self.reason})" if self.reason else ""
         return (f"fallback{why}: own temporary directory, scrubbed environment and resource limits only; "
@@ -961,6 +986,23 @@ def sandbox_mechanisms(python: str | None = None) -> dict[str, Any]:
     except UsageError as exc:
         info.update(works=False, isolation=None, detail=exc.message)
     return info
+
+
+def _syscall_filter() -> tuple[bytes | None, str]:
+    """The seccomp filter (BPF, for this machine's architecture) that makes `_DENIED_SYSCALLS` fail with EPERM and
+    allows everything else, built by libseccomp; (None, why) where libseccomp cannot be loaded."""
+    try:
+        import pyseccomp
+
+        syscall_filter = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+        for name in _DENIED_SYSCALLS:
+            syscall_filter.add_rule(pyseccomp.ERRNO(errno.EPERM), name)
+        with tempfile.TemporaryFile() as handle:
+            syscall_filter.export_bpf(handle)
+            handle.seek(0)
+            return handle.read(), ""
+    except Exception as exc:  # no pyseccomp, no libseccomp.so.2, or a libseccomp that refuses: run without it
+        return None, f"libseccomp cannot be used: {type(exc).__name__}: {exc}"
 
 
 def _memory_file(name: str, data: bytes) -> int:

@@ -21,6 +21,7 @@ import errno
 import io
 import json
 import os
+import resource
 import signal
 import socket
 import sys
@@ -38,6 +39,8 @@ else:  # run as a script in the sandbox, next to wire.py
 
 # Outcomes a test reports that are not statuses: the candidate's process is gone, and the host knows why.
 GONE = "gone"
+# The builtin exception classes a candidate's exception may name (its MRO's builtins: a handful) that are tried.
+_MAX_EXCEPTION_BASES = 8
 
 
 class _TestTimeout(BaseException):
@@ -201,21 +204,19 @@ class _Judge:
                 raise _ProgramUnusable("error", "the program's process did not start the harness")
             self.host.send({"event": "ready"})
             self._send({"source": spec["source"], "setup": spec.get("setup", ""), "path": spec.get("path", [])})
+            # Everything the candidate's process sends is decoded under a timer: its error's description too,
+            # which it writes as it likes.
             with self._timer(self.timeout):
                 loaded = self._receive()
+                if type(loaded) is dict and "load_error" in loaded:
+                    status, detail = describe_program_exception(loaded["load_error"])
+                    raise _ProgramUnusable("error" if status == "failed" else status, detail)
+                names = loaded.get("loaded") if type(loaded) is dict else None
+                if type(names) is not list or not all(type(name) is str for name in names):
+                    raise _ProgramUnusable("error", "the program's process did not report what it defines")
         except BaseException as exc:
             status, detail = self._status_of(exc)
             self.host.send({"event": "load_failed", "status": status, "detail": detail})
-            return
-        if type(loaded) is dict and "load_error" in loaded:
-            status, detail = describe_program_exception(loaded["load_error"])
-            self.host.send({"event": "load_failed", "status": "error" if status == "failed" else status,
-                            "detail": detail})
-            return
-        names = loaded.get("loaded") if type(loaded) is dict else None
-        if type(names) is not list or not all(type(name) is str for name in names):
-            self.host.send({"event": "load_failed", "status": "error",
-                            "detail": "the program's process did not report what it defines"})
             return
         self.host.send({"event": "loaded"})
         for phase in spec["phases"]:
@@ -361,10 +362,15 @@ def compare_lcb_output(printed: str, expected: str, options: Dict[str, Any]) -> 
 
 
 def _preview(value: Any) -> str:
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
+    """A returned value, shown for a failed test's detail. Showing it never decides the verdict: a value neither
+    JSON nor repr() can render (an int over Python's digit limit for str(), a repr that raises) is shown by its
+    type."""
+    for render in (json.dumps, repr):
+        try:
+            return render(value)
+        except Exception:
+            continue
+    return f"<a {type(value).__name__} that cannot be shown>"
 
 
 # How a test's result (a functional call's value, a stdin program's output) is compared with its expected output,
@@ -404,21 +410,26 @@ def raise_program_exception(description: Any) -> None:
     name = str(description.get("type", "Exception"))[:100]
     message = str(description.get("message", ""))[:1000]
     bases = description.get("builtin")
-    for base in bases if type(bases) is list else []:
+    try:  # once, whatever the number of bases tried
+        arguments: Any = wire.decode(description.get("args"))
+    except wire.ProtocolError:
+        arguments = None
+    # The candidate writes this list: only an MRO's first few entries are ever tried.
+    for base in bases[:_MAX_EXCEPTION_BASES] if type(bases) is list else []:
         cls = getattr(builtins, str(base), None)
         if not (isinstance(cls, type) and issubclass(cls, BaseException)):
             continue
         if not issubclass(cls, Exception):  # SystemExit, KeyboardInterrupt, GeneratorExit
             raise _ProgramExit(f"{name}: {message}".rstrip(": "))
-        exc = _construct(cls, description.get("args"), message)
+        exc = _construct(cls, arguments, message)
         if exc is not None:
             exc.program_type = name  # type: ignore[attr-defined]
             raise exc
     raise _ProgramExit(f"{name}: {message}")
 
 
-def _construct(cls: type, encoded_args: Any, message: str) -> Optional[BaseException]:
-    for attempt in (lambda: cls(*wire.decode(encoded_args)), lambda: cls(message)):
+def _construct(cls: type, arguments: Any, message: str) -> Optional[BaseException]:
+    for attempt in (lambda: cls(*arguments), lambda: cls(message)):
         try:
             exc = attempt()
         except Exception:
@@ -432,6 +443,8 @@ def describe_program_exception(description: Any) -> Tuple[str, str]:
     """The status and detail of an exception the candidate's process reported (loading failed)."""
     try:
         raise_program_exception(description)
+    except _TestTimeout:
+        raise
     except _ProgramExit as exc:
         return "error", str(exc)
     except wire.ProtocolError as exc:
@@ -455,6 +468,10 @@ def judge_program(host_fd: int, program_fd: int) -> None:
     program = wire.Channel(program_fd, max_frame=wire.UNTRUSTED_FRAME_BYTES, outgoing=wire.MARSHAL)
     try:
         spec = host.receive()
+        # The host waits `cpu_seconds` for this program at most: a judge never outlives that by spinning.
+        cpu_seconds = int(spec.get("cpu_seconds", 0))
+        if cpu_seconds > 0:
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
         _Judge(host, program, spec).run()
     except (wire.ChannelClosed, BrokenPipeError):
         pass  # the host gave up on this program (its deadline, or an interrupt)
