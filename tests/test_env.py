@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -68,14 +69,23 @@ def bubblewrap_runs_a_program() -> bool:
 
 def test_env_says_why_bubblewrap_does_not_work(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap at all
-    assert json.loads(runner.invoke(app, ["env", "--json"]).stdout)["sandbox"] == {
-        "bwrap": None, "works": False, "detail": "bwrap not found on PATH"}
-    broken = tmp_path / "bwrap"  # one that cannot make namespaces, as in a locked-down container
+    sandbox = json.loads(runner.invoke(app, ["env", "--json"]).stdout)["sandbox"]
+    assert (sandbox["bwrap"], sandbox["works"], sandbox["isolation"]) == (None, False, "fallback"), sandbox
+    assert sandbox["detail"] == "bubblewrap (bwrap) is not installed", sandbox
+    # One that cannot make namespaces, as in a locked-down container; where the unprivileged uid a run gets as root
+    # can start it (pytest's own directories are root's alone).
+    bin_dir = Path(tempfile.mkdtemp(prefix="codescaler-fake-bwrap-"))
+    bin_dir.chmod(0o755)
+    broken = bin_dir / "bwrap"
     broken.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
     broken.chmod(0o755)
-    sandbox = json.loads(runner.invoke(app, ["env", "--json"]).stdout)["sandbox"]
-    assert sandbox == {"bwrap": str(broken), "works": False,
-                       "detail": "bwrap: No permissions to create new namespace"}
+    monkeypatch.setenv("PATH", str(bin_dir))
+    try:
+        sandbox = json.loads(runner.invoke(app, ["env", "--json"]).stdout)["sandbox"]
+    finally:
+        shutil.rmtree(bin_dir)
+    assert (sandbox["bwrap"], sandbox["works"], sandbox["isolation"]) == (str(broken), False, "fallback"), sandbox
+    assert "No permissions to create new namespace" in sandbox["detail"], sandbox
 
 
 def test_env_text_is_one_line_per_item(monkeypatch: pytest.MonkeyPatch) -> None:
