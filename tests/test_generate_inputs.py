@@ -53,7 +53,7 @@ def test_automatic_ids_never_collide_with_explicit_ones(tmp_path: Path) -> None:
 def test_question_and_problems_together_is_a_usage_error(tmp_path: Path) -> None:
     problems = write_jsonl(tmp_path / "p.jsonl", [{"question": "q"}])
     result = runner.invoke(app, ["generate", "Write add", "--problems", str(problems)])
-    assert result.exit_code == 2 and "not both" in result.stderr and result.stdout == ""
+    assert result.exit_code == 2 and "not several" in result.stderr and result.stdout == ""
 
 
 def test_a_wrong_reward_model_fails_before_any_generator_starts(reward_dir: Path, tmp_path: Path) -> None:
