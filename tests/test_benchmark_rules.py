@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from helpers.sample_candidates import LEETCODE_SUBARRAY_SUM as SUBARRAY_SUM
 from hub_fixtures import (
     deepcoder_row,
     eval_benchmark,
@@ -34,16 +35,6 @@ def stdin(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"input": i, "output": o, "testtype": "stdin"} for i, o in pairs]
 
 
-# A LeetCode program as models write it: `List` and `Counter` come from LiveCodeBench's import header.
-SUBARRAY_SUM = """class Solution:
-    def subarraySum(self, nums: List[int], k: int) -> int:
-        seen, total, count = Counter({0: 1}), 0, 0
-        for x in nums:
-            total += x
-            count += seen[total - k]
-            seen[total] += 1
-        return count
-"""
 # rllm's header (DeepCoder, the CodeScaler paper) imports numpy as np; LiveCodeBench's does not.
 NUMPY_SUM = "values = np.array(list(map(int, input().split())))\nprint(int(values.sum()))\n"
 # Iterating over sys.stdin: rllm serves a StringIO (iterable), LiveCodeBench an object that is not.

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.sample_candidates import LEETCODE_SUBARRAY_SUM as LEETCODE
 
 from codescaler_cli.evaluation import harness
 from codescaler_cli.evaluation.grading import (
@@ -81,16 +82,6 @@ def test_lcb_functional_comparison_is_python_equality_with_a_top_level_tuple_as_
     assert lcb_calls_solution_method("# class Solution is textual\ndef f(): pass")
     assert not lcb_calls_solution_method("def maxSum(nums): pass")
 
-
-LEETCODE = """class Solution:
-    def subarraySum(self, nums: List[int], k: int) -> int:
-        seen, total, count = Counter({0: 1}), 0, 0
-        for x in nums:
-            total += x
-            count += seen[total - k]
-            seen[total] += 1
-        return count
-"""
 
 
 def test_lcb_header_lets_leetcode_programs_use_typing_and_collections_unimported() -> None:

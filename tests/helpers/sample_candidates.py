@@ -22,3 +22,14 @@ RECORDS = [
     {"question": Q1, "code": SUM_A_COMMENTED},
     {"question": Q2, "response": "```python\ndef biggest(xs)\n    return max(xs)\n```"},
 ]
+
+# A LeetCode program as models write it: `List` and `Counter` come from LiveCodeBench's import header.
+LEETCODE_SUBARRAY_SUM = """class Solution:
+    def subarraySum(self, nums: List[int], k: int) -> int:
+        seen, total, count = Counter({0: 1}), 0, 0
+        for x in nums:
+            total += x
+            count += seen[total - k]
+            seen[total] += 1
+        return count
+"""
